@@ -1,0 +1,155 @@
+//! Throwaway Tansu brokers (Kafka protocol), one per call, with sqlite storage in a temp dir so that
+//! messages and committed offsets survive [`Kafka::stop`] and [`Kafka::kill`] followed by
+//! [`Kafka::start_again`].
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+
+use crate::port::{accepts_connections, free_port};
+use crate::process::Process;
+use crate::wait::wait_for;
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Without it, fetching messages that carry headers slows down quadratically with sqlite storage.
+const HEADER_INDEX: &str = "create index if not exists header_record_idx on header (topition, offset_id)";
+
+pub struct Kafka {
+    /// The broker's working dir, which holds tansu.db. It lies in the system temp dir, away from any
+    /// `.env` file, which tansu would read from its working dir or above.
+    dir: TempDir,
+    port: u16,
+    tansu: PathBuf,
+    broker: Process,
+}
+
+impl Kafka {
+    /// A broker on a free port. Tansu creates no topic on first use: see [`Kafka::create_topic`].
+    pub fn start() -> Result<Kafka> {
+        let tansu = tansu_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("outbox-kafka-")
+            .tempdir()
+            .context("creating a temp dir for Tansu")?;
+        let port = free_port()?;
+        let broker = spawn(&tansu, dir.path(), port)?;
+        let mut kafka = Kafka {
+            dir,
+            port,
+            tansu,
+            broker,
+        };
+        kafka.wait_ready()?;
+        Ok(kafka)
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
+        let output = Command::new(&self.tansu)
+            .current_dir(self.dir.path())
+            .args(["topic", "create", name, "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .arg("--partitions")
+            .arg(partitions.to_string())
+            .output()
+            .context("running tansu topic create")?;
+        if !output.status.success() {
+            bail!(
+                "tansu topic create {name} failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait for the exit. Sends in flight then fail, which a producer must retry.
+    pub fn stop(&mut self) -> Result<()> {
+        self.broker.stop(libc::SIGTERM, STOP_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// SIGKILL: the broker vanishes without closing its connections.
+    pub fn kill(&mut self) -> Result<()> {
+        self.broker.kill9()?;
+        Ok(())
+    }
+
+    /// Starts the stopped broker again on the same port and data.
+    pub fn start_again(&mut self) -> Result<()> {
+        self.broker = spawn(&self.tansu, self.dir.path(), self.port)?;
+        self.wait_ready()
+    }
+
+    pub fn log(&self) -> String {
+        self.broker.log()
+    }
+
+    /// The broker creates its tables before it listens, so the index can go in once the port is open.
+    fn wait_ready(&mut self) -> Result<()> {
+        let (broker, port) = (&mut self.broker, self.port);
+        wait_for(START_TIMEOUT, "Tansu to accept connections", || {
+            broker.ensure_running()?;
+            Ok(accepts_connections(port))
+        })?;
+        let output = Command::new("sqlite3")
+            .current_dir(self.dir.path())
+            .args(["-cmd", ".timeout 10000", "tansu.db", HEADER_INDEX])
+            .output()
+            .context("running sqlite3 (scripts/services.sh installs it)")?;
+        if !output.status.success() {
+            bail!(
+                "adding the header index to tansu.db failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn spawn(tansu: &Path, dir: &Path, port: u16) -> Result<Process> {
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(tansu);
+    cmd.current_dir(dir)
+        .arg("broker")
+        .arg("--listener-url")
+        .arg(&listener)
+        .arg("--advertised-listener-url")
+        .arg(&listener)
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        // Tansu reads these from the environment; a developer's settings must not leak into tests.
+        .env_remove("SCHEMA_REGISTRY")
+        .env_remove("DATA_LAKE")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    Process::start_logging_to(cmd, &dir.join("tansu.log"))
+}
+
+/// `$TANSU_BIN`, else where scripts/install-tansu.sh puts it.
+fn tansu_binary() -> Result<PathBuf> {
+    let path = match env::var_os("TANSU_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let home = env::var_os("HOME").context("HOME is not set, so Tansu cannot be found")?;
+            Path::new(&home).join(".cache/outbox-relay/tansu-0.6.0/bin/tansu")
+        }
+    };
+    if !path.is_file() {
+        bail!(
+            "Tansu (the Kafka-protocol broker for tests) is not at {}: run scripts/install-tansu.sh, \
+             or point TANSU_BIN at a tansu 0.6.0 binary",
+            path.display()
+        );
+    }
+    Ok(path)
+}

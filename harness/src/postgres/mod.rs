@@ -1,0 +1,175 @@
+//! Throwaway PostgreSQL clusters, one per call, each with its own data dir and loopback port, set up for
+//! logical replication and for crash and restart tests.
+
+mod installation;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+use tokio_postgres::NoTls;
+
+use crate::port::free_port;
+use crate::process::Process;
+use crate::wait::wait_for;
+use installation::{installation, Installation};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Postgres {
+    dir: TempDir,
+    port: u16,
+    wal_level: String,
+    server: Process,
+}
+
+impl Postgres {
+    /// A cluster with `wal_level=logical` and room for 10 replication slots and WAL senders.
+    pub fn start() -> Result<Postgres> {
+        Self::start_with_wal_level("logical")
+    }
+
+    /// E.g. `"replica"`, to test how the relay reports a server that cannot decode logically.
+    pub fn start_with_wal_level(wal_level: &str) -> Result<Postgres> {
+        let installation = installation()?;
+        let dir = tempfile::Builder::new()
+            .prefix("outbox-pg-")
+            .tempdir()
+            .context("creating a temp dir for a PostgreSQL cluster")?;
+        installation.give_to_owner(dir.path())?;
+        // cp -a keeps the owner and the 0700 mode that postgres insists on.
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(installation.template.join("data"))
+            .arg(dir.path().join("data"))
+            .status()
+            .context("running cp")?;
+        if !status.success() {
+            bail!("copying the PostgreSQL template data dir failed ({status})");
+        }
+        let port = free_port()?;
+        let server = spawn(installation, dir.path(), port, wal_level)?;
+        let mut postgres = Postgres {
+            dir,
+            port,
+            wal_level: wal_level.to_owned(),
+            server,
+        };
+        postgres.wait_ready()?;
+        Ok(postgres)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`; the `postgres` role is a superuser, trusted.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection as `postgres`, its connection task spawned on the current tokio runtime.
+    pub async fn client(&self) -> Result<tokio_postgres::Client> {
+        let (client, connection) = tokio_postgres::connect(&self.url(), NoTls)
+            .await
+            .with_context(|| format!("connecting to {}", self.url()))?;
+        // Its error is also returned by the client's next call, where the test sees it.
+        tokio::spawn(async move { drop(connection.await) });
+        Ok(client)
+    }
+
+    /// Runs `sql` with psql and returns its unaligned, tuples-only output, trimmed.
+    pub fn psql(&self, sql: &str) -> Result<String> {
+        let installation = installation()?;
+        let output = installation
+            .command("psql", self.dir.path())
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url())
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .context("running psql")?;
+        if !output.status.success() {
+            bail!(
+                "psql failed ({}) on {sql:?}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// An immediate shutdown, as `pg_ctl stop -m immediate` does it (SIGQUIT): no checkpoint, so the
+    /// next start runs crash recovery.
+    pub fn crash(&mut self) -> Result<()> {
+        self.server.stop(libc::SIGQUIT, STOP_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// A fast shutdown (SIGINT): sessions are ended, then a checkpoint is written.
+    pub fn stop(&mut self) -> Result<()> {
+        self.server.stop(libc::SIGINT, STOP_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Starts the stopped or crashed cluster again on the same port and data.
+    pub fn start_again(&mut self) -> Result<()> {
+        self.server = spawn(installation()?, self.dir.path(), self.port, &self.wal_level)?;
+        self.wait_ready()
+    }
+
+    pub fn restart_immediate(&mut self) -> Result<()> {
+        self.crash()?;
+        self.start_again()
+    }
+
+    /// The server's log so far, across restarts.
+    pub fn log(&self) -> String {
+        self.server.log()
+    }
+
+    /// Ready when the postmaster.pid of *this* postmaster says so, as `pg_ctl -w` checks it: the port
+    /// alone accepts connections before recovery has finished.
+    fn wait_ready(&mut self) -> Result<()> {
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        let pid = self.server.id().to_string();
+        let server = &mut self.server;
+        wait_for(START_TIMEOUT, "PostgreSQL to accept connections", || {
+            server.ensure_running()?;
+            let contents = fs::read_to_string(&pid_file).unwrap_or_default();
+            let lines: Vec<&str> = contents.lines().collect();
+            Ok(lines.first() == Some(&pid.as_str())
+                && lines.get(7).map(|status| status.trim()) == Some("ready"))
+        })
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGQUIT rather than the Process's SIGKILL: the postmaster then takes its backends down with it.
+        if matches!(self.server.exited(), Ok(None)) {
+            let _ = self.server.stop(libc::SIGQUIT, STOP_TIMEOUT);
+        }
+    }
+}
+
+fn spawn(installation: &Installation, dir: &Path, port: u16, wal_level: &str) -> Result<Process> {
+    let mut cmd = installation.command("postgres", dir);
+    cmd.arg("-D")
+        .arg(dir.join("data"))
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-k")
+        .arg(dir)
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .arg("-c")
+        .arg(format!("wal_level={wal_level}"))
+        .args(["-c", "max_replication_slots=10", "-c", "max_wal_senders=10"])
+        // Kill tests need what was committed to survive a crash.
+        .args(["-c", "fsync=on"]);
+    Process::start_logging_to(cmd, &dir.join("postgres.log"))
+}

@@ -1,0 +1,168 @@
+//! Command-line interface: subcommands and the flags that override the configuration file and
+//! environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Map, Value};
+
+use crate::config::SinkKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "outbox-relay",
+    version,
+    about = "Streams committed outbox rows from PostgreSQL to Kafka, RabbitMQ or Redis Streams: at least once, in order per aggregate.",
+    after_help = "Configuration is layered: defaults, then --config FILE (TOML), then OUTBOX_RELAY_* environment variables \
+(nested keys joined with '__', e.g. OUTBOX_RELAY_KAFKA__BROKERS), then flags."
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "OUTBOX_RELAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `outbox_relay=debug`; defaults to RUST_LOG, then `info`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stream the outbox to the broker until SIGTERM or SIGINT.
+    Run(Box<RunArgs>),
+    /// Print the SQL that creates the outbox table with the configured names.
+    Ddl(TableArgs),
+    /// Drop the relay's replication slot, e.g. when removing a relay for good (an unused slot keeps WAL forever).
+    DropSlot(ConnectionArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ConnectionArgs {
+    /// PostgreSQL URL, e.g. postgres://relay:secret@db:5432/orders.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Logical replication slot [default: outbox_relay_slot].
+    #[arg(long)]
+    pub slot: Option<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct TableArgs {
+    /// Outbox table, `schema.table` [default: public.outbox].
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Broker to publish to [default: kafka].
+    #[arg(long, value_enum)]
+    pub sink: Option<SinkKind>,
+    /// Publication limited to the outbox table [default: outbox_relay_pub].
+    #[arg(long)]
+    pub publication: Option<String>,
+    /// Destination template; `{aggregatetype}` and `{type}` are filled per event [default: outbox.event.{aggregatetype}].
+    #[arg(long, value_name = "TEMPLATE")]
+    pub destination: Option<String>,
+    /// Kafka bootstrap servers, comma-separated [default: 127.0.0.1:9092].
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub kafka_brokers: Option<String>,
+    /// RabbitMQ URL [default: amqp://guest:guest@127.0.0.1:5672/%2f].
+    #[arg(long, value_name = "URL")]
+    pub rabbitmq_url: Option<String>,
+    /// RabbitMQ topic exchange, declared durable [default: outbox].
+    #[arg(long, value_name = "NAME")]
+    pub rabbitmq_exchange: Option<String>,
+    /// Redis URL [default: redis://127.0.0.1:6379].
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Approximate MAXLEN for Redis streams [default: unbounded].
+    #[arg(long, value_name = "N")]
+    pub redis_maxlen: Option<usize>,
+    /// Most events per batch handed to the broker [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Most events handed to the broker and not yet confirmed [default: 20000].
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
+}
+
+impl RunArgs {
+    /// The flags that were given, shaped like the configuration file.
+    pub fn overrides(&self) -> Value {
+        let mut root = Map::new();
+        let mut put = |path: &[&str], value: Option<Value>| {
+            let Some(value) = value else { return };
+            let mut map = &mut root;
+            for key in &path[..path.len() - 1] {
+                map = map
+                    .entry(*key)
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                    .expect("override paths do not collide");
+            }
+            map.insert(path[path.len() - 1].to_owned(), value);
+        };
+        let c = &self.connection;
+        put(&["database_url"], c.database_url.as_ref().map(|v| json!(v)));
+        put(&["slot"], c.slot.as_ref().map(|v| json!(v)));
+        put(&["outbox", "table"], self.table.table.as_ref().map(|v| json!(v)));
+        put(&["sink"], self.sink.map(|v| json!(v)));
+        put(&["publication"], self.publication.as_ref().map(|v| json!(v)));
+        put(&["destination"], self.destination.as_ref().map(|v| json!(v)));
+        put(&["kafka", "brokers"], self.kafka_brokers.as_ref().map(|v| json!(v)));
+        put(&["rabbitmq", "url"], self.rabbitmq_url.as_ref().map(|v| json!(v)));
+        put(&["rabbitmq", "exchange"], self.rabbitmq_exchange.as_ref().map(|v| json!(v)));
+        put(&["redis", "url"], self.redis_url.as_ref().map(|v| json!(v)));
+        put(&["redis", "maxlen"], self.redis_maxlen.map(|v| json!(v)));
+        put(&["pipeline", "batch_size"], self.batch_size.map(|v| json!(v)));
+        put(&["pipeline", "max_in_flight"], self.max_in_flight.map(|v| json!(v)));
+        Value::Object(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_given_flags_override() {
+        let cli = Cli::parse_from([
+            "outbox-relay",
+            "run",
+            "--database-url",
+            "postgres://u@h/db",
+            "--sink",
+            "rabbitmq",
+            "--rabbitmq-exchange",
+            "events",
+            "--batch-size",
+            "5",
+        ]);
+        let Command::Run(args) = cli.command else { panic!("parsed {:?}", cli.command) };
+        assert_eq!(
+            args.overrides(),
+            json!({"database_url": "postgres://u@h/db", "sink": "rabbitmq", "rabbitmq": {"exchange": "events"}, "pipeline": {"batch_size": 5}})
+        );
+    }
+
+    #[test]
+    fn help_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

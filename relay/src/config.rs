@@ -1,0 +1,207 @@
+//! The relay's configuration: defaults, then a TOML file, then `OUTBOX_RELAY_*` environment
+//! variables, then command-line flags, later sources winning. Every bad value is reported with the
+//! key that holds it.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::BackoffSettings;
+use crate::outbox::OutboxTable;
+use crate::pg::redact_url;
+use crate::pipeline::PipelineSettings;
+use crate::router::Router;
+use crate::sink::kafka::KafkaConfig;
+use crate::sink::rabbitmq::RabbitMqConfig;
+use crate::sink::redis::RedisConfig;
+use crate::source::logical::LogicalSettings;
+
+pub const ENV_PREFIX: &str = "OUTBOX_RELAY_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    Kafka,
+    Rabbitmq,
+    Redis,
+    Stdout,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// libpq-style URL or key=value string of the database holding the outbox.
+    pub database_url: String,
+    pub slot: String,
+    pub publication: String,
+    pub outbox: OutboxTable,
+    /// Destination template: `{aggregatetype}` and `{type}` are replaced per event.
+    pub destination: String,
+    pub sink: SinkKind,
+    pub kafka: KafkaConfig,
+    pub rabbitmq: RabbitMqConfig,
+    pub redis: RedisConfig,
+    pub pipeline: PipelineSettings,
+    pub backoff: BackoffSettings,
+    /// How long a stop signal may take to drain in-flight events before the relay gives up.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: String::new(),
+            slot: "outbox_relay_slot".into(),
+            publication: "outbox_relay_pub".into(),
+            outbox: OutboxTable::default(),
+            destination: "outbox.event.{aggregatetype}".into(),
+            sink: SinkKind::Kafka,
+            kafka: KafkaConfig::default(),
+            rabbitmq: RabbitMqConfig::default(),
+            redis: RedisConfig::default(),
+            pipeline: PipelineSettings::default(),
+            backoff: BackoffSettings::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A configuration value that cannot work, named by its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Layers the sources; `overrides` holds only the flags given on the command line.
+    pub fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid {
+                    key: "--config",
+                    reason: format!("file {} does not exist", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.database_url.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "database_url",
+                reason: "required: pass --database-url, set OUTBOX_RELAY_DATABASE_URL, or put it in the config file".into(),
+            });
+        }
+        self.database()?;
+        Router::new(&self.destination).map_err(|e| ConfigError::Invalid { key: "destination", reason: e.to_string() })?;
+        if self.pipeline.batch_size == 0 || self.pipeline.max_in_flight < self.pipeline.batch_size {
+            return Err(ConfigError::Invalid {
+                key: "pipeline.max_in_flight",
+                reason: "batch_size must be at least 1 and max_in_flight at least batch_size".into(),
+            });
+        }
+        for (key, name) in [("slot", &self.slot), ("publication", &self.publication)] {
+            let valid = !name.is_empty()
+                && name.len() <= 63
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{name:?} must be 1-63 characters of lower-case letters, digits and '_'"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database(&self) -> Result<tokio_postgres::Config, ConfigError> {
+        let mut config = tokio_postgres::Config::from_str(&self.database_url).map_err(|e| ConfigError::Invalid {
+            key: "database_url",
+            reason: format!("{e} in {}", redact_url(&self.database_url)),
+        })?;
+        if config.get_application_name().is_none() {
+            config.application_name("outbox-relay");
+        }
+        Ok(config)
+    }
+
+    pub fn logical(&self) -> Result<LogicalSettings, ConfigError> {
+        Ok(LogicalSettings {
+            database: self.database()?,
+            slot: self.slot.clone(),
+            publication: self.publication.clone(),
+            outbox: self.outbox.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let config = Config::load(None, json!({"database_url": "postgres://u@h/db", "sink": "redis"})).unwrap();
+        assert_eq!(config.sink, SinkKind::Redis);
+        assert_eq!(config.slot, "outbox_relay_slot");
+        assert_eq!(config.destination, "outbox.event.{aggregatetype}");
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://u@h/db\"\nslot = \"from_file\"\n[pipeline]\nbatch_size = 10\nstatus_interval = \"250ms\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), json!({"slot": "from_flag"})).unwrap();
+        assert_eq!(config.slot, "from_flag");
+        assert_eq!(config.pipeline.batch_size, 10);
+        assert_eq!(config.pipeline.status_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Config::load(None, json!({"database_url": "postgres://u@h/db", "pipeline": {"batch_size": "many"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("batch_size"), "{err}");
+        let err = Config::load(None, json!({"database_url": "postgres://u@h/db", "sink": "kafak"})).unwrap_err().to_string();
+        assert!(err.contains("sink"), "{err}");
+        let err = Config::load(None, json!({})).unwrap_err().to_string();
+        assert!(err.contains("database_url"), "{err}");
+        let err = Config::load(None, json!({"database_url": "postgres://u:pw@h/db", "slot": "Bad-Slot"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`slot`"), "{err}");
+        let err = Config::load(None, json!({"database_url": "postgres://u:hunter2@h:notaport/db"})).unwrap_err().to_string();
+        assert!(err.contains("database_url") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::load(None, json!({"database_url": "postgres://u@h/db", "slott": "x"})).unwrap_err().to_string();
+        assert!(err.contains("slott"), "{err}");
+    }
+}

@@ -1,0 +1,52 @@
+//! An outbox event as the relay carries it from the database to a broker.
+
+use crate::lsn::Lsn;
+
+/// One committed outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The row's primary key; brokers use it as message id and consumers dedup on it.
+    pub id: String,
+    pub aggregate_type: String,
+    /// Message key: every event of one aggregate goes to one partition, in commit order.
+    pub aggregate_id: String,
+    pub event_type: String,
+    /// The payload as the database rendered it (JSON text for `jsonb`).
+    pub payload: String,
+    /// The row's `headers` object, values rendered as text; empty when the column is absent or null.
+    pub headers: Vec<(String, String)>,
+    pub created_at: Option<String>,
+    /// Commit LSN of the transaction that wrote the row; shared by all its events.
+    pub commit_lsn: Lsn,
+}
+
+impl Event {
+    /// Headers every sink attaches: the event's identity first, then the row's own headers.
+    pub fn message_headers(&self) -> Vec<(&str, &str)> {
+        let mut headers = vec![
+            ("id", self.id.as_str()),
+            ("type", self.event_type.as_str()),
+            ("aggregatetype", self.aggregate_type.as_str()),
+            ("aggregateid", self.aggregate_id.as_str()),
+        ];
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        headers
+    }
+
+    /// The row's headers as one JSON object (Redis Streams and stdout carry them as a field).
+    pub fn headers_json(&self) -> String {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
+}
+
+/// An event with the broker destination the router chose for it.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub destination: String,
+    pub event: Event,
+}

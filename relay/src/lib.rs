@@ -1,0 +1,18 @@
+//! outbox-relay: streams committed outbox rows from PostgreSQL to a message broker.
+//!
+//! The pipeline is `source` (logical replication) → `router` (destination per event) → `sink` (broker),
+//! with `pipeline` keeping the acknowledgement rule: the position confirmed to PostgreSQL never passes
+//! an event the broker has not confirmed.
+
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod lsn;
+pub mod outbox;
+pub mod pg;
+pub mod pipeline;
+pub mod router;
+pub mod sink;
+pub mod source;
+pub mod supervisor;

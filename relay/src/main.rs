@@ -1,0 +1,122 @@
+//! The `outbox-relay` binary: parses the command line, sets up logging and signals, and hands over
+//! to the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use outbox_relay::cli::{Cli, Command, LogFormat};
+use outbox_relay::config::Config;
+use outbox_relay::outbox::OutboxTable;
+use outbox_relay::pg::catalog;
+use outbox_relay::supervisor::{self, RelayError};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for configuration a user must fix, like clap's own usage errors.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.log_level.as_deref());
+    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+    match cli.command {
+        Command::Ddl(args) => {
+            let mut outbox = OutboxTable::default();
+            if let Some(table) = args.table {
+                outbox.table = table;
+            }
+            print!("{}", outbox.ddl());
+            ExitCode::SUCCESS
+        }
+        Command::DropSlot(args) => {
+            let overrides = outbox_relay::cli::RunArgs { connection: args, ..Default::default() }.overrides();
+            let config = match Config::load(cli.config.as_deref(), overrides) {
+                Ok(config) => config,
+                Err(error) => return config_error(&error),
+            };
+            match runtime.block_on(drop_slot(&config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run(args) => {
+            let config = match Config::load(cli.config.as_deref(), args.overrides()) {
+                Ok(config) => config,
+                Err(error) => return config_error(&error),
+            };
+            runtime.block_on(run(config))
+        }
+    }
+}
+
+fn config_error(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    eprintln!("See `outbox-relay run --help` for every option.");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+async fn run(config: Config) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let grace = config.shutdown_grace;
+    let relay = supervisor::run(&config, shutdown.clone());
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = relay => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(RelayError::Config(error)) => config_error(&error),
+            Err(error) => {
+                tracing::error!(%error, "relay stopped");
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        _ = deadline => {
+            tracing::error!(grace = ?grace, "in-flight events were not confirmed within the shutdown grace period; they will be re-sent on the next start");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the relay with SIGKILL (nothing is lost)");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stop signal received");
+    shutdown.cancel();
+}
+
+async fn drop_slot(config: &Config) -> anyhow::Result<()> {
+    let client = catalog::connect(&config.database()?).await.context("connecting to PostgreSQL")?;
+    if catalog::drop_slot(&client, &config.slot).await.context("dropping the slot")? {
+        println!("dropped replication slot {}", config.slot);
+    } else {
+        println!("replication slot {} does not exist; nothing to drop", config.slot);
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

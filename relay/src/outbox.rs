@@ -1,0 +1,255 @@
+//! The outbox table: its layout (Debezium-compatible by default, names configurable), its DDL, and
+//! how one replicated row becomes an [`Event`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::lsn::Lsn;
+use crate::pg::pgoutput::Value;
+
+/// Where the outbox lives and what its columns are called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxTable {
+    /// `schema.table`, or `table` in `public`.
+    pub table: String,
+    pub columns: Columns,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Columns {
+    pub id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub event_type: String,
+    pub payload: String,
+    /// Optional column: a JSON object of headers to carry (correlation id, traceparent, ...).
+    pub headers: String,
+    /// Optional column.
+    pub created_at: String,
+}
+
+impl Default for OutboxTable {
+    fn default() -> Self {
+        OutboxTable { table: "public.outbox".into(), columns: Columns::default() }
+    }
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns {
+            id: "id".into(),
+            aggregate_type: "aggregatetype".into(),
+            aggregate_id: "aggregateid".into(),
+            event_type: "type".into(),
+            payload: "payload".into(),
+            headers: "headers".into(),
+            created_at: "created_at".into(),
+        }
+    }
+}
+
+impl OutboxTable {
+    /// `(schema, table)`, unquoted.
+    pub fn qualified_name(&self) -> (&str, &str) {
+        self.table.split_once('.').unwrap_or(("public", &self.table))
+    }
+
+    /// The table name quoted for SQL.
+    pub fn quoted_name(&self) -> String {
+        let (schema, table) = self.qualified_name();
+        format!("{}.{}", quote_ident(schema), quote_ident(table))
+    }
+
+    /// The DDL that creates the table with this layout.
+    pub fn ddl(&self) -> String {
+        let c = &self.columns;
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (\n    {id} uuid PRIMARY KEY,\n    {at} text NOT NULL,\n    {ai} text NOT NULL,\n    {ty} text NOT NULL,\n    {payload} jsonb NOT NULL,\n    {headers} jsonb,\n    {created} timestamptz NOT NULL DEFAULT now()\n);\n",
+            table = self.quoted_name(),
+            id = quote_ident(&c.id),
+            at = quote_ident(&c.aggregate_type),
+            ai = quote_ident(&c.aggregate_id),
+            ty = quote_ident(&c.event_type),
+            payload = quote_ident(&c.payload),
+            headers = quote_ident(&c.headers),
+            created = quote_ident(&c.created_at),
+        )
+    }
+
+    /// Finds the configured columns in a replicated relation.
+    pub fn layout(&self, relation_columns: &[String]) -> Result<RowLayout, MissingColumns> {
+        let find = |name: &str| relation_columns.iter().position(|c| c == name);
+        let c = &self.columns;
+        let required = [&c.id, &c.aggregate_type, &c.aggregate_id, &c.event_type, &c.payload];
+        let missing: Vec<String> = required.iter().filter(|n| find(n).is_none()).map(|n| n.to_string()).collect();
+        if !missing.is_empty() {
+            return Err(MissingColumns { table: self.table.clone(), missing });
+        }
+        Ok(RowLayout {
+            id: find(&c.id).unwrap_or_default(),
+            aggregate_type: find(&c.aggregate_type).unwrap_or_default(),
+            aggregate_id: find(&c.aggregate_id).unwrap_or_default(),
+            event_type: find(&c.event_type).unwrap_or_default(),
+            payload: find(&c.payload).unwrap_or_default(),
+            headers: find(&c.headers),
+            created_at: find(&c.created_at),
+        })
+    }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("outbox table {table} lacks the column(s) {missing:?}; create it with `outbox-relay ddl` or set the column names in the configuration")]
+pub struct MissingColumns {
+    pub table: String,
+    pub missing: Vec<String>,
+}
+
+/// Column positions of one version of the outbox relation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowLayout {
+    id: usize,
+    aggregate_type: usize,
+    aggregate_id: usize,
+    event_type: usize,
+    payload: usize,
+    headers: Option<usize>,
+    created_at: Option<usize>,
+}
+
+impl RowLayout {
+    /// Builds the event for an inserted row. Never fails: a row the database accepted is relayed,
+    /// with oddities (a null in a text column, headers that are not an object) reported as warnings.
+    pub fn event(&self, values: &[Value], commit_lsn: Lsn) -> (Event, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut text = |index: usize, what: &str| match values.get(index) {
+            Some(Value::Text(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => {
+                warnings.push(format!("column {what} is null"));
+                String::new()
+            }
+        };
+        let id = text(self.id, "id");
+        let aggregate_type = text(self.aggregate_type, "aggregatetype");
+        let aggregate_id = text(self.aggregate_id, "aggregateid");
+        let event_type = text(self.event_type, "type");
+        let payload = match values.get(self.payload) {
+            Some(Value::Text(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => "null".to_owned(),
+        };
+        let optional = |index: Option<usize>| match index.and_then(|i| values.get(i)) {
+            Some(Value::Text(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        };
+        let headers = match optional(self.headers) {
+            None => Vec::new(),
+            Some(raw) => match serde_json::from_str::<serde_json::Value>(&raw) {
+                Ok(serde_json::Value::Object(map)) => map
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        serde_json::Value::String(s) => (k, s),
+                        other => (k, other.to_string()),
+                    })
+                    .collect(),
+                Ok(serde_json::Value::Null) => Vec::new(),
+                _ => {
+                    warnings.push("headers is not a JSON object; relayed without them".to_owned());
+                    Vec::new()
+                }
+            },
+        };
+        let event = Event {
+            id,
+            aggregate_type,
+            aggregate_id,
+            event_type,
+            payload,
+            headers,
+            created_at: optional(self.created_at),
+            commit_lsn,
+        };
+        (event, warnings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn columns(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn maps_a_debezium_row() {
+        let table = OutboxTable::default();
+        let layout = table
+            .layout(&columns(&["id", "aggregatetype", "aggregateid", "type", "payload", "headers", "created_at"]))
+            .unwrap();
+        let (event, warnings) = layout.event(
+            &[
+                text("6f1c"),
+                text("order"),
+                text("42"),
+                text("OrderConfirmed"),
+                text(r#"{"total":"10.00"}"#),
+                text(r#"{"correlation_id":"c-1","attempt":2}"#),
+                text("2026-11-25 12:00:00+00"),
+            ],
+            Lsn(7),
+        );
+        assert!(warnings.is_empty());
+        assert_eq!(event.id, "6f1c");
+        assert_eq!(event.aggregate_id, "42");
+        assert_eq!(event.headers, vec![("attempt".into(), "2".into()), ("correlation_id".into(), "c-1".into())]);
+        assert_eq!(event.created_at.as_deref(), Some("2026-11-25 12:00:00+00"));
+        assert_eq!(event.commit_lsn, Lsn(7));
+    }
+
+    #[test]
+    fn optional_columns_may_be_missing_and_names_configurable() {
+        let mut table = OutboxTable::default();
+        table.columns.aggregate_id = "aggregate_id".into();
+        let layout = table.layout(&columns(&["payload", "type", "aggregate_id", "aggregatetype", "id"])).unwrap();
+        let (event, _) = layout.event(&[text("{}"), text("T"), text("a-1"), text("A"), text("i")], Lsn(1));
+        assert_eq!((event.id.as_str(), event.aggregate_id.as_str(), event.payload.as_str()), ("i", "a-1", "{}"));
+        assert!(event.headers.is_empty());
+        assert_eq!(event.created_at, None);
+    }
+
+    #[test]
+    fn names_every_missing_column() {
+        let err = OutboxTable::default().layout(&columns(&["id", "payload"])).unwrap_err();
+        assert_eq!(err.missing, vec!["aggregatetype", "aggregateid", "type"]);
+    }
+
+    #[test]
+    fn odd_rows_are_relayed_with_warnings() {
+        let layout = OutboxTable::default()
+            .layout(&columns(&["id", "aggregatetype", "aggregateid", "type", "payload", "headers"]))
+            .unwrap();
+        let (event, warnings) =
+            layout.event(&[text("i"), Value::Null, text("a"), text("T"), Value::Null, text("[1]")], Lsn(1));
+        assert_eq!(event.payload, "null");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[test]
+    fn ddl_quotes_names() {
+        let table = OutboxTable { table: "sales.Outbox".into(), ..OutboxTable::default() };
+        let ddl = table.ddl();
+        assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS \"sales\".\"Outbox\" ("), "{ddl}");
+        assert!(ddl.contains("\"payload\" jsonb NOT NULL"));
+    }
+}

@@ -1,0 +1,173 @@
+//! Catalog work over an ordinary connection: prerequisites, the publication and the slot.
+//!
+//! A replication connection takes simple queries only, so everything here uses tokio-postgres.
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::lsn::Lsn;
+use crate::outbox::{quote_ident, OutboxTable};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot reach PostgreSQL: {0}")]
+    Connection(#[source] tokio_postgres::Error),
+    #[error("query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// A problem only the operator can fix; retrying will not help.
+    #[error("{problem}\n  fix: {fix}")]
+    Misconfigured { problem: String, fix: String },
+}
+
+impl CatalogError {
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, CatalogError::Misconfigured { .. })
+    }
+
+    fn misconfigured(problem: impl Into<String>, fix: impl Into<String>) -> CatalogError {
+        CatalogError::Misconfigured { problem: problem.into(), fix: fix.into() }
+    }
+}
+
+/// Opens an ordinary session and drives it on a background task.
+pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, CatalogError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(CatalogError::Connection)?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "control connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Fails with the fix when this database cannot feed a logical replication slot.
+pub async fn check_logical_replication(client: &Client) -> Result<(), CatalogError> {
+    let wal_level: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
+    if wal_level != "logical" {
+        return Err(CatalogError::misconfigured(
+            format!("wal_level is '{wal_level}'; logical replication needs 'logical'"),
+            "run `ALTER SYSTEM SET wal_level = logical;` (or set it in postgresql.conf) and restart PostgreSQL",
+        ));
+    }
+    let row = client
+        .query_one("SELECT current_user::text, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user", &[])
+        .await?;
+    let (user, allowed): (String, bool) = (row.get(0), row.get(1));
+    if !allowed {
+        return Err(CatalogError::misconfigured(
+            format!("role {user} lacks the REPLICATION attribute"),
+            format!("run `ALTER ROLE {} WITH REPLICATION;` as a superuser", quote_ident(&user)),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails with the DDL hint when the outbox table does not exist.
+pub async fn check_outbox_table(client: &Client, outbox: &OutboxTable) -> Result<(), CatalogError> {
+    let (schema, table) = outbox.qualified_name();
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2)",
+            &[&schema, &table],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Err(CatalogError::misconfigured(
+            format!("outbox table {} does not exist", outbox.table),
+            "create it with the SQL printed by `outbox-relay ddl`, or point --table at the existing one",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the publication for the outbox table's inserts unless it exists; checks it covers the table.
+pub async fn ensure_publication(client: &Client, publication: &str, outbox: &OutboxTable) -> Result<(), CatalogError> {
+    let exists: bool = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", &[&publication])
+        .await?
+        .get(0);
+    if !exists {
+        client
+            .batch_execute(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')",
+                quote_ident(publication),
+                outbox.quoted_name()
+            ))
+            .await?;
+        tracing::info!(publication, table = %outbox.table, "created publication for the outbox table");
+        return Ok(());
+    }
+    let (schema, table) = outbox.qualified_name();
+    let covers: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)",
+            &[&publication, &schema, &table],
+        )
+        .await?
+        .get(0);
+    if !covers {
+        return Err(CatalogError::misconfigured(
+            format!("publication {publication} exists but does not include {}", outbox.table),
+            format!(
+                "run `ALTER PUBLICATION {} ADD TABLE {};` or choose another --publication",
+                quote_ident(publication),
+                outbox.quoted_name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the pgoutput slot unless it exists; returns the position it has confirmed.
+pub async fn ensure_slot(client: &Client, slot: &str) -> Result<Lsn, CatalogError> {
+    let row = client
+        .query_opt(
+            "SELECT plugin::text, coalesce(wal_status, ''), confirmed_flush_lsn::text, database::text = current_database()
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    let Some(row) = row else {
+        let row = client
+            .query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
+            .await?;
+        let lsn = parse_lsn(row.get(0))?;
+        tracing::info!(slot, %lsn, "created logical replication slot; rows committed from here on are relayed");
+        return Ok(lsn);
+    };
+    let (plugin, wal_status, confirmed, same_db): (Option<String>, String, Option<String>, Option<bool>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if plugin.as_deref() != Some("pgoutput") || same_db != Some(true) {
+        return Err(CatalogError::misconfigured(
+            format!("replication slot {slot} exists but is not a pgoutput slot of this database"),
+            "choose another --slot, or drop that slot if nothing else uses it",
+        ));
+    }
+    if wal_status == "lost" {
+        return Err(CatalogError::misconfigured(
+            format!(
+                "replication slot {slot} was invalidated (WAL it needed was removed, see max_slot_wal_keep_size); \
+                 events committed since its last confirmed position can no longer be streamed"
+            ),
+            format!(
+                "run `outbox-relay drop-slot --slot {slot}` and start the relay again to create a fresh slot, then \
+                 re-publish outbox rows committed after {} from the table itself",
+                confirmed.as_deref().unwrap_or("its last position")
+            ),
+        ));
+    }
+    confirmed.map(parse_lsn).transpose().map(Option::unwrap_or_default)
+}
+
+/// Drops the slot; returns whether it existed.
+pub async fn drop_slot(client: &Client, slot: &str) -> Result<bool, CatalogError> {
+    let dropped = client
+        .query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await?;
+    Ok(!dropped.is_empty())
+}
+
+fn parse_lsn(text: String) -> Result<Lsn, CatalogError> {
+    text.parse()
+        .map_err(|e| CatalogError::misconfigured(format!("server returned {e}"), "report this as a bug"))
+}

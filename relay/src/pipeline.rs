@@ -1,0 +1,190 @@
+//! One replication session: source → router → sink, with the acknowledgement rule.
+//!
+//! Batches go to the sink without waiting for earlier ones (a bounded window of in-flight events),
+//! and their confirmations are awaited strictly in order. A position from the source is attached to
+//! the batch that holds the events before it and acknowledged only when that batch is confirmed, so
+//! the position reported to PostgreSQL never passes an unconfirmed event. Any failure ends the
+//! session; the supervisor restarts from the slot, which re-sends at most the unconfirmed window.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::Routed;
+use crate::lsn::Lsn;
+use crate::router::Router;
+use crate::sink::{Delivery, Sink, SinkError};
+use crate::source::logical::{LogicalSource, SourceError};
+use crate::source::Change;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// Most events handed to the sink in one batch.
+    pub batch_size: usize,
+    /// Most events handed to the sink and not yet confirmed; reading from PostgreSQL pauses beyond it.
+    pub max_in_flight: usize,
+    /// How often the confirmed position is reported to PostgreSQL.
+    #[serde(with = "humantime_serde")]
+    pub status_interval: Duration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings { batch_size: 1000, max_in_flight: 20_000, status_interval: Duration::from_secs(1) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+impl PipelineError {
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, PipelineError::Source(e) if e.is_fatal())
+    }
+}
+
+struct InFlight {
+    delivery: Delivery,
+    events: usize,
+    /// Acknowledged once this batch, and so everything before it, is confirmed.
+    position: Option<Lsn>,
+}
+
+/// Tracks what is handed to the sink and what may be acknowledged.
+struct Window {
+    batch: Vec<Routed>,
+    batch_position: Option<Lsn>,
+    in_flight: VecDeque<InFlight>,
+    in_flight_events: usize,
+    acked: Lsn,
+}
+
+impl Window {
+    fn pending_events(&self) -> usize {
+        self.in_flight_events + self.batch.len()
+    }
+
+    fn is_drained(&self) -> bool {
+        self.batch.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Places a source position after every event received before it.
+    fn position(&mut self, lsn: Lsn) {
+        if !self.batch.is_empty() {
+            self.batch_position = Some(lsn);
+        } else if let Some(last) = self.in_flight.back_mut() {
+            last.position = Some(lsn);
+        } else {
+            self.acked = self.acked.max(lsn);
+        }
+    }
+
+    async fn publish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError> {
+        let batch = std::mem::take(&mut self.batch);
+        let events = batch.len();
+        let delivery = sink.publish(batch).await?;
+        self.in_flight.push_back(InFlight { delivery, events, position: self.batch_position.take() });
+        self.in_flight_events += events;
+        Ok(())
+    }
+
+    fn confirmed(&mut self) {
+        let done = self.in_flight.pop_front().expect("a delivery completed, so one was in flight");
+        self.in_flight_events -= done.events;
+        if let Some(position) = done.position {
+            self.acked = self.acked.max(position);
+        }
+        tracing::debug!(events = done.events, acked = %self.acked, "broker confirmed batch");
+    }
+}
+
+/// Runs until `shutdown` (then drains and returns the position to acknowledge) or the first error.
+/// `acked` is the position already confirmed; it is updated as batches are confirmed, so that on
+/// error the caller still knows how far the session got.
+pub async fn run(
+    source: &mut LogicalSource,
+    sink: &mut dyn Sink,
+    router: &Router,
+    settings: &PipelineSettings,
+    acked: &mut Lsn,
+    shutdown: &CancellationToken,
+) -> Result<(), PipelineError> {
+    let mut window = Window {
+        batch: Vec::with_capacity(settings.batch_size),
+        batch_position: None,
+        in_flight: VecDeque::new(),
+        in_flight_events: 0,
+        acked: *acked,
+    };
+    let mut reported = *acked;
+    let mut last_report = Instant::now();
+    let mut ticker = tokio::time::interval(settings.status_interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut draining = false;
+
+    loop {
+        *acked = window.acked;
+        if draining && window.is_drained() {
+            return Ok(());
+        }
+        let can_read = !draining && window.pending_events() < settings.max_in_flight;
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled(), if !draining => {
+                tracing::info!(in_flight = window.pending_events(), "shutting down: draining in-flight events");
+                draining = true;
+            }
+            // Before the source, which under a backlog is always ready and would starve it.
+            _ = ticker.tick() => {
+                // Report on progress, and at least every ten seconds so the server knows we are alive
+                // even while the window is full and nothing is read.
+                if window.acked > reported || last_report.elapsed() >= Duration::from_secs(10) {
+                    source.send_status(window.acked, false).await?;
+                    (reported, last_report) = (window.acked, Instant::now());
+                }
+            }
+            result = next_delivery(&mut window.in_flight), if !window.in_flight.is_empty() => {
+                result?;
+                window.confirmed();
+            }
+            change = source.next(), if can_read => match change? {
+                Change::Event(event) => {
+                    window.batch.push(router.route(event));
+                    if window.batch.len() >= settings.batch_size {
+                        window.publish(sink).await?;
+                    }
+                }
+                Change::Position(lsn) => window.position(lsn),
+                Change::Keepalive { position, reply_requested } => {
+                    if let Some(lsn) = position {
+                        window.position(lsn);
+                    }
+                    if reply_requested {
+                        source.send_status(window.acked, false).await?;
+                        (reported, last_report) = (window.acked, Instant::now());
+                    }
+                }
+            },
+            _ = std::future::ready(()), if !window.batch.is_empty() => {
+                // Reached only when nothing else is ready: the stream has paused, so send what we have.
+                window.publish(sink).await?;
+            }
+        }
+    }
+}
+
+async fn next_delivery(in_flight: &mut VecDeque<InFlight>) -> Result<(), SinkError> {
+    match in_flight.front_mut() {
+        Some(front) => front.delivery.as_mut().await,
+        None => std::future::pending().await,
+    }
+}

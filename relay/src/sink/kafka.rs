@@ -1,0 +1,259 @@
+//! Kafka sink: publishes each event to the topic named by its destination, keyed by aggregate id.
+//!
+//! Order per aggregate holds because the key picks one partition and the producer is idempotent: the
+//! broker accepts a partition's batches only in sequence-number order, so librdkafka's retries and
+//! its several in-flight requests per connection can neither reorder nor duplicate messages. That is
+//! why batches handed to [`KafkaSink::publish`] may overlap freely.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use serde::{Deserialize, Serialize};
+
+use super::{Delivery, Sink, SinkError};
+use crate::event::Routed;
+
+const NAME: &str = "kafka";
+
+/// How long to wait before offering a message again when librdkafka's local queue is full; the
+/// queue drains as the broker acknowledges earlier messages.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`: comma-separated `host:port` list.
+    pub brokers: String,
+    /// Partitions of topics the relay creates.
+    pub topic_partitions: i32,
+    /// Replication factor of topics the relay creates.
+    pub replication_factor: i32,
+    /// How long librdkafka keeps retrying a message before failing its delivery; also bounds the
+    /// broker check in [`connect`] and topic creation.
+    #[serde(with = "humantime_serde")]
+    pub message_timeout: Duration,
+    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last so they
+    /// override the relay's defaults.
+    pub properties: BTreeMap<String, String>,
+}
+
+pub struct KafkaSink {
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    admin_options: AdminOptions,
+    topic_partitions: i32,
+    replication_factor: i32,
+    /// Topics known to exist: those listed by the broker at connect time and those created since.
+    known_topics: HashSet<String>,
+}
+
+/// Creates an idempotent producer and checks that the brokers answer within `message_timeout`.
+pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
+    let connect_error = |reason: String| SinkError::Connect {
+        sink: NAME,
+        endpoint: config.brokers.clone(),
+        reason,
+    };
+
+    let mut client_config = ClientConfig::new();
+    client_config
+        .set("bootstrap.servers", &config.brokers)
+        .set("client.id", "outbox-relay")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        // Idempotence keeps order only up to 5 requests in flight per connection.
+        .set("max.in.flight.requests.per.connection", "5")
+        // A few milliseconds of lingering lets one produce request carry many messages.
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        // Not snappy: Tansu's sqlite storage cannot serve snappy batches back to consumers.
+        .set("compression.type", "lz4")
+        .set(
+            "message.timeout.ms",
+            config.message_timeout.as_millis().to_string(),
+        );
+    for (key, value) in &config.properties {
+        client_config.set(key, value);
+    }
+
+    let producer: FutureProducer = client_config
+        .create()
+        .map_err(|e| connect_error(e.to_string()))?;
+    let admin: AdminClient<DefaultClientContext> = client_config
+        .create()
+        .map_err(|e| connect_error(e.to_string()))?;
+
+    // librdkafka connects lazily, so ask for metadata to learn now whether the brokers answer.
+    let probe = producer.clone();
+    let timeout = config.message_timeout;
+    let metadata = tokio::task::spawn_blocking(move || {
+        rdkafka::producer::Producer::client(&probe).fetch_metadata(None, timeout)
+    })
+    .await
+    .map_err(|e| connect_error(format!("metadata task failed: {e}")))?
+    .map_err(|e| connect_error(format!("no metadata within {timeout:?}: {e}")))?;
+    let known_topics = metadata
+        .topics()
+        .iter()
+        .filter(|topic| topic.error().is_none())
+        .map(|topic| topic.name().to_owned())
+        .collect();
+
+    Ok(KafkaSink {
+        producer,
+        admin,
+        admin_options: AdminOptions::new()
+            .request_timeout(Some(config.message_timeout))
+            .operation_timeout(Some(config.message_timeout)),
+        topic_partitions: config.topic_partitions,
+        replication_factor: config.replication_factor,
+        known_topics,
+    })
+}
+
+impl KafkaSink {
+    /// Creates the batch's topics that are not known yet. Brokers often have topic auto-creation
+    /// disabled (Tansu has none), and a produce to a missing topic would only fail at timeout.
+    async fn ensure_topics(&mut self, batch: &[Routed]) -> Result<(), SinkError> {
+        let missing: BTreeSet<&str> = batch
+            .iter()
+            .map(|routed| routed.destination.as_str())
+            .filter(|topic| !self.known_topics.contains(*topic))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let new_topics: Vec<NewTopic> = missing
+            .iter()
+            .map(|topic| {
+                NewTopic::new(
+                    topic,
+                    self.topic_partitions,
+                    TopicReplication::Fixed(self.replication_factor),
+                )
+            })
+            .collect();
+        let results = self
+            .admin
+            .create_topics(&new_topics, &self.admin_options)
+            .await
+            .map_err(|e| SinkError::Broker {
+                sink: NAME,
+                reason: format!("cannot create topics {missing:?}: {e}"),
+            })?;
+        for result in results {
+            match result {
+                Ok(topic) | Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    self.known_topics.insert(topic);
+                }
+                // Name the first event bound for the topic so the pipeline can dead-letter it
+                // (e.g. an invalid topic name).
+                Err((topic, code)) => {
+                    let event_id = batch
+                        .iter()
+                        .find(|routed| routed.destination == topic)
+                        .map(|routed| routed.event.id.clone())
+                        .unwrap_or_default();
+                    return Err(SinkError::Rejected {
+                        sink: NAME,
+                        event_id,
+                        reason: format!("cannot create topic: {code}"),
+                        destination: topic,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands one message to librdkafka's queue, waiting while the queue is full.
+    async fn enqueue(&self, routed: &Routed) -> Result<DeliveryFuture, SinkError> {
+        let event = &routed.event;
+        let headers = event.message_headers().into_iter().fold(
+            OwnedHeaders::new_with_capacity(event.headers.len() + 4),
+            |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        );
+        let mut record = FutureRecord::to(&routed.destination)
+            .key(&event.aggregate_id)
+            .payload(&event.payload)
+            .headers(headers);
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                }
+                Err((error, _)) => {
+                    return Err(SinkError::Rejected {
+                        sink: NAME,
+                        event_id: event.id.clone(),
+                        destination: routed.destination.clone(),
+                        reason: error.to_string(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
+        self.ensure_topics(&batch).await?;
+        let mut deliveries = Vec::with_capacity(batch.len());
+        for routed in &batch {
+            deliveries.push(self.enqueue(routed).await?);
+        }
+        // Keep only what an error report needs; librdkafka holds its own copy of each message.
+        let pending: Vec<(DeliveryFuture, String, String)> = deliveries
+            .into_iter()
+            .zip(batch)
+            .map(|(delivery, routed)| (delivery, routed.event.id, routed.destination))
+            .collect();
+        Ok(Box::pin(async move {
+            for (delivery, event_id, destination) in pending {
+                let reason = match delivery.await {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err((error, _message))) => error.to_string(),
+                    Err(_canceled) => "delivery cancelled: the producer was dropped".to_owned(),
+                };
+                return Err(SinkError::Rejected {
+                    sink: NAME,
+                    event_id,
+                    destination,
+                    reason,
+                });
+            }
+            Ok(())
+        }))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            topic_partitions: 3,
+            replication_factor: 1,
+            message_timeout: Duration::from_secs(30),
+            properties: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! RabbitMQ sink: publishes each event to one topic exchange, with the destination as routing key.
+//!
+//! All messages go through one channel in confirm mode. RabbitMQ keeps a channel's publishes in
+//! order, and confirms arrive in publish order, so several batches may be in flight at once.
+//! Messages are `mandatory`: one that no queue is bound for comes back as a return, which the sink
+//! reports as a rejection rather than letting the event vanish.
+
+use async_trait::async_trait;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    PublisherConfirm,
+};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use super::{Delivery, Sink, SinkError};
+use crate::event::Routed;
+use crate::pg::redact_url;
+
+const NAME: &str = "rabbitmq";
+
+/// Bounds connecting, opening the channel and declaring the exchange, so an unresponsive broker
+/// fails `connect` instead of hanging it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// AMQP `delivery_mode` for messages the broker writes to disk.
+const PERSISTENT: u8 = 2;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RabbitMqConfig {
+    /// AMQP URI, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// Durable topic exchange the relay declares and publishes to.
+    pub exchange: String,
+}
+
+pub struct RabbitMqSink {
+    /// The channel also keeps its connection open.
+    channel: Channel,
+    exchange: ShortString,
+}
+
+/// Opens one connection and one confirm-mode channel, and declares the exchange.
+pub async fn connect(config: &RabbitMqConfig) -> Result<RabbitMqSink, SinkError> {
+    let connect_error = |reason: String| SinkError::Connect {
+        sink: NAME,
+        endpoint: redact_url(&config.url),
+        reason,
+    };
+    let exchange = ShortString::try_new(config.exchange.as_str())
+        .map_err(|e| connect_error(format!("exchange name: {e}")))?;
+    let setup = async {
+        let properties =
+            ConnectionProperties::default().with_connection_name(LongString::from("outbox-relay"));
+        let connection = Connection::connect(&config.url, properties).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channel
+            .exchange_declare(
+                exchange.clone(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, lapin::Error>(channel)
+    };
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, setup)
+        .await
+        .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|e| connect_error(e.to_string()))?;
+    Ok(RabbitMqSink { channel, exchange })
+}
+
+/// AMQP short strings hold at most 255 bytes; a longer id, type, header name or routing key is a
+/// property of the event, so it is rejected rather than failing the connection.
+fn short_string(routed: &Routed, what: &str, value: &str) -> Result<ShortString, SinkError> {
+    ShortString::try_new(value).map_err(|e| SinkError::Rejected {
+        sink: NAME,
+        event_id: routed.event.id.clone(),
+        destination: routed.destination.clone(),
+        reason: format!("{what}: {e}"),
+    })
+}
+
+fn properties(routed: &Routed) -> Result<BasicProperties, SinkError> {
+    let event = &routed.event;
+    let mut headers = FieldTable::default();
+    for (key, value) in event.message_headers() {
+        headers.insert(
+            short_string(routed, "header name", key)?,
+            AMQPValue::LongString(LongString::from(value)),
+        );
+    }
+    Ok(BasicProperties::default()
+        .with_message_id(short_string(routed, "event id", &event.id)?)
+        .with_type(short_string(routed, "event type", &event.event_type)?)
+        .with_content_type(ShortString::from("application/json"))
+        .with_delivery_mode(PERSISTENT)
+        .with_headers(headers))
+}
+
+#[async_trait]
+impl Sink for RabbitMqSink {
+    async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
+        // Per message, its confirm and what an error report needs (the payload is not kept).
+        let mut pending: Vec<(PublisherConfirm, String, String)> = Vec::with_capacity(batch.len());
+        for routed in batch {
+            let routing_key = short_string(&routed, "routing key", &routed.destination)?;
+            let properties = properties(&routed)?;
+            // Resolves once the frames are written, not when the broker confirms.
+            let confirm = self
+                .channel
+                .basic_publish(
+                    self.exchange.clone(),
+                    routing_key,
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    routed.event.payload.as_bytes(),
+                    properties,
+                )
+                .await
+                .map_err(|e| SinkError::Broker {
+                    sink: NAME,
+                    reason: format!("cannot publish event {}: {e}", routed.event.id),
+                })?;
+            pending.push((confirm, routed.event.id, routed.destination));
+        }
+        Ok(Box::pin(async move {
+            for (confirm, event_id, destination) in pending {
+                let reason = match confirm.await {
+                    Ok(Confirmation::Ack(None)) => continue,
+                    Ok(Confirmation::Ack(Some(returned))) => format!(
+                        "returned as unroutable ({} {}): no queue is bound for this routing key",
+                        returned.reply_code, returned.reply_text
+                    ),
+                    Ok(Confirmation::Nack(_)) => "the broker nacked the message".to_owned(),
+                    Ok(Confirmation::NotRequested) => {
+                        "the channel is not in confirm mode".to_owned()
+                    }
+                    Err(e) => {
+                        return Err(SinkError::Broker {
+                            sink: NAME,
+                            reason: format!("lost confirm of event {event_id}: {e}"),
+                        })
+                    }
+                };
+                return Err(SinkError::Rejected {
+                    sink: NAME,
+                    event_id,
+                    destination,
+                    reason,
+                });
+            }
+            Ok(())
+        }))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+impl Default for RabbitMqConfig {
+    fn default() -> Self {
+        RabbitMqConfig {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            exchange: "outbox".into(),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Redis Streams sink: appends each event to the stream named by its destination with `XADD`.
+//!
+//! One connection carries one pipeline per batch. Redis executes a connection's commands in the
+//! order they arrive, so events of one aggregate land in their stream in commit order.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::MultiplexedConnection;
+use redis::streams::StreamMaxlen;
+use redis::{AsyncConnectionConfig, RedisResult};
+use serde::{Deserialize, Serialize};
+
+use super::{Delivery, Sink, SinkError};
+use crate::event::Routed;
+use crate::pg::redact_url;
+
+const NAME: &str = "redis";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one batch's pipeline may take. The client's default (500 ms) is too tight for large
+/// batches on a busy server.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// e.g. `redis://127.0.0.1:6379/0` or `rediss://user:password@host/`.
+    pub url: String,
+    /// Trim each stream to about this many entries (`MAXLEN ~ n`); unbounded when absent.
+    pub maxlen: Option<usize>,
+}
+
+pub struct RedisSink {
+    connection: MultiplexedConnection,
+    maxlen: Option<usize>,
+}
+
+/// Opens the connection and checks it with `PING`.
+pub async fn connect(config: &RedisConfig) -> Result<RedisSink, SinkError> {
+    let connect_error = |e: redis::RedisError| SinkError::Connect {
+        sink: NAME,
+        endpoint: redact_url(&config.url),
+        reason: e.to_string(),
+    };
+    let client = redis::Client::open(config.url.as_str()).map_err(connect_error)?;
+    let options = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&options)
+        .await
+        .map_err(connect_error)?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut connection)
+        .await
+        .map_err(connect_error)?;
+    Ok(RedisSink {
+        connection,
+        maxlen: config.maxlen,
+    })
+}
+
+#[async_trait]
+impl Sink for RedisSink {
+    /// Awaits the batch's pipeline before returning, so the returned delivery is already resolved:
+    /// the replies to `XADD` are Redis's acknowledgement. Overlapping batches would gain little, as
+    /// one round trip per batch of hundreds of events is cheap.
+    async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
+        let mut pipe = redis::pipe();
+        // Report which event a server error (e.g. WRONGTYPE on an existing key) belongs to.
+        pipe.ignore_errors();
+        for routed in &batch {
+            let event = &routed.event;
+            let headers = event.headers_json();
+            let fields = [
+                ("id", event.id.as_str()),
+                ("aggregatetype", &event.aggregate_type),
+                ("aggregateid", &event.aggregate_id),
+                ("type", &event.event_type),
+                ("payload", &event.payload),
+                ("headers", &headers),
+            ];
+            match self.maxlen {
+                Some(n) => {
+                    pipe.xadd_maxlen(&routed.destination, StreamMaxlen::Approx(n), "*", &fields)
+                }
+                None => pipe.xadd(&routed.destination, "*", &fields),
+            };
+        }
+        let replies: Vec<RedisResult<String>> = pipe
+            .query_async(&mut self.connection)
+            .await
+            .map_err(|e| SinkError::Broker {
+                sink: NAME,
+                reason: e.to_string(),
+            })?;
+        if let Some((routed, error)) = batch
+            .iter()
+            .zip(replies)
+            .find_map(|(routed, reply)| reply.err().map(|error| (routed, error)))
+        {
+            return Err(SinkError::Rejected {
+                sink: NAME,
+                event_id: routed.event.id.clone(),
+                destination: routed.destination.clone(),
+                reason: error.to_string(),
+            });
+        }
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            maxlen: None,
+        }
+    }
+}

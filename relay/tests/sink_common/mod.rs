@@ -1,0 +1,104 @@
+//! Shared by the sink tests: events with a per-key sequence, publishing with batches in flight as the
+//! pipeline does, and checking what a consumer read back.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use outbox_relay::event::{Event, Routed};
+use outbox_relay::lsn::Lsn;
+use outbox_relay::sink::{Delivery, Sink, SinkError};
+
+/// A name no other test (or earlier run) uses, for topics, streams and exchanges.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}.{}", uuid::Uuid::new_v4().simple())
+}
+
+/// `keys` aggregates, `per_key` events each, interleaved round-robin as concurrent writers would
+/// produce them; aggregate `k` goes to `destinations[k % destinations.len()]`.
+pub fn events(destinations: &[String], keys: usize, per_key: usize) -> Vec<Routed> {
+    (0..per_key)
+        .flat_map(|seq| (0..keys).map(move |key| (key, seq)))
+        .map(|(key, seq)| Routed {
+            destination: destinations[key % destinations.len()].clone(),
+            event: Event {
+                id: uuid::Uuid::new_v4().to_string(),
+                aggregate_type: "Order".to_owned(),
+                aggregate_id: format!("order-{key}"),
+                event_type: "OrderUpdated".to_owned(),
+                payload: format!(r#"{{"seq":{seq}}}"#),
+                headers: vec![("trace".to_owned(), format!("trace-{key}-{seq}"))],
+                created_at: None,
+                commit_lsn: Lsn(seq as u64 + 1),
+            },
+        })
+        .collect()
+}
+
+/// Publishes `batch_size` events at a time with up to `in_flight` deliveries outstanding, awaiting
+/// them oldest first (as the pipeline acknowledges). Returns how long it took.
+pub async fn publish_all(
+    sink: &mut dyn Sink,
+    events: Vec<Routed>,
+    batch_size: usize,
+    in_flight: usize,
+) -> Result<Duration, SinkError> {
+    let started = Instant::now();
+    let mut pending: VecDeque<Delivery> = VecDeque::new();
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        if pending.len() == in_flight {
+            pending.pop_front().expect("in flight").await?;
+        }
+        let batch: Vec<Routed> = events.by_ref().take(batch_size).collect();
+        pending.push_back(sink.publish(batch).await?);
+    }
+    for delivery in pending {
+        delivery.await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// One message as a consumer saw it.
+#[derive(Debug)]
+pub struct Received {
+    pub destination: String,
+    pub key: String,
+    pub payload: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Every sent event arrived exactly once, at its destination, with its identity and row headers,
+/// and each key's events arrived in the order they were sent.
+pub fn assert_delivered_in_order(sent: &[Routed], received: &[Received]) {
+    assert_eq!(received.len(), sent.len(), "number of messages received");
+    let mut expected: BTreeMap<&str, VecDeque<&Routed>> = BTreeMap::new();
+    for routed in sent {
+        expected
+            .entry(&routed.event.aggregate_id)
+            .or_default()
+            .push_back(routed);
+    }
+    for message in received {
+        let routed = expected
+            .get_mut(message.key.as_str())
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| panic!("unexpected message {message:?}"));
+        let event = &routed.event;
+        assert_eq!(
+            message.destination, routed.destination,
+            "destination of {message:?}"
+        );
+        assert_eq!(
+            message.payload, event.payload,
+            "out of order for key {}",
+            message.key
+        );
+        for (name, value) in event.message_headers() {
+            assert_eq!(
+                message.headers.get(name).map(String::as_str),
+                Some(value),
+                "header {name} of {message:?}"
+            );
+        }
+    }
+}
