@@ -17,7 +17,8 @@ use crate::wait::wait_for;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Without it, fetching messages that carry headers slows down quadratically with sqlite storage.
-const HEADER_INDEX: &str = "create index if not exists header_record_idx on header (topition, offset_id)";
+const HEADER_INDEX: &str =
+    "create index if not exists header_record_idx on header (topition, offset_id)";
 
 pub struct Kafka {
     /// The broker's working dir, which holds tansu.db. It lies in the system temp dir, away from any

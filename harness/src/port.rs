@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 /// A port that was free a moment ago. Another process could still take it before the server binds it;
 /// the kernel hands out ephemeral ports in a way that makes that rare enough for tests.
 pub fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0 to find a free port")?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("binding 127.0.0.1:0 to find a free port")?;
     Ok(listener.local_addr()?.port())
 }
 

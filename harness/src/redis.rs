@@ -26,7 +26,11 @@ pub struct Redis {
 impl Redis {
     /// The URL of the machine's Redis, once it answers PING. Tests sharing it must use keys of their own.
     pub fn shared() -> Result<String> {
-        wait_for(START_TIMEOUT, "the shared Redis on 127.0.0.1:6379 to answer PING (is it running? see scripts/services.sh)", || Ok(pong(SHARED_PORT)))?;
+        wait_for(
+            START_TIMEOUT,
+            "the shared Redis on 127.0.0.1:6379 to answer PING (is it running? see scripts/services.sh)",
+            || Ok(pong(SHARED_PORT)),
+        )?;
         Ok(url(SHARED_PORT))
     }
 

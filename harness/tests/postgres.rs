@@ -26,9 +26,14 @@ async fn committed_rows_survive_a_crash_and_a_restart() -> anyhow::Result<()> {
     assert_eq!(pg.psql("select count(*) from t")?, "2");
 
     pg.psql("insert into t values (3)")?;
+    let started = Instant::now();
     pg.restart_immediate()?;
+    eprintln!("a second restart_immediate took {:?}", started.elapsed());
     let client = pg.client().await?;
-    let count: i64 = client.query_one("select count(*) from t", &[]).await?.get(0);
+    let count: i64 = client
+        .query_one("select count(*) from t", &[])
+        .await?
+        .get(0);
     assert_eq!(count, 3);
 
     pg.stop()?;
@@ -41,7 +46,10 @@ async fn committed_rows_survive_a_crash_and_a_restart() -> anyhow::Result<()> {
 fn logical_decoding_works_and_needs_wal_level_logical() -> anyhow::Result<()> {
     let pg = Postgres::start()?;
     pg.psql("select pg_create_logical_replication_slot('s', 'pgoutput')")?;
-    assert_eq!(pg.url(), format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port()));
+    assert_eq!(
+        pg.url(),
+        format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port())
+    );
 
     let replica = Postgres::start_with_wal_level("replica")?;
     assert_eq!(replica.psql("show wal_level")?, "replica");

@@ -37,7 +37,10 @@ fn signals_reach_the_process_and_its_output_is_logged() -> anyhow::Result<()> {
 fn kill9_and_drop_end_the_process() -> anyhow::Result<()> {
     let mut process = Process::start(shell("trap '' TERM; sleep 100"))?;
     let status = process.kill9()?;
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
 
     let process = Process::start(shell("sleep 100"))?;
     let proc_dir = format!("/proc/{}", process.id());

@@ -3,7 +3,9 @@
 use std::time::Instant;
 
 use harness::RabbitMq;
-use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
@@ -19,9 +21,15 @@ async fn a_private_node_keeps_persistent_messages_across_a_restart() -> anyhow::
     eprintln!("RabbitMq::start took {:?}", started.elapsed());
     let channel = connect(&rabbitmq.url()).await?;
     channel
-        .queue_declare("q".into(), QueueDeclareOptions::durable(), FieldTable::default())
+        .queue_declare(
+            "q".into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
         .await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let confirmation = channel
         .basic_publish(
             "".into(),
@@ -37,7 +45,10 @@ async fn a_private_node_keeps_persistent_messages_across_a_restart() -> anyhow::
     let started = Instant::now();
     rabbitmq.restart()?;
     eprintln!("RabbitMq::restart took {:?}", started.elapsed());
-    assert!(channel.basic_get("q".into(), BasicGetOptions::default()).await.is_err());
+    assert!(channel
+        .basic_get("q".into(), BasicGetOptions::default())
+        .await
+        .is_err());
 
     let channel = connect(&rabbitmq.url()).await?;
     let message = channel

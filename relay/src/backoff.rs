@@ -17,7 +17,11 @@ pub struct BackoffSettings {
 
 impl Default for BackoffSettings {
     fn default() -> Self {
-        BackoffSettings { initial: Duration::from_millis(200), max: Duration::from_secs(30), multiplier: 2.0 }
+        BackoffSettings {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+            multiplier: 2.0,
+        }
     }
 }
 
@@ -28,7 +32,10 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(settings: BackoffSettings) -> Backoff {
-        Backoff { settings, attempt: 0 }
+        Backoff {
+            settings,
+            attempt: 0,
+        }
     }
 
     /// The next delay: uniformly random up to the exponential ceiling, so that many relays that
@@ -45,7 +52,10 @@ impl Backoff {
 
     fn ceiling(&self) -> Duration {
         let factor = self.settings.multiplier.powi(self.attempt.min(64) as i32);
-        self.settings.initial.mul_f64(factor.min(1e6)).min(self.settings.max)
+        self.settings
+            .initial
+            .mul_f64(factor.min(1e6))
+            .min(self.settings.max)
     }
 }
 

@@ -120,17 +120,41 @@ impl RunArgs {
         let c = &self.connection;
         put(&["database_url"], c.database_url.as_ref().map(|v| json!(v)));
         put(&["slot"], c.slot.as_ref().map(|v| json!(v)));
-        put(&["outbox", "table"], self.table.table.as_ref().map(|v| json!(v)));
+        put(
+            &["outbox", "table"],
+            self.table.table.as_ref().map(|v| json!(v)),
+        );
         put(&["sink"], self.sink.map(|v| json!(v)));
-        put(&["publication"], self.publication.as_ref().map(|v| json!(v)));
-        put(&["destination"], self.destination.as_ref().map(|v| json!(v)));
-        put(&["kafka", "brokers"], self.kafka_brokers.as_ref().map(|v| json!(v)));
-        put(&["rabbitmq", "url"], self.rabbitmq_url.as_ref().map(|v| json!(v)));
-        put(&["rabbitmq", "exchange"], self.rabbitmq_exchange.as_ref().map(|v| json!(v)));
+        put(
+            &["publication"],
+            self.publication.as_ref().map(|v| json!(v)),
+        );
+        put(
+            &["destination"],
+            self.destination.as_ref().map(|v| json!(v)),
+        );
+        put(
+            &["kafka", "brokers"],
+            self.kafka_brokers.as_ref().map(|v| json!(v)),
+        );
+        put(
+            &["rabbitmq", "url"],
+            self.rabbitmq_url.as_ref().map(|v| json!(v)),
+        );
+        put(
+            &["rabbitmq", "exchange"],
+            self.rabbitmq_exchange.as_ref().map(|v| json!(v)),
+        );
         put(&["redis", "url"], self.redis_url.as_ref().map(|v| json!(v)));
         put(&["redis", "maxlen"], self.redis_maxlen.map(|v| json!(v)));
-        put(&["pipeline", "batch_size"], self.batch_size.map(|v| json!(v)));
-        put(&["pipeline", "max_in_flight"], self.max_in_flight.map(|v| json!(v)));
+        put(
+            &["pipeline", "batch_size"],
+            self.batch_size.map(|v| json!(v)),
+        );
+        put(
+            &["pipeline", "max_in_flight"],
+            self.max_in_flight.map(|v| json!(v)),
+        );
         Value::Object(root)
     }
 }
@@ -153,7 +177,9 @@ mod tests {
             "--batch-size",
             "5",
         ]);
-        let Command::Run(args) = cli.command else { panic!("parsed {:?}", cli.command) };
+        let Command::Run(args) = cli.command else {
+            panic!("parsed {:?}", cli.command)
+        };
         assert_eq!(
             args.overrides(),
             json!({"database_url": "postgres://u@h/db", "sink": "rabbitmq", "rabbitmq": {"exchange": "events"}, "pipeline": {"batch_size": 5}})

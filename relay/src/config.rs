@@ -110,21 +110,29 @@ impl Config {
             });
         }
         self.database()?;
-        Router::new(&self.destination).map_err(|e| ConfigError::Invalid { key: "destination", reason: e.to_string() })?;
+        Router::new(&self.destination).map_err(|e| ConfigError::Invalid {
+            key: "destination",
+            reason: e.to_string(),
+        })?;
         if self.pipeline.batch_size == 0 || self.pipeline.max_in_flight < self.pipeline.batch_size {
             return Err(ConfigError::Invalid {
                 key: "pipeline.max_in_flight",
-                reason: "batch_size must be at least 1 and max_in_flight at least batch_size".into(),
+                reason: "batch_size must be at least 1 and max_in_flight at least batch_size"
+                    .into(),
             });
         }
         for (key, name) in [("slot", &self.slot), ("publication", &self.publication)] {
             let valid = !name.is_empty()
                 && name.len() <= 63
-                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !valid {
                 return Err(ConfigError::Invalid {
                     key,
-                    reason: format!("{name:?} must be 1-63 characters of lower-case letters, digits and '_'"),
+                    reason: format!(
+                        "{name:?} must be 1-63 characters of lower-case letters, digits and '_'"
+                    ),
                 });
             }
         }
@@ -132,9 +140,11 @@ impl Config {
     }
 
     pub fn database(&self) -> Result<tokio_postgres::Config, ConfigError> {
-        let mut config = tokio_postgres::Config::from_str(&self.database_url).map_err(|e| ConfigError::Invalid {
-            key: "database_url",
-            reason: format!("{e} in {}", redact_url(&self.database_url)),
+        let mut config = tokio_postgres::Config::from_str(&self.database_url).map_err(|e| {
+            ConfigError::Invalid {
+                key: "database_url",
+                reason: format!("{e} in {}", redact_url(&self.database_url)),
+            }
         })?;
         if config.get_application_name().is_none() {
             config.application_name("outbox-relay");
@@ -160,7 +170,11 @@ mod tests {
 
     #[test]
     fn flags_override_defaults() {
-        let config = Config::load(None, json!({"database_url": "postgres://u@h/db", "sink": "redis"})).unwrap();
+        let config = Config::load(
+            None,
+            json!({"database_url": "postgres://u@h/db", "sink": "redis"}),
+        )
+        .unwrap();
         assert_eq!(config.sink, SinkKind::Redis);
         assert_eq!(config.slot, "outbox_relay_slot");
         assert_eq!(config.destination, "outbox.event.{aggregatetype}");
@@ -183,25 +197,49 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = Config::load(None, json!({"database_url": "postgres://u@h/db", "pipeline": {"batch_size": "many"}}))
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(
+            None,
+            json!({"database_url": "postgres://u@h/db", "pipeline": {"batch_size": "many"}}),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("batch_size"), "{err}");
-        let err = Config::load(None, json!({"database_url": "postgres://u@h/db", "sink": "kafak"})).unwrap_err().to_string();
+        let err = Config::load(
+            None,
+            json!({"database_url": "postgres://u@h/db", "sink": "kafak"}),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("sink"), "{err}");
         let err = Config::load(None, json!({})).unwrap_err().to_string();
         assert!(err.contains("database_url"), "{err}");
-        let err = Config::load(None, json!({"database_url": "postgres://u:pw@h/db", "slot": "Bad-Slot"}))
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(
+            None,
+            json!({"database_url": "postgres://u:pw@h/db", "slot": "Bad-Slot"}),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("`slot`"), "{err}");
-        let err = Config::load(None, json!({"database_url": "postgres://u:hunter2@h:notaport/db"})).unwrap_err().to_string();
-        assert!(err.contains("database_url") && !err.contains("hunter2"), "{err}");
+        let err = Config::load(
+            None,
+            json!({"database_url": "postgres://u:hunter2@h:notaport/db"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("database_url") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = Config::load(None, json!({"database_url": "postgres://u@h/db", "slott": "x"})).unwrap_err().to_string();
+        let err = Config::load(
+            None,
+            json!({"database_url": "postgres://u@h/db", "slott": "x"}),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("slott"), "{err}");
     }
 }

@@ -30,7 +30,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::DropSlot(args) => {
-            let overrides = outbox_relay::cli::RunArgs { connection: args, ..Default::default() }.overrides();
+            let overrides = outbox_relay::cli::RunArgs {
+                connection: args,
+                ..Default::default()
+            }
+            .overrides();
             let config = match Config::load(cli.config.as_deref(), overrides) {
                 Ok(config) => config,
                 Err(error) => return config_error(&error),
@@ -87,8 +91,13 @@ async fn run(config: Config) -> ExitCode {
 
 async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop the relay with SIGKILL (nothing is lost)");
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!(
+            "cannot install signal handlers; stop the relay with SIGKILL (nothing is lost)"
+        );
         return;
     };
     tokio::select! {
@@ -100,11 +109,19 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 }
 
 async fn drop_slot(config: &Config) -> anyhow::Result<()> {
-    let client = catalog::connect(&config.database()?).await.context("connecting to PostgreSQL")?;
-    if catalog::drop_slot(&client, &config.slot).await.context("dropping the slot")? {
+    let client = catalog::connect(&config.database()?)
+        .await
+        .context("connecting to PostgreSQL")?;
+    if catalog::drop_slot(&client, &config.slot)
+        .await
+        .context("dropping the slot")?
+    {
         println!("dropped replication slot {}", config.slot);
     } else {
-        println!("replication slot {} does not exist; nothing to drop", config.slot);
+        println!(
+            "replication slot {} does not exist; nothing to drop",
+            config.slot
+        );
     }
     Ok(())
 }
@@ -114,7 +131,9 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

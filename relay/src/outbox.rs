@@ -32,7 +32,10 @@ pub struct Columns {
 
 impl Default for OutboxTable {
     fn default() -> Self {
-        OutboxTable { table: "public.outbox".into(), columns: Columns::default() }
+        OutboxTable {
+            table: "public.outbox".into(),
+            columns: Columns::default(),
+        }
     }
 }
 
@@ -53,7 +56,9 @@ impl Default for Columns {
 impl OutboxTable {
     /// `(schema, table)`, unquoted.
     pub fn qualified_name(&self) -> (&str, &str) {
-        self.table.split_once('.').unwrap_or(("public", &self.table))
+        self.table
+            .split_once('.')
+            .unwrap_or(("public", &self.table))
     }
 
     /// The table name quoted for SQL.
@@ -82,10 +87,23 @@ impl OutboxTable {
     pub fn layout(&self, relation_columns: &[String]) -> Result<RowLayout, MissingColumns> {
         let find = |name: &str| relation_columns.iter().position(|c| c == name);
         let c = &self.columns;
-        let required = [&c.id, &c.aggregate_type, &c.aggregate_id, &c.event_type, &c.payload];
-        let missing: Vec<String> = required.iter().filter(|n| find(n).is_none()).map(|n| n.to_string()).collect();
+        let required = [
+            &c.id,
+            &c.aggregate_type,
+            &c.aggregate_id,
+            &c.event_type,
+            &c.payload,
+        ];
+        let missing: Vec<String> = required
+            .iter()
+            .filter(|n| find(n).is_none())
+            .map(|n| n.to_string())
+            .collect();
         if !missing.is_empty() {
-            return Err(MissingColumns { table: self.table.clone(), missing });
+            return Err(MissingColumns {
+                table: self.table.clone(),
+                missing,
+            });
         }
         Ok(RowLayout {
             id: find(&c.id).unwrap_or_default(),
@@ -195,7 +213,15 @@ mod tests {
     fn maps_a_debezium_row() {
         let table = OutboxTable::default();
         let layout = table
-            .layout(&columns(&["id", "aggregatetype", "aggregateid", "type", "payload", "headers", "created_at"]))
+            .layout(&columns(&[
+                "id",
+                "aggregatetype",
+                "aggregateid",
+                "type",
+                "payload",
+                "headers",
+                "created_at",
+            ]))
             .unwrap();
         let (event, warnings) = layout.event(
             &[
@@ -212,7 +238,13 @@ mod tests {
         assert!(warnings.is_empty());
         assert_eq!(event.id, "6f1c");
         assert_eq!(event.aggregate_id, "42");
-        assert_eq!(event.headers, vec![("attempt".into(), "2".into()), ("correlation_id".into(), "c-1".into())]);
+        assert_eq!(
+            event.headers,
+            vec![
+                ("attempt".into(), "2".into()),
+                ("correlation_id".into(), "c-1".into())
+            ]
+        );
         assert_eq!(event.created_at.as_deref(), Some("2026-11-25 12:00:00+00"));
         assert_eq!(event.commit_lsn, Lsn(7));
     }
@@ -221,35 +253,77 @@ mod tests {
     fn optional_columns_may_be_missing_and_names_configurable() {
         let mut table = OutboxTable::default();
         table.columns.aggregate_id = "aggregate_id".into();
-        let layout = table.layout(&columns(&["payload", "type", "aggregate_id", "aggregatetype", "id"])).unwrap();
-        let (event, _) = layout.event(&[text("{}"), text("T"), text("a-1"), text("A"), text("i")], Lsn(1));
-        assert_eq!((event.id.as_str(), event.aggregate_id.as_str(), event.payload.as_str()), ("i", "a-1", "{}"));
+        let layout = table
+            .layout(&columns(&[
+                "payload",
+                "type",
+                "aggregate_id",
+                "aggregatetype",
+                "id",
+            ]))
+            .unwrap();
+        let (event, _) = layout.event(
+            &[text("{}"), text("T"), text("a-1"), text("A"), text("i")],
+            Lsn(1),
+        );
+        assert_eq!(
+            (
+                event.id.as_str(),
+                event.aggregate_id.as_str(),
+                event.payload.as_str()
+            ),
+            ("i", "a-1", "{}")
+        );
         assert!(event.headers.is_empty());
         assert_eq!(event.created_at, None);
     }
 
     #[test]
     fn names_every_missing_column() {
-        let err = OutboxTable::default().layout(&columns(&["id", "payload"])).unwrap_err();
+        let err = OutboxTable::default()
+            .layout(&columns(&["id", "payload"]))
+            .unwrap_err();
         assert_eq!(err.missing, vec!["aggregatetype", "aggregateid", "type"]);
     }
 
     #[test]
     fn odd_rows_are_relayed_with_warnings() {
         let layout = OutboxTable::default()
-            .layout(&columns(&["id", "aggregatetype", "aggregateid", "type", "payload", "headers"]))
+            .layout(&columns(&[
+                "id",
+                "aggregatetype",
+                "aggregateid",
+                "type",
+                "payload",
+                "headers",
+            ]))
             .unwrap();
-        let (event, warnings) =
-            layout.event(&[text("i"), Value::Null, text("a"), text("T"), Value::Null, text("[1]")], Lsn(1));
+        let (event, warnings) = layout.event(
+            &[
+                text("i"),
+                Value::Null,
+                text("a"),
+                text("T"),
+                Value::Null,
+                text("[1]"),
+            ],
+            Lsn(1),
+        );
         assert_eq!(event.payload, "null");
         assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 
     #[test]
     fn ddl_quotes_names() {
-        let table = OutboxTable { table: "sales.Outbox".into(), ..OutboxTable::default() };
+        let table = OutboxTable {
+            table: "sales.Outbox".into(),
+            ..OutboxTable::default()
+        };
         let ddl = table.ddl();
-        assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS \"sales\".\"Outbox\" ("), "{ddl}");
+        assert!(
+            ddl.starts_with("CREATE TABLE IF NOT EXISTS \"sales\".\"Outbox\" ("),
+            "{ddl}"
+        );
         assert!(ddl.contains("\"payload\" jsonb NOT NULL"));
     }
 }

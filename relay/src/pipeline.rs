@@ -34,7 +34,11 @@ pub struct PipelineSettings {
 
 impl Default for PipelineSettings {
     fn default() -> Self {
-        PipelineSettings { batch_size: 1000, max_in_flight: 20_000, status_interval: Duration::from_secs(1) }
+        PipelineSettings {
+            batch_size: 1000,
+            max_in_flight: 20_000,
+            status_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -92,13 +96,20 @@ impl Window {
         let batch = std::mem::take(&mut self.batch);
         let events = batch.len();
         let delivery = sink.publish(batch).await?;
-        self.in_flight.push_back(InFlight { delivery, events, position: self.batch_position.take() });
+        self.in_flight.push_back(InFlight {
+            delivery,
+            events,
+            position: self.batch_position.take(),
+        });
         self.in_flight_events += events;
         Ok(())
     }
 
     fn confirmed(&mut self) {
-        let done = self.in_flight.pop_front().expect("a delivery completed, so one was in flight");
+        let done = self
+            .in_flight
+            .pop_front()
+            .expect("a delivery completed, so one was in flight");
         self.in_flight_events -= done.events;
         if let Some(position) = done.position {
             self.acked = self.acked.max(position);
@@ -145,8 +156,8 @@ pub async fn run(
             }
             // Before the source, which under a backlog is always ready and would starve it.
             _ = ticker.tick() => {
-                // Report on progress, and at least every ten seconds so the server knows we are alive
-                // even while the window is full and nothing is read.
+                // Report positions acknowledged between transactions, and at least every ten seconds
+                // so the server knows we are alive even while the window is full and nothing is read.
                 if window.acked > reported || last_report.elapsed() >= Duration::from_secs(10) {
                     source.send_status(window.acked, false).await?;
                     (reported, last_report) = (window.acked, Instant::now());
@@ -155,6 +166,11 @@ pub async fn run(
             result = next_delivery(&mut window.in_flight), if !window.in_flight.is_empty() => {
                 result?;
                 window.confirmed();
+                // Report at once, so that a crash re-sends no more than the unconfirmed window.
+                if window.acked > reported {
+                    source.send_status(window.acked, false).await?;
+                    (reported, last_report) = (window.acked, Instant::now());
+                }
             }
             change = source.next(), if can_read => match change? {
                 Change::Event(event) => {

@@ -19,7 +19,9 @@ enum Part {
 pub enum TemplateError {
     #[error("destination template {0:?} has an unclosed '{{'")]
     Unclosed(String),
-    #[error("destination template uses unknown placeholder {{{0}}}; known: {{aggregatetype}}, {{type}}")]
+    #[error(
+        "destination template uses unknown placeholder {{{0}}}; known: {{aggregatetype}}, {{type}}"
+    )]
     UnknownPlaceholder(String),
     #[error("destination template is empty")]
     Empty,
@@ -36,7 +38,9 @@ impl Router {
             if start > 0 {
                 parts.push(Part::Literal(rest[..start].to_owned()));
             }
-            let end = rest[start..].find('}').ok_or_else(|| TemplateError::Unclosed(template.to_owned()))?;
+            let end = rest[start..]
+                .find('}')
+                .ok_or_else(|| TemplateError::Unclosed(template.to_owned()))?;
             parts.push(match &rest[start + 1..start + end] {
                 "aggregatetype" => Part::AggregateType,
                 "type" => Part::EventType,
@@ -83,15 +87,36 @@ mod tests {
 
     #[test]
     fn fills_placeholders() {
-        assert_eq!(Router::new("outbox.event.{aggregatetype}").unwrap().route(event()).destination, "outbox.event.order");
-        assert_eq!(Router::new("{aggregatetype}-{type}").unwrap().route(event()).destination, "order-OrderConfirmed");
-        assert_eq!(Router::new("fixed").unwrap().route(event()).destination, "fixed");
+        assert_eq!(
+            Router::new("outbox.event.{aggregatetype}")
+                .unwrap()
+                .route(event())
+                .destination,
+            "outbox.event.order"
+        );
+        assert_eq!(
+            Router::new("{aggregatetype}-{type}")
+                .unwrap()
+                .route(event())
+                .destination,
+            "order-OrderConfirmed"
+        );
+        assert_eq!(
+            Router::new("fixed").unwrap().route(event()).destination,
+            "fixed"
+        );
     }
 
     #[test]
     fn rejects_bad_templates() {
-        assert_eq!(Router::new("a.{aggregatetype").unwrap_err(), TemplateError::Unclosed("a.{aggregatetype".into()));
-        assert_eq!(Router::new("a.{tenant}").unwrap_err(), TemplateError::UnknownPlaceholder("tenant".into()));
+        assert_eq!(
+            Router::new("a.{aggregatetype").unwrap_err(),
+            TemplateError::Unclosed("a.{aggregatetype".into())
+        );
+        assert_eq!(
+            Router::new("a.{tenant}").unwrap_err(),
+            TemplateError::UnknownPlaceholder("tenant".into())
+        );
         assert_eq!(Router::new("").unwrap_err(), TemplateError::Empty);
     }
 }

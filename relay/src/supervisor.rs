@@ -62,7 +62,16 @@ async fn session(
     let mut sink = sink::connect(config).await?;
     let (mut source, confirmed) = LogicalSource::connect(settings).await?;
     *acked = confirmed;
-    match pipeline::run(&mut source, sink.as_mut(), router, &config.pipeline, acked, shutdown).await {
+    match pipeline::run(
+        &mut source,
+        sink.as_mut(),
+        router,
+        &config.pipeline,
+        acked,
+        shutdown,
+    )
+    .await
+    {
         Ok(()) => {
             source.finish(*acked).await?;
             tracing::info!(acked = %acked, "drained and acknowledged; stopped");

@@ -75,7 +75,10 @@ impl Installation {
     /// Builds the template in a staging dir and renames it into place, so that a test process never
     /// sees a half-built template, whichever of several concurrent processes wins.
     fn run_initdb(&mut self) -> Result<()> {
-        let parent = self.template.parent().context("template path has no parent")?;
+        let parent = self
+            .template
+            .parent()
+            .context("template path has no parent")?;
         let staging = tempfile::Builder::new()
             .prefix("outbox-relay-pg-initdb-")
             .tempdir_in(parent)
@@ -132,7 +135,9 @@ fn postgres_user() -> Result<(u32, u32)> {
     // process, under the OnceLock, so no other harness call races on that record.
     let entry = unsafe { libc::getpwnam(name.as_ptr()) };
     if entry.is_null() {
-        bail!("running as root needs the `postgres` OS user, since initdb and postgres refuse root");
+        bail!(
+            "running as root needs the `postgres` OS user, since initdb and postgres refuse root"
+        );
     }
     // SAFETY: checked non-null above.
     let entry = unsafe { &*entry };

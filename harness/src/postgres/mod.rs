@@ -170,6 +170,9 @@ fn spawn(installation: &Installation, dir: &Path, port: u16, wal_level: &str) ->
         .arg(format!("wal_level={wal_level}"))
         .args(["-c", "max_replication_slots=10", "-c", "max_wal_senders=10"])
         // Kill tests need what was committed to survive a crash.
-        .args(["-c", "fsync=on"]);
+        .args(["-c", "fsync=on"])
+        // Crash recovery otherwise fsyncs each of the ≈1000 data files one by one: 2–3 s here, against
+        // 0.2–0.4 s for one syncfs.
+        .args(["-c", "recovery_init_sync_method=syncfs"]);
     Process::start_logging_to(cmd, &dir.join("postgres.log"))
 }

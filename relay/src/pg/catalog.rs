@@ -24,13 +24,19 @@ impl CatalogError {
     }
 
     fn misconfigured(problem: impl Into<String>, fix: impl Into<String>) -> CatalogError {
-        CatalogError::Misconfigured { problem: problem.into(), fix: fix.into() }
+        CatalogError::Misconfigured {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 }
 
 /// Opens an ordinary session and drives it on a background task.
 pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, CatalogError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(CatalogError::Connection)?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(CatalogError::Connection)?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "control connection closed");
@@ -55,7 +61,10 @@ pub async fn check_logical_replication(client: &Client) -> Result<(), CatalogErr
     if !allowed {
         return Err(CatalogError::misconfigured(
             format!("role {user} lacks the REPLICATION attribute"),
-            format!("run `ALTER ROLE {} WITH REPLICATION;` as a superuser", quote_ident(&user)),
+            format!(
+                "run `ALTER ROLE {} WITH REPLICATION;` as a superuser",
+                quote_ident(&user)
+            ),
         ));
     }
     Ok(())
@@ -81,9 +90,16 @@ pub async fn check_outbox_table(client: &Client, outbox: &OutboxTable) -> Result
 }
 
 /// Creates the publication for the outbox table's inserts unless it exists; checks it covers the table.
-pub async fn ensure_publication(client: &Client, publication: &str, outbox: &OutboxTable) -> Result<(), CatalogError> {
+pub async fn ensure_publication(
+    client: &Client,
+    publication: &str,
+    outbox: &OutboxTable,
+) -> Result<(), CatalogError> {
     let exists: bool = client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", &[&publication])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+            &[&publication],
+        )
         .await?
         .get(0);
     if !exists {
@@ -107,7 +123,10 @@ pub async fn ensure_publication(client: &Client, publication: &str, outbox: &Out
         .get(0);
     if !covers {
         return Err(CatalogError::misconfigured(
-            format!("publication {publication} exists but does not include {}", outbox.table),
+            format!(
+                "publication {publication} exists but does not include {}",
+                outbox.table
+            ),
             format!(
                 "run `ALTER PUBLICATION {} ADD TABLE {};` or choose another --publication",
                 quote_ident(publication),
@@ -129,14 +148,21 @@ pub async fn ensure_slot(client: &Client, slot: &str) -> Result<Lsn, CatalogErro
         .await?;
     let Some(row) = row else {
         let row = client
-            .query_one("SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
+            .query_one(
+                "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                &[&slot],
+            )
             .await?;
         let lsn = parse_lsn(row.get(0))?;
         tracing::info!(slot, %lsn, "created logical replication slot; rows committed from here on are relayed");
         return Ok(lsn);
     };
-    let (plugin, wal_status, confirmed, same_db): (Option<String>, String, Option<String>, Option<bool>) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (plugin, wal_status, confirmed, same_db): (
+        Option<String>,
+        String,
+        Option<String>,
+        Option<bool>,
+    ) = (row.get(0), row.get(1), row.get(2), row.get(3));
     if plugin.as_deref() != Some("pgoutput") || same_db != Some(true) {
         return Err(CatalogError::misconfigured(
             format!("replication slot {slot} exists but is not a pgoutput slot of this database"),
@@ -156,7 +182,10 @@ pub async fn ensure_slot(client: &Client, slot: &str) -> Result<Lsn, CatalogErro
             ),
         ));
     }
-    confirmed.map(parse_lsn).transpose().map(Option::unwrap_or_default)
+    confirmed
+        .map(parse_lsn)
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// Drops the slot; returns whether it existed.
@@ -168,6 +197,7 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<bool, CatalogError
 }
 
 fn parse_lsn(text: String) -> Result<Lsn, CatalogError> {
-    text.parse()
-        .map_err(|e| CatalogError::misconfigured(format!("server returned {e}"), "report this as a bug"))
+    text.parse().map_err(|e| {
+        CatalogError::misconfigured(format!("server returned {e}"), "report this as a bug")
+    })
 }

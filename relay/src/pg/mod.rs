@@ -35,8 +35,14 @@ mod tests {
             redact_url("postgres://app:s3cr@t@db:5432/orders?sslmode=require"),
             "postgres://app:***@db:5432/orders?sslmode=require"
         );
-        assert_eq!(redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
-        assert_eq!(redact_url("postgres://app@db/orders"), "postgres://app@db/orders");
+        assert_eq!(
+            redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/orders"),
+            "postgres://app@db/orders"
+        );
         assert_eq!(redact_url("host=db user=app"), "host=db user=app");
     }
 }

@@ -22,10 +22,21 @@ pub enum DecodeError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogicalMessage {
-    Begin { final_lsn: Lsn, xid: u32, commit_time: i64 },
-    Commit { commit_lsn: Lsn, end_lsn: Lsn, commit_time: i64 },
+    Begin {
+        final_lsn: Lsn,
+        xid: u32,
+        commit_time: i64,
+    },
+    Commit {
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+        commit_time: i64,
+    },
     Relation(Relation),
-    Insert { relation_id: u32, values: Vec<Value> },
+    Insert {
+        relation_id: u32,
+        values: Vec<Value>,
+    },
     /// Update, Delete, Truncate, Origin, Type or Message: nothing the relay acts on.
     Ignored(char),
 }
@@ -78,12 +89,20 @@ pub fn decode(mut buf: Bytes) -> Result<LogicalMessage, DecodeError> {
                 take_u32(&mut buf, "column type")?;
                 take_u32(&mut buf, "column type modifier")?;
             }
-            Ok(LogicalMessage::Relation(Relation { id, namespace, name, columns }))
+            Ok(LogicalMessage::Relation(Relation {
+                id,
+                namespace,
+                name,
+                columns,
+            }))
         }
         b'I' => {
             let relation_id = take_u32(&mut buf, "Insert")?;
             take_u8(&mut buf, "Insert")?;
-            Ok(LogicalMessage::Insert { relation_id, values: take_tuple(&mut buf)? })
+            Ok(LogicalMessage::Insert {
+                relation_id,
+                values: take_tuple(&mut buf)?,
+            })
         }
         b'U' | b'D' | b'T' | b'O' | b'Y' | b'M' => Ok(LogicalMessage::Ignored(tag as char)),
         other => Err(DecodeError::UnknownTag(other as char)),
@@ -127,7 +146,10 @@ fn take_u64(buf: &mut Bytes, what: &'static str) -> Result<u64, DecodeError> {
 }
 
 fn take_cstr(buf: &mut Bytes, what: &'static str) -> Result<String, DecodeError> {
-    let end = buf.iter().position(|&b| b == 0).ok_or(DecodeError::Truncated(what))?;
+    let end = buf
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(DecodeError::Truncated(what))?;
     let raw = buf.split_to(end);
     buf.advance(1);
     String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::NotUtf8(what))
@@ -165,7 +187,11 @@ mod tests {
         begin.put_u32(7);
         assert_eq!(
             decode(begin.freeze()).unwrap(),
-            LogicalMessage::Begin { final_lsn: Lsn(0x100), xid: 7, commit_time: 42 }
+            LogicalMessage::Begin {
+                final_lsn: Lsn(0x100),
+                xid: 7,
+                commit_time: 42
+            }
         );
         let mut commit = BytesMut::new();
         commit.put_u8(b'C');
@@ -175,7 +201,11 @@ mod tests {
         commit.put_i64(42);
         assert_eq!(
             decode(commit.freeze()).unwrap(),
-            LogicalMessage::Commit { commit_lsn: Lsn(0x100), end_lsn: Lsn(0x130), commit_time: 42 }
+            LogicalMessage::Commit {
+                commit_lsn: Lsn(0x100),
+                end_lsn: Lsn(0x130),
+                commit_time: 42
+            }
         );
     }
 
@@ -208,22 +238,35 @@ mod tests {
             decode(m.freeze()).unwrap(),
             LogicalMessage::Insert {
                 relation_id: 16385,
-                values: vec![Value::Text(Bytes::from_static(b"{}")), Value::Null, Value::Unchanged],
+                values: vec![
+                    Value::Text(Bytes::from_static(b"{}")),
+                    Value::Null,
+                    Value::Unchanged
+                ],
             }
         );
     }
 
     #[test]
     fn skips_updates_and_deletes() {
-        assert_eq!(decode(Bytes::from_static(b"D\0\0\0\x01K")).unwrap(), LogicalMessage::Ignored('D'));
-        assert_eq!(decode(Bytes::from_static(b"U")).unwrap(), LogicalMessage::Ignored('U'));
+        assert_eq!(
+            decode(Bytes::from_static(b"D\0\0\0\x01K")).unwrap(),
+            LogicalMessage::Ignored('D')
+        );
+        assert_eq!(
+            decode(Bytes::from_static(b"U")).unwrap(),
+            LogicalMessage::Ignored('U')
+        );
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let full = relation_message().freeze();
         for len in 0..full.len() {
-            assert!(decode(full.slice(..len)).is_err(), "prefix of {len} bytes decoded");
+            assert!(
+                decode(full.slice(..len)).is_err(),
+                "prefix of {len} bytes decoded"
+            );
         }
     }
 
@@ -236,7 +279,13 @@ mod tests {
         m.put_u16(1);
         m.put_u8(b't');
         m.put_u32(u32::MAX);
-        assert_eq!(decode(m.freeze()), Err(DecodeError::Truncated("column value")));
-        assert_eq!(decode(Bytes::from_static(b"Q")), Err(DecodeError::UnknownTag('Q')));
+        assert_eq!(
+            decode(m.freeze()),
+            Err(DecodeError::Truncated("column value"))
+        );
+        assert_eq!(
+            decode(Bytes::from_static(b"Q")),
+            Err(DecodeError::UnknownTag('Q'))
+        );
     }
 }

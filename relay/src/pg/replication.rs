@@ -39,7 +39,11 @@ pub enum ReplicationError {
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReplicationMessage {
     /// A chunk of decoded WAL: for pgoutput, exactly one logical message.
-    XLogData { wal_start: Lsn, wal_end: Lsn, data: Bytes },
+    XLogData {
+        wal_start: Lsn,
+        wal_end: Lsn,
+        data: Bytes,
+    },
     /// The server's current WAL end; `reply_requested` must be answered before wal_sender_timeout.
     Keepalive { wal_end: Lsn, reply_requested: bool },
 }
@@ -74,8 +78,14 @@ impl ReplicationConnection {
         loop {
             match next_message(&mut framed).await? {
                 Message::ReadyForQuery(_) => return Ok(ReplicationConnection { framed }),
-                Message::ParameterStatus(_) | Message::BackendKeyData(_) | Message::NoticeResponse(_) => {}
-                _ => return Err(ReplicationError::Protocol("expected ReadyForQuery after authentication".into())),
+                Message::ParameterStatus(_)
+                | Message::BackendKeyData(_)
+                | Message::NoticeResponse(_) => {}
+                _ => {
+                    return Err(ReplicationError::Protocol(
+                        "expected ReadyForQuery after authentication".into(),
+                    ))
+                }
             }
         }
     }
@@ -101,13 +111,19 @@ impl ReplicationConnection {
         self.framed.send(buf.freeze()).await?;
         loop {
             match self.framed.next().await.transpose()? {
-                Some(Backend::CopyBothResponse) => return Ok(ReplicationStream { framed: self.framed }),
+                Some(Backend::CopyBothResponse) => {
+                    return Ok(ReplicationStream {
+                        framed: self.framed,
+                    })
+                }
                 Some(Backend::Message(Message::NoticeResponse(_))) => {}
                 Some(Backend::Message(Message::ErrorResponse(body))) => {
                     return Err(ServerError::parse(&body)?.into())
                 }
                 Some(Backend::Message(_)) => {
-                    return Err(ReplicationError::Protocol("expected CopyBothResponse to START_REPLICATION".into()))
+                    return Err(ReplicationError::Protocol(
+                        "expected CopyBothResponse to START_REPLICATION".into(),
+                    ))
                 }
                 None => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
             }
@@ -117,9 +133,13 @@ impl ReplicationConnection {
 
 async fn next_message(framed: &mut Framed<Transport, Codec>) -> Result<Message, ReplicationError> {
     match framed.next().await.transpose()? {
-        Some(Backend::Message(Message::ErrorResponse(body))) => Err(ServerError::parse(&body)?.into()),
+        Some(Backend::Message(Message::ErrorResponse(body))) => {
+            Err(ServerError::parse(&body)?.into())
+        }
         Some(Backend::Message(message)) => Ok(message),
-        Some(Backend::CopyBothResponse) => Err(ReplicationError::Protocol("CopyBothResponse before a query".into())),
+        Some(Backend::CopyBothResponse) => Err(ReplicationError::Protocol(
+            "CopyBothResponse before a query".into(),
+        )),
         None => Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
     }
 }
@@ -129,7 +149,11 @@ async fn authenticate(
     user: &str,
     password: Option<&[u8]>,
 ) -> Result<(), ReplicationError> {
-    let need_password = || ReplicationError::Auth("the server asks for a password and the database URL has none".into());
+    let need_password = || {
+        ReplicationError::Auth(
+            "the server asks for a password and the database URL has none".into(),
+        )
+    };
     loop {
         let mut buf = BytesMut::new();
         match next_message(framed).await? {
@@ -138,28 +162,43 @@ async fn authenticate(
                 frontend::password_message(password.ok_or_else(need_password)?, &mut buf)?;
             }
             Message::AuthenticationMd5Password(body) => {
-                let hash = md5_hash(user.as_bytes(), password.ok_or_else(need_password)?, body.salt());
+                let hash = md5_hash(
+                    user.as_bytes(),
+                    password.ok_or_else(need_password)?,
+                    body.salt(),
+                );
                 frontend::password_message(hash.as_bytes(), &mut buf)?;
             }
             Message::AuthenticationSasl(body) => {
                 let mut mechanisms = body.mechanisms();
                 let mut scram_offered = false;
-                while let Some(mechanism) = fallible_iterator::FallibleIterator::next(&mut mechanisms)? {
+                while let Some(mechanism) =
+                    fallible_iterator::FallibleIterator::next(&mut mechanisms)?
+                {
                     scram_offered |= mechanism == SCRAM_SHA_256;
                 }
                 if !scram_offered {
-                    return Err(ReplicationError::Auth("the server offers no SASL mechanism we support".into()));
+                    return Err(ReplicationError::Auth(
+                        "the server offers no SASL mechanism we support".into(),
+                    ));
                 }
                 scram(framed, password.ok_or_else(need_password)?).await?;
                 continue;
             }
-            _ => return Err(ReplicationError::Auth("unsupported authentication method".into())),
+            _ => {
+                return Err(ReplicationError::Auth(
+                    "unsupported authentication method".into(),
+                ))
+            }
         }
         framed.send(buf.freeze()).await?;
     }
 }
 
-async fn scram(framed: &mut Framed<Transport, Codec>, password: &[u8]) -> Result<(), ReplicationError> {
+async fn scram(
+    framed: &mut Framed<Transport, Codec>,
+    password: &[u8],
+) -> Result<(), ReplicationError> {
     let mut scram = ScramSha256::new(password, ChannelBinding::unsupported());
     let mut buf = BytesMut::new();
     frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut buf)?;
@@ -187,18 +226,38 @@ impl ReplicationStream {
     pub async fn next(&mut self) -> Result<Option<ReplicationMessage>, ReplicationError> {
         loop {
             match self.framed.next().await.transpose()? {
-                None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the replication stream").into()),
-                Some(Backend::Message(Message::CopyData(body))) => return parse_copy_data(body.into_bytes()).map(Some),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the replication stream",
+                    )
+                    .into())
+                }
+                Some(Backend::Message(Message::CopyData(body))) => {
+                    return parse_copy_data(body.into_bytes()).map(Some)
+                }
                 Some(Backend::Message(Message::CopyDone)) => return Ok(None),
-                Some(Backend::Message(Message::ErrorResponse(body))) => return Err(ServerError::parse(&body)?.into()),
-                Some(Backend::Message(Message::NoticeResponse(_) | Message::ParameterStatus(_))) => {}
-                Some(_) => return Err(ReplicationError::Protocol("unexpected message in the replication stream".into())),
+                Some(Backend::Message(Message::ErrorResponse(body))) => {
+                    return Err(ServerError::parse(&body)?.into())
+                }
+                Some(Backend::Message(
+                    Message::NoticeResponse(_) | Message::ParameterStatus(_),
+                )) => {}
+                Some(_) => {
+                    return Err(ReplicationError::Protocol(
+                        "unexpected message in the replication stream".into(),
+                    ))
+                }
             }
         }
     }
 
     /// Reports `flush` as written, flushed and applied; the server may then recycle WAL before it.
-    pub async fn send_status(&mut self, flush: Lsn, reply_requested: bool) -> Result<(), ReplicationError> {
+    pub async fn send_status(
+        &mut self,
+        flush: Lsn,
+        reply_requested: bool,
+    ) -> Result<(), ReplicationError> {
         let mut body = BytesMut::with_capacity(34);
         body.put_u8(b'r');
         body.put_u64(flush.0);
@@ -222,15 +281,22 @@ impl ReplicationStream {
         let drain = async {
             loop {
                 match self.framed.next().await.transpose()? {
-                    Some(Backend::Message(Message::ReadyForQuery(_))) | None => return Ok::<_, ReplicationError>(()),
-                    Some(Backend::Message(Message::ErrorResponse(body))) => return Err(ServerError::parse(&body)?.into()),
+                    Some(Backend::Message(Message::ReadyForQuery(_))) | None => {
+                        return Ok::<_, ReplicationError>(())
+                    }
+                    Some(Backend::Message(Message::ErrorResponse(body))) => {
+                        return Err(ServerError::parse(&body)?.into())
+                    }
                     Some(_) => {}
                 }
             }
         };
-        tokio::time::timeout(timeout, drain)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "server did not end the replication stream"))??;
+        tokio::time::timeout(timeout, drain).await.map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "server did not end the replication stream",
+            )
+        })??;
         frontend::terminate(&mut buf);
         self.framed.send(buf.freeze()).await?;
         Ok(())
@@ -238,7 +304,9 @@ impl ReplicationStream {
 }
 
 fn pg_now_micros() -> i64 {
-    let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     unix.as_micros() as i64 - PG_EPOCH_OFFSET_MICROS
 }
 
@@ -252,15 +320,25 @@ fn parse_copy_data(mut data: Bytes) -> Result<ReplicationMessage, ReplicationErr
             let wal_start = Lsn(data.get_u64());
             let wal_end = Lsn(data.get_u64());
             data.advance(8);
-            Ok(ReplicationMessage::XLogData { wal_start, wal_end, data })
+            Ok(ReplicationMessage::XLogData {
+                wal_start,
+                wal_end,
+                data,
+            })
         }
         b'k' if data.len() >= 17 => {
             let wal_end = Lsn(data.get_u64());
             data.advance(8);
-            Ok(ReplicationMessage::Keepalive { wal_end, reply_requested: data.get_u8() == 1 })
+            Ok(ReplicationMessage::Keepalive {
+                wal_end,
+                reply_requested: data.get_u8() == 1,
+            })
         }
         b'w' | b'k' => Err(short()),
-        tag => Err(ReplicationError::Protocol(format!("unknown replication message tag {:?}", tag as char))),
+        tag => Err(ReplicationError::Protocol(format!(
+            "unknown replication message tag {:?}",
+            tag as char
+        ))),
     }
 }
 
@@ -278,7 +356,11 @@ mod tests {
         raw.put_slice(b"B...");
         assert_eq!(
             parse_copy_data(raw.freeze()).unwrap(),
-            ReplicationMessage::XLogData { wal_start: Lsn(0x10), wal_end: Lsn(0x20), data: Bytes::from_static(b"B...") }
+            ReplicationMessage::XLogData {
+                wal_start: Lsn(0x10),
+                wal_end: Lsn(0x20),
+                data: Bytes::from_static(b"B...")
+            }
         );
     }
 
@@ -291,7 +373,10 @@ mod tests {
         raw.put_u8(1);
         assert_eq!(
             parse_copy_data(raw.freeze()).unwrap(),
-            ReplicationMessage::Keepalive { wal_end: Lsn(0x30), reply_requested: true }
+            ReplicationMessage::Keepalive {
+                wal_end: Lsn(0x30),
+                reply_requested: true
+            }
         );
     }
 

@@ -27,7 +27,10 @@ impl Transport {
             .unwrap_or(Duration::from_secs(10));
         let hosts = config.get_hosts();
         if hosts.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the database URL names no host"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the database URL names no host",
+            ));
         }
         let mut last_error = None;
         for (i, host) in hosts.iter().enumerate() {
@@ -43,13 +46,17 @@ impl Transport {
                         stream.set_nodelay(true)?;
                         Ok(Transport::Tcp(stream))
                     }
-                    Host::Unix(dir) => UnixStream::connect(socket_path(dir, port)).await.map(Transport::Unix),
+                    Host::Unix(dir) => UnixStream::connect(socket_path(dir, port))
+                        .await
+                        .map(Transport::Unix),
                 }
             };
             match tokio::time::timeout(timeout, attempt).await {
                 Ok(Ok(transport)) => return Ok(transport),
                 Ok(Err(e)) => last_error = Some(e),
-                Err(_) => last_error = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+                Err(_) => {
+                    last_error = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+                }
             }
         }
         Err(last_error.expect("at least one host was tried"))
@@ -61,7 +68,11 @@ fn socket_path(dir: &Path, port: u16) -> std::path::PathBuf {
 }
 
 impl AsyncRead for Transport {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Unix(s) => Pin::new(s).poll_read(cx, buf),
@@ -70,7 +81,11 @@ impl AsyncRead for Transport {
 }
 
 impl AsyncWrite for Transport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Unix(s) => Pin::new(s).poll_write(cx, buf),

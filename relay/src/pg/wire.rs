@@ -98,7 +98,10 @@ mod tests {
         // ReadyForQuery, idle.
         buf.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
         let mut codec = Codec;
-        assert!(matches!(codec.decode(&mut buf).unwrap(), Some(Backend::CopyBothResponse)));
+        assert!(matches!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Backend::CopyBothResponse)
+        ));
         assert!(matches!(
             codec.decode(&mut buf).unwrap(),
             Some(Backend::Message(Message::ReadyForQuery(_)))

@@ -73,6 +73,9 @@ pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
         // A few milliseconds of lingering lets one produce request carry many messages.
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
+        // librdkafka's 1 MB default refuses ordinary 1 MiB payloads locally; the broker's own limit
+        // (message.max.bytes / max.message.bytes) still applies.
+        .set("message.max.bytes", "16777216")
         // Not snappy: Tansu's sqlite storage cannot serve snappy batches back to consumers.
         .set("compression.type", "lz4")
         .set(

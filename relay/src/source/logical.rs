@@ -13,7 +13,9 @@ use crate::lsn::Lsn;
 use crate::outbox::{MissingColumns, OutboxTable, RowLayout};
 use crate::pg::catalog::{self, CatalogError};
 use crate::pg::pgoutput::{self, DecodeError, LogicalMessage};
-use crate::pg::replication::{ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream};
+use crate::pg::replication::{
+    ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
+};
 use crate::source::Change;
 
 /// SQLSTATEs after which retrying cannot succeed.
@@ -48,7 +50,9 @@ impl SourceError {
     pub fn is_fatal(&self) -> bool {
         match self {
             SourceError::Catalog(e) => e.is_fatal(),
-            SourceError::Replication(ReplicationError::Server(e)) => FATAL_SQLSTATES.contains(&e.code.as_str()),
+            SourceError::Replication(ReplicationError::Server(e)) => {
+                FATAL_SQLSTATES.contains(&e.code.as_str())
+            }
             SourceError::Replication(ReplicationError::Auth(_)) | SourceError::Layout(_) => true,
             SourceError::Replication(_) | SourceError::Decode(_) => false,
         }
@@ -79,9 +83,14 @@ impl LogicalSource {
         let connection = ReplicationConnection::connect(&settings.database).await?;
         let options = [
             ("proto_version", "1".to_owned()),
-            ("publication_names", format!("\"{}\"", settings.publication.replace('"', "\"\""))),
+            (
+                "publication_names",
+                format!("\"{}\"", settings.publication.replace('"', "\"\"")),
+            ),
         ];
-        let stream = connection.start(&settings.slot, Lsn::ZERO, &options).await?;
+        let stream = connection
+            .start(&settings.slot, Lsn::ZERO, &options)
+            .await?;
         tracing::info!(slot = %settings.slot, from = %confirmed, "streaming the outbox from the replication slot");
         let source = LogicalSource {
             stream,
@@ -107,14 +116,21 @@ impl LogicalSource {
 
     fn apply(&mut self, message: ReplicationMessage) -> Result<Option<Change>, SourceError> {
         match message {
-            ReplicationMessage::Keepalive { wal_end, reply_requested } => {
+            ReplicationMessage::Keepalive {
+                wal_end,
+                reply_requested,
+            } => {
                 // Between transactions, everything before the server's WAL end has reached us, so an
                 // idle outbox still lets the slot advance while other tables take writes.
-                let position = (self.open_transaction.is_none() && wal_end > self.last_position).then_some(wal_end);
+                let position = (self.open_transaction.is_none() && wal_end > self.last_position)
+                    .then_some(wal_end);
                 if let Some(position) = position {
                     self.last_position = position;
                 }
-                Ok(Some(Change::Keepalive { position, reply_requested }))
+                Ok(Some(Change::Keepalive {
+                    position,
+                    reply_requested,
+                }))
             }
             ReplicationMessage::XLogData { data, .. } => match pgoutput::decode(data)? {
                 LogicalMessage::Begin { final_lsn, .. } => {
@@ -136,7 +152,10 @@ impl LogicalSource {
                     self.layouts.insert(relation.id, layout);
                     Ok(None)
                 }
-                LogicalMessage::Insert { relation_id, values } => {
+                LogicalMessage::Insert {
+                    relation_id,
+                    values,
+                } => {
                     let Some(Some(layout)) = self.layouts.get(&relation_id) else {
                         return Ok(None);
                     };
@@ -154,7 +173,11 @@ impl LogicalSource {
         }
     }
 
-    pub async fn send_status(&mut self, flush: Lsn, reply_requested: bool) -> Result<(), SourceError> {
+    pub async fn send_status(
+        &mut self,
+        flush: Lsn,
+        reply_requested: bool,
+    ) -> Result<(), SourceError> {
         Ok(self.stream.send_status(flush, reply_requested).await?)
     }
 

@@ -14,5 +14,8 @@ pub enum Change {
     Position(Lsn),
     /// The server's heartbeat: a position to acknowledge like a commit, when the source is between
     /// transactions, and whether the server wants a status update now (it drops silent sessions).
-    Keepalive { position: Option<Lsn>, reply_requested: bool },
+    Keepalive {
+        position: Option<Lsn>,
+        reply_requested: bool,
+    },
 }

@@ -1,0 +1,306 @@
+//! Readers that collect what arrived at each broker, tolerant of the broker restarting under them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use redis::AsyncCommands;
+
+/// One message as the broker delivered it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub destination: String,
+    pub key: String,
+    pub payload: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+pub enum Reader {
+    Redis {
+        url: String,
+        streams: Vec<(String, String)>,
+    },
+    RabbitMq {
+        url: String,
+        queue: String,
+    },
+    Kafka {
+        brokers: String,
+        topics: Vec<String>,
+        consumer: Option<StreamConsumer>,
+    },
+}
+
+impl Reader {
+    pub fn redis(url: &str, streams: &[String]) -> Reader {
+        Reader::Redis {
+            url: url.to_owned(),
+            streams: streams
+                .iter()
+                .map(|s| (s.clone(), "-".to_owned()))
+                .collect(),
+        }
+    }
+
+    /// Declares `exchange` as the relay does and a durable queue bound to every routing key, so that
+    /// messages published before the first read are kept, across broker restarts too.
+    pub async fn rabbitmq(url: &str, exchange: &str, routing_keys: &[String]) -> Reader {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .exchange_declare(
+                exchange.into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let queue = super::unique("test-queue");
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+            .await
+            .unwrap();
+        for key in routing_keys {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    exchange.into(),
+                    key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        let _ = connection.close(200, "bound".into()).await;
+        Reader::RabbitMq {
+            url: url.to_owned(),
+            queue,
+        }
+    }
+
+    pub fn kafka(brokers: &str, topics: &[String]) -> Reader {
+        Reader::Kafka {
+            brokers: brokers.to_owned(),
+            topics: topics.to_vec(),
+            consumer: None,
+        }
+    }
+
+    /// Collects until `done` holds for everything collected so far, or panics after `timeout`.
+    pub async fn collect_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        let mut received = Vec::new();
+        loop {
+            match self.poll().await {
+                Ok(mut batch) => received.append(&mut batch),
+                Err(error) => eprintln!("reader: {error} (broker restarting?)"),
+            }
+            if done(&received) {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out with {} messages received",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// What arrived since the last poll.
+    async fn poll(&mut self) -> Result<Vec<Received>, String> {
+        match self {
+            Reader::Redis { url, streams } => poll_redis(url, streams).await,
+            Reader::RabbitMq { url, queue } => poll_rabbitmq(url, queue).await,
+            Reader::Kafka {
+                brokers,
+                topics,
+                consumer,
+            } => poll_kafka(brokers, topics, consumer).await,
+        }
+    }
+}
+
+async fn poll_redis(url: &str, streams: &mut [(String, String)]) -> Result<Vec<Received>, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut received = Vec::new();
+    for (stream, last) in streams.iter_mut() {
+        let start = if last == "-" {
+            "-".to_owned()
+        } else {
+            format!("({last}")
+        };
+        let reply: redis::streams::StreamRangeReply = connection
+            .xrange_count(stream.as_str(), start, "+", 100_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        for entry in reply.ids {
+            let field = |name: &str| -> String {
+                entry
+                    .get::<String>(name)
+                    .unwrap_or_else(|| panic!("stream entry lacks field {name}"))
+            };
+            let mut headers: BTreeMap<String, String> =
+                serde_json::from_str(&field("headers")).unwrap();
+            headers.insert("id".into(), field("id"));
+            headers.insert("type".into(), field("type"));
+            headers.insert("aggregatetype".into(), field("aggregatetype"));
+            headers.insert("aggregateid".into(), field("aggregateid"));
+            received.push(Received {
+                destination: stream.clone(),
+                key: field("aggregateid"),
+                payload: field("payload"),
+                headers,
+            });
+            *last = entry.id;
+        }
+    }
+    Ok(received)
+}
+
+async fn poll_rabbitmq(url: &str, queue: &str) -> Result<Vec<Received>, String> {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut received = Vec::new();
+    while let Some(message) = channel
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let delivery = message.delivery;
+        let headers: BTreeMap<String, String> = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .map(|table| {
+                table
+                    .inner()
+                    .iter()
+                    .map(|(name, value)| match value {
+                        AMQPValue::LongString(text) => (name.to_string(), text.to_string()),
+                        other => (name.to_string(), format!("{other:?}")),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        received.push(Received {
+            destination: delivery.routing_key.to_string(),
+            key: headers.get("aggregateid").cloned().unwrap_or_default(),
+            payload: String::from_utf8_lossy(&delivery.data).into_owned(),
+            headers,
+        });
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let _ = connection.close(200, "read".into()).await;
+    Ok(received)
+}
+
+/// Reads by partition assignment from the beginning: group joins take seconds on Tansu and are not
+/// what these tests are about.
+async fn poll_kafka(
+    brokers: &str,
+    topics: &[String],
+    consumer: &mut Option<StreamConsumer>,
+) -> Result<Vec<Received>, String> {
+    if consumer.is_none() {
+        let candidate: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", super::unique("test-reader"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let mut assignment = TopicPartitionList::new();
+        for topic in topics {
+            let metadata = candidate
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .map_err(|e| e.to_string())?;
+            let partitions = metadata
+                .topics()
+                .first()
+                .map(|t| t.partitions())
+                .unwrap_or_default();
+            if partitions.is_empty() {
+                return Ok(Vec::new()); // the relay creates topics on first use
+            }
+            for partition in partitions {
+                assignment
+                    .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        candidate.assign(&assignment).map_err(|e| e.to_string())?;
+        *consumer = Some(candidate);
+    }
+    let consumer = consumer.as_ref().expect("assigned above");
+    let mut received = Vec::new();
+    while let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+    {
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                return if received.is_empty() {
+                    Err(error.to_string())
+                } else {
+                    Ok(received)
+                }
+            }
+        };
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        received.push(Received {
+            destination: message.topic().to_owned(),
+            key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+            payload: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+            headers,
+        });
+    }
+    Ok(received)
+}

@@ -1,0 +1,190 @@
+//! The end-to-end scenarios every sink must pass, written once and run per broker.
+
+use std::time::Duration;
+
+use harness::{Postgres, Process};
+
+use super::brokers::{Reader, Received};
+use super::check::{check, Report};
+use super::workload::{self, Workload, Written, AGGREGATE_TYPES};
+use super::{outbox_database, start_relay, stop_relay, unique};
+
+/// How a test points the relay at its broker.
+pub struct Target {
+    /// Flags selecting the sink and its endpoint.
+    pub sink_args: Vec<String>,
+    /// The template prefix; destinations are `{prefix}.{aggregatetype}`.
+    pub prefix: String,
+}
+
+impl Target {
+    pub fn new(sink_args: &[&str]) -> Target {
+        Target {
+            sink_args: sink_args.iter().map(|s| s.to_string()).collect(),
+            prefix: unique("t"),
+        }
+    }
+
+    pub fn destinations(&self) -> Vec<String> {
+        AGGREGATE_TYPES
+            .iter()
+            .map(|t| format!("{}.{t}", self.prefix))
+            .collect()
+    }
+
+    /// RabbitMQ routing keys are the same strings as the other brokers' destinations.
+    pub fn relay(&self, pg: &Postgres, extra: &[&str]) -> Process {
+        let destination = format!("{}.{{aggregatetype}}", self.prefix);
+        let mut args: Vec<&str> = self.sink_args.iter().map(String::as_str).collect();
+        args.extend(["--destination", &destination]);
+        args.extend(extra);
+        let relay = start_relay(pg, &args);
+        wait_streaming(&relay);
+        relay
+    }
+}
+
+/// Rows committed before the slot exists are not relayed, so writers wait for the relay to stream.
+pub fn wait_streaming(relay: &Process) {
+    harness::wait_until(
+        Duration::from_secs(60),
+        "the relay to start streaming",
+        || relay.log().contains("streaming the outbox"),
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
+}
+
+/// Faults are injected once the relay has had this many batches confirmed, so they land mid-stream.
+fn wait_confirmed_batches(relay: &Process, batches: usize) {
+    harness::wait_until(DEADLINE, "the broker to confirm batches", || {
+        relay.log().matches("broker confirmed batch").count() >= batches
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
+}
+
+pub const CLEAN: Workload = Workload {
+    writers: 4,
+    transactions_per_writer: 75,
+    events_per_transaction: 8,
+    aggregates_per_writer: 6,
+    rollback_every: 7,
+    padding: 64,
+    pause: Duration::ZERO,
+};
+
+const FAULT: Workload = Workload {
+    writers: 4,
+    transactions_per_writer: 100,
+    events_per_transaction: 10,
+    aggregates_per_writer: 5,
+    rollback_every: 9,
+    padding: 256,
+    pause: Duration::from_millis(40),
+};
+
+const DEADLINE: Duration = Duration::from_secs(180);
+
+fn has_all(written: &Written) -> impl FnMut(&[Received]) -> bool + '_ {
+    move |received| check(written, received).lost == 0
+}
+
+/// Thousands of events in hundreds of transactions from concurrent writers, rolled-back transactions
+/// among them, and one 1 MiB payload: all arrive once, in order per aggregate, with headers.
+pub async fn delivers_everything_in_order(target: Target, mut reader: Reader) {
+    let pg = outbox_database().await;
+    let mut relay = target.relay(&pg, &[]);
+    let written = workload::write(&pg.url(), &CLEAN).await;
+    let big = "y".repeat(1024 * 1024);
+    let client = pg.client().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES (gen_random_uuid(), 'order', 'big-1', 'Big', jsonb_build_object('blob', $1::text))",
+            &[&big],
+        )
+        .await
+        .unwrap();
+    let received = reader
+        .collect_until(DEADLINE, |r| {
+            check(&written, r).lost == 0 && r.iter().any(|m| m.key == "big-1")
+        })
+        .await;
+    let report = check(&written, &received);
+    eprintln!(
+        "{} committed, {} rolled back: {report:?}",
+        written.committed(),
+        written.rolled_back.len()
+    );
+    report.assert_lossless();
+    assert_eq!(report.duplicates, 0, "a clean run delivers each event once");
+    assert!(written.committed() >= 2000);
+    let big_message = received.iter().find(|m| m.key == "big-1").unwrap();
+    assert!(
+        big_message.payload.len() > 1024 * 1024,
+        "1 MiB payload arrived whole"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|m| target.destinations().contains(&m.destination)),
+        "routed by aggregate type"
+    );
+    stop_relay(&mut relay);
+}
+
+/// kill -9 of the relay mid-stream, then a restart: nothing lost, order of first deliveries kept, and
+/// no more re-sent than the unconfirmed window.
+pub async fn survives_relay_kill(target: Target, mut reader: Reader) {
+    let pg = outbox_database().await;
+    let window = ["--batch-size", "50", "--max-in-flight", "300"];
+    let mut relay = target.relay(&pg, &window);
+    let url = pg.url();
+    let writers = tokio::spawn(async move { workload::write(&url, &FAULT).await });
+    wait_confirmed_batches(&relay, 10);
+    assert!(
+        !writers.is_finished(),
+        "the kill lands mid-stream, while writers still commit"
+    );
+    relay.kill9().unwrap();
+    let written = writers.await.unwrap();
+    let mut relay = target.relay(&pg, &window);
+    let received = reader.collect_until(DEADLINE, has_all(&written)).await;
+    let report = check(&written, &received);
+    eprintln!("after kill -9: {report:?}");
+    report.assert_lossless();
+    assert!(
+        report.duplicates <= 300 + FAULT.events_per_transaction,
+        "re-sent {} events, more than the unconfirmed window",
+        report.duplicates
+    );
+    stop_relay(&mut relay);
+}
+
+/// The broker goes away mid-stream and comes back: the relay retries and nothing is lost.
+pub async fn survives_broker_restart(
+    target: Target,
+    mut reader: Reader,
+    restart: impl FnOnce(),
+) -> Report {
+    let pg = outbox_database().await;
+    let mut relay = target.relay(&pg, &["--batch-size", "50", "--max-in-flight", "300"]);
+    let url = pg.url();
+    let writers = tokio::spawn(async move { workload::write(&url, &FAULT).await });
+    wait_confirmed_batches(&relay, 10);
+    assert!(
+        !writers.is_finished(),
+        "the restart lands mid-stream, while writers still commit"
+    );
+    tokio::task::block_in_place(restart);
+    let written = writers.await.unwrap();
+    let received = reader.collect_until(DEADLINE, has_all(&written)).await;
+    let report = check(&written, &received);
+    eprintln!("after broker restart: {report:?}");
+    report.assert_lossless();
+    assert!(
+        relay.exited().unwrap().is_none(),
+        "the relay kept running:\n{}",
+        relay.log()
+    );
+    stop_relay(&mut relay);
+    report
+}

@@ -1,0 +1,112 @@
+//! Concurrent writers that insert outbox rows the way services do: business transactions of several
+//! events, some rolled back, each aggregate owned by one writer so its events have a known order.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub writers: usize,
+    pub transactions_per_writer: usize,
+    pub events_per_transaction: usize,
+    pub aggregates_per_writer: usize,
+    /// Every n-th transaction of a writer is rolled back (0: none).
+    pub rollback_every: usize,
+    /// Bytes of padding in each payload.
+    pub padding: usize,
+    /// Pause after each transaction, so that faults injected meanwhile land mid-stream.
+    pub pause: std::time::Duration,
+}
+
+/// What was committed: ids in commit order per aggregate, and ids that were rolled back.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub per_aggregate: HashMap<String, Vec<String>>,
+    pub rolled_back: Vec<String>,
+    pub correlation: HashMap<String, String>,
+}
+
+impl Written {
+    pub fn committed(&self) -> usize {
+        self.per_aggregate.values().map(Vec::len).sum()
+    }
+
+    fn merge(&mut self, other: Written) {
+        self.per_aggregate.extend(other.per_aggregate);
+        self.rolled_back.extend(other.rolled_back);
+        self.correlation.extend(other.correlation);
+    }
+}
+
+/// Aggregate types alternate between `order` and `invoice`, so events go to two destinations.
+pub const AGGREGATE_TYPES: [&str; 2] = ["order", "invoice"];
+
+pub async fn write(url: &str, workload: &Workload) -> Written {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let writers = (0..workload.writers).map(|writer| {
+        let (url, workload, run) = (url.to_owned(), workload.clone(), run.clone());
+        tokio::spawn(async move { write_one(&url, &workload, &format!("{run}-{writer}")).await })
+    });
+    let mut written = Written::default();
+    for writer in writers.collect::<Vec<_>>() {
+        written.merge(writer.await.expect("writer task"));
+    }
+    written
+}
+
+async fn write_one(url: &str, workload: &Workload, writer: &str) -> Written {
+    let mut client = connect(url).await;
+    let mut written = Written::default();
+    let mut sequence: HashMap<String, u64> = HashMap::new();
+    let padding = "x".repeat(workload.padding);
+    for t in 0..workload.transactions_per_writer {
+        let rollback = workload.rollback_every > 0
+            && t % workload.rollback_every == workload.rollback_every - 1;
+        let correlation = uuid::Uuid::new_v4().to_string();
+        let tx = client.transaction().await.unwrap();
+        let mut ids = Vec::new();
+        for e in 0..workload.events_per_transaction {
+            let n = (t * workload.events_per_transaction + e) % workload.aggregates_per_writer;
+            let aggregate = format!("{writer}-{n}");
+            let aggregate_type = AGGREGATE_TYPES[n % 2];
+            let seq = sequence.entry(aggregate.clone()).or_default();
+            let id = uuid::Uuid::new_v4();
+            let payload = json!({"aggregate": aggregate, "seq": *seq, "padding": padding});
+            let headers = json!({"correlation_id": correlation, "traceparent": format!("00-{}-{}-01", uuid::Uuid::new_v4().simple(), &uuid::Uuid::new_v4().simple().to_string()[..16])});
+            tx.execute(
+                "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ($1::text::uuid, $2, $3, 'Changed', $4::text::jsonb, $5::text::jsonb)",
+                &[&id.to_string(), &aggregate_type, &aggregate, &payload.to_string(), &headers.to_string()],
+            )
+            .await
+            .unwrap();
+            if !rollback {
+                *seq += 1;
+            }
+            ids.push((aggregate, id.to_string()));
+        }
+        if rollback {
+            tx.rollback().await.unwrap();
+            written
+                .rolled_back
+                .extend(ids.into_iter().map(|(_, id)| id));
+        } else {
+            tx.commit().await.unwrap();
+            for (aggregate, id) in ids {
+                written.correlation.insert(id.clone(), correlation.clone());
+                written.per_aggregate.entry(aggregate).or_default().push(id);
+            }
+        }
+        tokio::time::sleep(workload.pause).await;
+    }
+    written
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole check, as CI runs it: formatting, clippy, and every crate's tests against real servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TANSU_BIN="$(scripts/install-tansu.sh | tail -n 1)"
+export TANSU_BIN
+scripts/services.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+  # nextest runs no doctests.
+  cargo test --workspace --doc
+  # Each test in a process of its own, with the timeouts of .config/nextest.toml.
+  cargo nextest run --workspace
+else
+  cargo test --workspace
+fi
