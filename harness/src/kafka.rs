@@ -21,12 +21,13 @@ const HEADER_INDEX: &str =
     "create index if not exists header_record_idx on header (topition, offset_id)";
 
 pub struct Kafka {
+    /// Declared first so that it is dropped, and the broker killed, before its dir is deleted.
+    broker: Process,
     /// The broker's working dir, which holds tansu.db. It lies in the system temp dir, away from any
     /// `.env` file, which tansu would read from its working dir or above.
     dir: TempDir,
     port: u16,
     tansu: PathBuf,
-    broker: Process,
 }
 
 impl Kafka {
@@ -40,10 +41,10 @@ impl Kafka {
         let port = free_port()?;
         let broker = spawn(&tansu, dir.path(), port)?;
         let mut kafka = Kafka {
+            broker,
             dir,
             port,
             tansu,
-            broker,
         };
         kafka.wait_ready()?;
         Ok(kafka)

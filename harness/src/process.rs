@@ -107,6 +107,7 @@ impl Process {
         }
     }
 
+    /// `Some(status)` once the process has exited; does not block.
     pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
         self.child
             .try_wait()

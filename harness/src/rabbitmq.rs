@@ -22,11 +22,12 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const READY_LINE: &str = "Server startup complete";
 
 pub struct RabbitMq {
+    /// Declared first so that it is dropped, and the node killed, before its dir is deleted.
+    server: Process,
     dir: TempDir,
     port: u16,
     dist_port: u16,
     node: String,
-    server: Process,
 }
 
 impl RabbitMq {
@@ -70,11 +71,11 @@ impl RabbitMq {
         };
         let (server, log_start) = spawn(dir.path(), &node, port, dist_port)?;
         let mut rabbitmq = RabbitMq {
+            server,
             dir,
             port,
             dist_port,
             node,
-            server,
         };
         rabbitmq.wait_ready(log_start)?;
         Ok(rabbitmq)

@@ -18,9 +18,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Redis {
+    /// Declared first so that it is dropped, and the server killed, before its dir is deleted.
+    server: Process,
     dir: TempDir,
     port: u16,
-    server: Process,
 }
 
 impl Redis {
@@ -42,7 +43,7 @@ impl Redis {
             .context("creating a temp dir for Redis")?;
         let port = free_port()?;
         let server = spawn(dir.path(), port)?;
-        let mut redis = Redis { dir, port, server };
+        let mut redis = Redis { server, dir, port };
         redis.wait_ready()?;
         Ok(redis)
     }

@@ -61,3 +61,40 @@ fn a_server_outlives_the_thread_that_started_it() -> anyhow::Result<()> {
     assert_eq!(pong, "PONG");
     Ok(())
 }
+
+/// Run by [`a_killed_test_process_takes_its_children_with_it`] in a process of its own.
+#[test]
+#[ignore = "a helper for a_killed_test_process_takes_its_children_with_it"]
+fn start_a_child_and_hang() {
+    let child = Process::start(shell("sleep 100")).unwrap();
+    println!("child {}", child.id());
+    std::thread::sleep(Duration::from_secs(100));
+}
+
+#[test]
+fn a_killed_test_process_takes_its_children_with_it() -> anyhow::Result<()> {
+    let mut test = Command::new(std::env::current_exe()?)
+        .args([
+            "--ignored",
+            "--exact",
+            "start_a_child_and_hang",
+            "--nocapture",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(test.stdout.take().unwrap()),
+        &mut line,
+    )?;
+    let child = line.trim().strip_prefix("child ").expect("the child's pid");
+    test.kill()?;
+    test.wait()?;
+    // Dead means gone, or a zombie not yet reaped by its new parent.
+    wait_until(Duration::from_secs(10), "the orphaned child to die", || {
+        std::fs::read_to_string(format!("/proc/{child}/stat")).map_or(true, |stat| {
+            stat.rsplit(')').next().unwrap().trim().starts_with('Z')
+        })
+    })?;
+    Ok(())
+}

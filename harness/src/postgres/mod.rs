@@ -21,10 +21,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Postgres {
+    server: Process,
     dir: TempDir,
     port: u16,
     wal_level: String,
-    server: Process,
 }
 
 impl Postgres {
@@ -54,10 +54,10 @@ impl Postgres {
         let port = free_port()?;
         let server = spawn(installation, dir.path(), port, wal_level)?;
         let mut postgres = Postgres {
+            server,
             dir,
             port,
             wal_level: wal_level.to_owned(),
-            server,
         };
         postgres.wait_ready()?;
         Ok(postgres)

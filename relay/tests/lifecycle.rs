@@ -1,0 +1,278 @@
+//! The relay's life around the stream: prerequisites, stop signals, database restarts, catalog
+//! objects, and configuration errors. Real PostgreSQL and Redis; the relay binary.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::brokers::Reader;
+use support::check::check;
+use support::scenarios::{Target, CLEAN};
+use support::workload::{self, Workload};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn redis_target() -> (Target, Reader) {
+    let url = harness::Redis::shared().unwrap();
+    let target = Target::new(&["--sink", "redis", "--redis-url", &url]);
+    let reader = Reader::redis(&url, &target.destinations());
+    (target, reader)
+}
+
+const SMALL: Workload = Workload {
+    writers: 2,
+    transactions_per_writer: 20,
+    ..CLEAN
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_wal_level_replica_and_says_how_to_fix_it() {
+    let pg = harness::Postgres::start_with_wal_level("replica").unwrap();
+    let mut relay = support::start_relay(&pg, &["--sink", "stdout"]);
+    let status = relay
+        .wait_timeout(DEADLINE)
+        .unwrap()
+        .expect("the relay gives up instead of retrying");
+    assert!(!status.success());
+    let log = relay.log();
+    assert!(log.contains("wal_level is 'replica'"), "{log}");
+    assert!(
+        log.contains("ALTER SYSTEM SET wal_level = logical"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_role_without_replication_and_names_the_grant() {
+    let pg = support::outbox_database().await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("CREATE ROLE app LOGIN; GRANT SELECT ON outbox TO app;")
+        .await
+        .unwrap();
+    let url = pg.url().replace("postgres@", "app@");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    cmd.args(["run", "--sink", "stdout", "--database-url", &url]);
+    let mut relay = harness::Process::start(cmd).unwrap();
+    relay
+        .wait_timeout(DEADLINE)
+        .unwrap()
+        .expect("the relay gives up");
+    assert!(
+        relay.log().contains("ALTER ROLE \"app\" WITH REPLICATION"),
+        "{}",
+        relay.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_publication_and_slot_and_drop_slot_removes_it() {
+    let pg = support::outbox_database().await;
+    let (target, _) = redis_target();
+    let mut relay = target.relay(
+        &pg,
+        &["--slot", "custom_slot", "--publication", "custom_pub"],
+    );
+    let log = relay.log();
+    assert!(
+        log.contains("created publication") && log.contains("created logical replication slot"),
+        "{log}"
+    );
+    support::stop_relay(&mut relay);
+    let client = pg.client().await.unwrap();
+    let publications: i64 = client
+        .query_one("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'custom_pub' AND tablename = 'outbox'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(publications, 1);
+    let drop = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args([
+            "drop-slot",
+            "--database-url",
+            &pg.url(),
+            "--slot",
+            "custom_slot",
+        ])
+        .output()
+        .unwrap();
+    assert!(drop.status.success(), "{drop:?}");
+    let slots: i64 = client
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0);
+}
+
+/// After SIGTERM the relay drains, acknowledges and exits 0, so the next relay re-sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_acknowledges_so_a_restart_resends_nothing() {
+    let pg = support::outbox_database().await;
+    let (target, mut reader) = redis_target();
+    let mut relay = target.relay(&pg, &[]);
+    let first = workload::write(&pg.url(), &SMALL).await;
+    support::stop_relay(&mut relay);
+    let mut relay = target.relay(&pg, &[]);
+    let second = workload::write(&pg.url(), &SMALL).await;
+    let received = reader
+        .collect_until(DEADLINE, |r| {
+            check(&first, r).lost == 0 && check(&second, r).lost == 0
+        })
+        .await;
+    for written in [&first, &second] {
+        let report = check(written, &received);
+        report.assert_lossless();
+        assert_eq!(report.duplicates, 0, "{report:?}");
+    }
+    support::stop_relay(&mut relay);
+}
+
+/// PostgreSQL crashes (immediate shutdown) and comes back: the relay reconnects and resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_after_postgres_crash() {
+    let mut pg = support::outbox_database().await;
+    let (target, mut reader) = redis_target();
+    let mut relay = target.relay(&pg, &[]);
+    let before = workload::write(&pg.url(), &SMALL).await;
+    reader
+        .collect_until(DEADLINE, |r| check(&before, r).lost == 0)
+        .await;
+    pg.restart_immediate().unwrap();
+    let after = workload::write(&pg.url(), &SMALL).await;
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&after, r).lost == 0)
+        .await;
+    check(&after, &received).assert_lossless();
+    assert!(
+        relay.log().contains("relay session failed"),
+        "the relay saw the crash:\n{}",
+        relay.log()
+    );
+    support::stop_relay(&mut relay);
+}
+
+/// Services may delete their outbox row in the inserting transaction; the event still flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_then_delete_in_one_transaction_still_relays() {
+    let pg = support::outbox_database().await;
+    let (target, mut reader) = redis_target();
+    let mut relay = target.relay(&pg, &[]);
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
+               VALUES ('00000000-0000-0000-0000-000000000001', 'order', 'o-1', 'OrderConfirmed', '{}');
+             DELETE FROM outbox WHERE id = '00000000-0000-0000-0000-000000000001';
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    let received = reader.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    assert_eq!(
+        received[0].headers["id"],
+        "00000000-0000-0000-0000-000000000001"
+    );
+    assert_eq!(received[0].headers["type"], "OrderConfirmed");
+    support::stop_relay(&mut relay);
+}
+
+fn relay_output(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_key() {
+    let url = "postgres://relay:hunter2@127.0.0.1:1/db";
+    let (code, err) = relay_output(
+        &["run", "--database-url", url, "--destination", "t.{tenant}"],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`destination`") && err.contains("{tenant}"),
+        "{err}"
+    );
+
+    let (code, err) = relay_output(
+        &["run", "--database-url", url],
+        &[("OUTBOX_RELAY_PIPELINE__BATCH_SIZE", "many")],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.to_lowercase().contains("pipeline.batch_size") && err.contains("OUTBOX_RELAY_"),
+        "{err}"
+    );
+
+    let (code, err) = relay_output(&["run", "--database-url", url, "--sink", "kafak"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--sink"), "{err}");
+
+    let (code, err) = relay_output(&["run"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("database_url"), "{err}");
+
+    let (code, err) = relay_output(
+        &[
+            "run",
+            "--database-url",
+            "postgres://relay:hunter2@db:port/x",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("database_url") && !err.contains("hunter2"),
+        "{err}"
+    );
+
+    let (code, err) = relay_output(&["--config", "/nonexistent/relay.toml", "run"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/relay.toml"), "{err}");
+}
+
+#[test]
+fn passwords_stay_out_of_the_logs() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    let port = harness::free_port().unwrap();
+    cmd.args([
+        "run",
+        "--sink",
+        "stdout",
+        "--database-url",
+        &format!("postgres://relay:hunter2@127.0.0.1:{port}/db"),
+    ]);
+    let mut relay = harness::Process::start(cmd).unwrap();
+    harness::wait_until(DEADLINE, "a failed attempt", || {
+        relay.log().contains("relay session failed")
+    })
+    .unwrap();
+    relay.terminate().unwrap();
+    relay.wait_timeout(DEADLINE).unwrap();
+    assert!(!relay.log().contains("hunter2"), "{}", relay.log());
+}
+
+#[test]
+fn ddl_matches_the_shipped_sql_file() {
+    let (code, _) = relay_output(&["ddl"], &[]);
+    assert_eq!(code, 0);
+    let output = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .arg("ddl")
+        .output()
+        .unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/outbox.sql")).unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), shipped);
+}
