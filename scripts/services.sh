@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure that what the tests need besides Tansu is on this machine and running: the Debian packages
-# the harness runs (PostgreSQL server binaries, redis-server, RabbitMQ, sqlite3) and the machine's shared
+# the harness runs (PostgreSQL server binaries, redis-server, RabbitMQ, sqlite3, openssl) and the machine's shared
 # Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672).
 set -euo pipefail
 
@@ -11,6 +11,7 @@ declare -A packages=(
   [redis-cli]=redis-tools
   [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
   [sqlite3]=sqlite3
+  [openssl]=openssl
 )
 missing=()
 for thing in "${!packages[@]}"; do

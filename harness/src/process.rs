@@ -1,5 +1,6 @@
 //! A child process whose output goes to a log file and which is killed on Drop: the relay binary under
-//! test, and each server the harness starts.
+//! test, and each server the harness starts. Signals go to that process alone, not to processes it
+//! starts itself, so a server is started as the process to signal (no wrapping shell).
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};

@@ -11,6 +11,12 @@ fn shell(script: &str) -> Command {
     cmd
 }
 
+fn sleep() -> Command {
+    let mut cmd = Command::new("sleep");
+    cmd.arg("100");
+    cmd
+}
+
 #[test]
 fn signals_reach_the_process_and_its_output_is_logged() -> anyhow::Result<()> {
     let mut process = Process::start(shell(
@@ -35,14 +41,14 @@ fn signals_reach_the_process_and_its_output_is_logged() -> anyhow::Result<()> {
 
 #[test]
 fn kill9_and_drop_end_the_process() -> anyhow::Result<()> {
-    let mut process = Process::start(shell("trap '' TERM; sleep 100"))?;
+    let mut process = Process::start(shell("trap '' TERM; exec sleep 100"))?;
     let status = process.kill9()?;
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(9)
     );
 
-    let process = Process::start(shell("sleep 100"))?;
+    let process = Process::start(sleep())?;
     let proc_dir = format!("/proc/{}", process.id());
     assert!(std::path::Path::new(&proc_dir).exists());
     drop(process);
@@ -66,14 +72,17 @@ fn a_server_outlives_the_thread_that_started_it() -> anyhow::Result<()> {
 #[test]
 #[ignore = "a helper for a_killed_test_process_takes_its_children_with_it"]
 fn start_a_child_and_hang() {
-    let child = Process::start(shell("sleep 100")).unwrap();
+    let child = Process::start(sleep()).unwrap();
     println!("child {}", child.id());
     std::thread::sleep(Duration::from_secs(100));
 }
 
 #[test]
 fn a_killed_test_process_takes_its_children_with_it() -> anyhow::Result<()> {
+    // The killed helper cannot delete its temp dir; this one goes instead.
+    let tmp = tempfile::tempdir()?;
     let mut test = Command::new(std::env::current_exe()?)
+        .env("TMPDIR", tmp.path())
         .args([
             "--ignored",
             "--exact",
@@ -82,12 +91,11 @@ fn a_killed_test_process_takes_its_children_with_it() -> anyhow::Result<()> {
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(test.stdout.take().unwrap()),
-        &mut line,
-    )?;
-    let child = line.trim().strip_prefix("child ").expect("the child's pid");
+    // The first lines are libtest's own.
+    let child = std::io::BufRead::lines(std::io::BufReader::new(test.stdout.take().unwrap()))
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("child ").map(str::to_owned))
+        .expect("the helper prints its child's pid");
     test.kill()?;
     test.wait()?;
     // Dead means gone, or a zombie not yet reaped by its new parent.

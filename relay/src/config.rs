@@ -3,7 +3,6 @@
 //! key that holds it.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::BackoffSettings;
 use crate::outbox::OutboxTable;
-use crate::pg::redact_url;
+use crate::pg::database::Database;
 use crate::pipeline::PipelineSettings;
 use crate::router::Router;
 use crate::sink::kafka::KafkaConfig;
@@ -139,17 +138,11 @@ impl Config {
         Ok(())
     }
 
-    pub fn database(&self) -> Result<tokio_postgres::Config, ConfigError> {
-        let mut config = tokio_postgres::Config::from_str(&self.database_url).map_err(|e| {
-            ConfigError::Invalid {
-                key: "database_url",
-                reason: format!("{e} in {}", redact_url(&self.database_url)),
-            }
-        })?;
-        if config.get_application_name().is_none() {
-            config.application_name("outbox-relay");
-        }
-        Ok(config)
+    pub fn database(&self) -> Result<Database, ConfigError> {
+        Database::parse(&self.database_url).map_err(|e| ConfigError::Invalid {
+            key: "database_url",
+            reason: e.to_string(),
+        })
     }
 
     pub fn logical(&self) -> Result<LogicalSettings, ConfigError> {

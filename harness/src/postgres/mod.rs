@@ -2,9 +2,10 @@
 //! logical replication and for crash and restart tests.
 
 mod installation;
+mod tls;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,7 +25,8 @@ pub struct Postgres {
     server: Process,
     dir: TempDir,
     port: u16,
-    wal_level: String,
+    settings: Vec<String>,
+    ca_cert: Option<PathBuf>,
 }
 
 impl Postgres {
@@ -35,6 +37,16 @@ impl Postgres {
 
     /// E.g. `"replica"`, to test how the relay reports a server that cannot decode logically.
     pub fn start_with_wal_level(wal_level: &str) -> Result<Postgres> {
+        Self::start_with(&[format!("wal_level={wal_level}")], false)
+    }
+
+    /// A logical-replication cluster that also accepts TLS, with a certificate for `localhost` and
+    /// `127.0.0.1` signed by a throwaway CA (see [`Postgres::ca_cert`]).
+    pub fn start_with_tls() -> Result<Postgres> {
+        Self::start_with(&["wal_level=logical".to_owned()], true)
+    }
+
+    fn start_with(settings: &[String], tls: bool) -> Result<Postgres> {
         let installation = installation()?;
         let dir = tempfile::Builder::new()
             .prefix("outbox-pg-")
@@ -51,13 +63,28 @@ impl Postgres {
         if !status.success() {
             bail!("copying the PostgreSQL template data dir failed ({status})");
         }
+        let mut settings = settings.to_vec();
+        let ca_cert = if tls {
+            let files = tls::make_certificates(&dir.path().join("tls"), |path| {
+                installation.give_to_owner(path)
+            })?;
+            settings.extend([
+                "ssl=on".to_owned(),
+                format!("ssl_cert_file={}", files.server_cert.display()),
+                format!("ssl_key_file={}", files.server_key.display()),
+            ]);
+            Some(files.ca_cert)
+        } else {
+            None
+        };
         let port = free_port()?;
-        let server = spawn(installation, dir.path(), port, wal_level)?;
+        let server = spawn(installation, dir.path(), port, &settings)?;
         let mut postgres = Postgres {
             server,
             dir,
             port,
-            wal_level: wal_level.to_owned(),
+            settings,
+            ca_cert,
         };
         postgres.wait_ready()?;
         Ok(postgres)
@@ -70,6 +97,11 @@ impl Postgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The CA that signed the server certificate of a cluster from [`Postgres::start_with_tls`].
+    pub fn ca_cert(&self) -> Option<&Path> {
+        self.ca_cert.as_deref()
     }
 
     /// A connection as `postgres`, its connection task spawned on the current tokio runtime.
@@ -118,7 +150,7 @@ impl Postgres {
 
     /// Starts the stopped or crashed cluster again on the same port and data.
     pub fn start_again(&mut self) -> Result<()> {
-        self.server = spawn(installation()?, self.dir.path(), self.port, &self.wal_level)?;
+        self.server = spawn(installation()?, self.dir.path(), self.port, &self.settings)?;
         self.wait_ready()
     }
 
@@ -157,7 +189,12 @@ impl Drop for Postgres {
     }
 }
 
-fn spawn(installation: &Installation, dir: &Path, port: u16, wal_level: &str) -> Result<Process> {
+fn spawn(
+    installation: &Installation,
+    dir: &Path,
+    port: u16,
+    settings: &[String],
+) -> Result<Process> {
     let mut cmd = installation.command("postgres", dir);
     cmd.arg("-D")
         .arg(dir.join("data"))
@@ -166,13 +203,14 @@ fn spawn(installation: &Installation, dir: &Path, port: u16, wal_level: &str) ->
         .arg("-k")
         .arg(dir)
         .args(["-c", "listen_addresses=127.0.0.1"])
-        .arg("-c")
-        .arg(format!("wal_level={wal_level}"))
         .args(["-c", "max_replication_slots=10", "-c", "max_wal_senders=10"])
         // Kill tests need what was committed to survive a crash.
         .args(["-c", "fsync=on"])
         // Crash recovery otherwise fsyncs each of the ≈1000 data files one by one: 2–3 s here, against
         // 0.2–0.4 s for one syncfs.
         .args(["-c", "recovery_init_sync_method=syncfs"]);
+    for setting in settings {
+        cmd.arg("-c").arg(setting);
+    }
     Process::start_logging_to(cmd, &dir.join("postgres.log"))
 }

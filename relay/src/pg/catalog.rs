@@ -2,16 +2,18 @@
 //!
 //! A replication connection takes simple queries only, so everything here uses tokio-postgres.
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::lsn::Lsn;
 use crate::outbox::{quote_ident, OutboxTable};
+use crate::pg::database::Database;
+use crate::pg::error_chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot reach PostgreSQL: {0}")]
+    #[error("cannot reach PostgreSQL: {}", error_chain(.0))]
     Connection(#[source] tokio_postgres::Error),
-    #[error("query failed: {0}")]
+    #[error("query failed: {}", error_chain(.0))]
     Query(#[from] tokio_postgres::Error),
     /// A problem only the operator can fix; retrying will not help.
     #[error("{problem}\n  fix: {fix}")]
@@ -31,18 +33,8 @@ impl CatalogError {
     }
 }
 
-/// Opens an ordinary session and drives it on a background task.
-pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, CatalogError> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(CatalogError::Connection)?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "control connection closed");
-        }
-    });
-    Ok(client)
+pub async fn connect(database: &Database) -> Result<Client, CatalogError> {
+    database.connect().await.map_err(CatalogError::Connection)
 }
 
 /// Fails with the fix when this database cannot feed a logical replication slot.

@@ -2,10 +2,27 @@
 //! catalog work (publication, slot, prerequisites) done over an ordinary connection.
 
 pub mod catalog;
+pub mod database;
 pub mod pgoutput;
 pub mod replication;
+pub mod tls;
 pub mod transport;
 pub mod wire;
+
+/// An error and its causes on one line: tokio-postgres keeps the useful part (refused connection,
+/// bad certificate) in the source.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text = format!("{text}: {message}");
+        }
+        source = cause.source();
+    }
+    text
+}
 
 /// The URL with its password replaced, for logs and error messages.
 pub fn redact_url(url: &str) -> String {

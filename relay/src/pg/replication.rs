@@ -17,6 +17,7 @@ use postgres_protocol::message::frontend;
 use tokio_util::codec::Framed;
 
 use crate::lsn::Lsn;
+use crate::pg::database::Database;
 use crate::pg::transport::Transport;
 use crate::pg::wire::{Backend, Codec, ServerError};
 
@@ -54,8 +55,9 @@ pub struct ReplicationConnection {
 }
 
 impl ReplicationConnection {
-    pub async fn connect(config: &tokio_postgres::Config) -> Result<Self, ReplicationError> {
-        let transport = Transport::connect(config).await?;
+    pub async fn connect(database: &Database) -> Result<Self, ReplicationError> {
+        let config = &database.config;
+        let transport = Transport::connect(database).await?;
         let mut framed = Framed::new(transport, Codec);
         let user = config
             .get_user()

@@ -1,7 +1,5 @@
-//! The byte stream under a PostgreSQL session: TCP or a Unix socket.
-//!
-//! Kept as one enum so that a TLS variant slots in beside the others without touching the protocol code,
-//! which only needs `AsyncRead + AsyncWrite`.
+//! The byte stream under a replication session: TCP, TLS over TCP, or a Unix socket. The protocol
+//! code above it only needs `AsyncRead + AsyncWrite`.
 
 use std::io;
 use std::path::Path;
@@ -9,18 +7,28 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::Host;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::pg::database::Database;
 
 pub enum Transport {
     Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
     Unix(UnixStream),
 }
 
 impl Transport {
-    /// Connects to the first reachable host of the configuration, as libpq does.
-    pub async fn connect(config: &tokio_postgres::Config) -> io::Result<Transport> {
+    /// Connects to the first reachable host of the configuration, as libpq does, and negotiates TLS
+    /// on TCP as `sslmode` asks (Unix sockets are local and never encrypted, as with libpq).
+    pub async fn connect(database: &Database) -> io::Result<Transport> {
+        let config = &database.config;
         let timeout = config
             .get_connect_timeout()
             .copied()
@@ -44,7 +52,7 @@ impl Transport {
                     Host::Tcp(name) => {
                         let stream = TcpStream::connect((name.as_str(), port)).await?;
                         stream.set_nodelay(true)?;
-                        Ok(Transport::Tcp(stream))
+                        negotiate_tls(stream, name, database).await
                     }
                     Host::Unix(dir) => UnixStream::connect(socket_path(dir, port))
                         .await
@@ -63,6 +71,39 @@ impl Transport {
     }
 }
 
+async fn negotiate_tls(
+    mut stream: TcpStream,
+    host: &str,
+    database: &Database,
+) -> io::Result<Transport> {
+    let Some(tls) = &database.tls else {
+        return Ok(Transport::Tcp(stream));
+    };
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    stream.write_all(&request).await?;
+    match stream.read_u8().await? {
+        b'S' => {
+            let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("host {host}: {e}"))
+            })?;
+            let stream = TlsConnector::from(tls.clone())
+                .connect(name, stream)
+                .await?;
+            Ok(Transport::Tls(Box::new(stream)))
+        }
+        b'N' if !database.ssl_mode.requires_tls() => Ok(Transport::Tcp(stream)),
+        b'N' => Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "the server does not accept TLS connections, and sslmode requires TLS",
+        )),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected answer {other:#x} to the TLS request"),
+        )),
+    }
+}
+
 fn socket_path(dir: &Path, port: u16) -> std::path::PathBuf {
     dir.join(format!(".s.PGSQL.{port}"))
 }
@@ -75,6 +116,7 @@ impl AsyncRead for Transport {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Transport::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
@@ -88,6 +130,7 @@ impl AsyncWrite for Transport {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Transport::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
@@ -95,6 +138,7 @@ impl AsyncWrite for Transport {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Transport::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
@@ -102,6 +146,7 @@ impl AsyncWrite for Transport {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Transport::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }

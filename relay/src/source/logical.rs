@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::lsn::Lsn;
 use crate::outbox::{MissingColumns, OutboxTable, RowLayout};
 use crate::pg::catalog::{self, CatalogError};
+use crate::pg::database::Database;
 use crate::pg::pgoutput::{self, DecodeError, LogicalMessage};
 use crate::pg::replication::{
     ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
@@ -28,7 +29,7 @@ const FATAL_SQLSTATES: &[&str] = &[
 
 #[derive(Debug, Clone)]
 pub struct LogicalSettings {
-    pub database: tokio_postgres::Config,
+    pub database: Database,
     pub slot: String,
     pub publication: String,
     pub outbox: OutboxTable,

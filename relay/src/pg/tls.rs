@@ -1,0 +1,218 @@
+//! TLS for both kinds of PostgreSQL session, with libpq's `sslmode` semantics: `prefer` and `require`
+//! encrypt without checking the server's identity (unless a root certificate is given), `verify-ca`
+//! checks the chain, `verify-full` the chain and the host name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn parse(value: &str) -> Option<SslMode> {
+        Some(match value {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// Whether a server that refuses TLS must be refused in turn.
+    pub fn requires_tls(self) -> bool {
+        !matches!(self, SslMode::Disable | SslMode::Prefer)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read sslrootcert {path}: {reason}")]
+    RootCert { path: PathBuf, reason: String },
+    #[error(
+        "sslmode={0} needs root certificates, and neither sslrootcert nor the system store has any"
+    )]
+    NoRoots(&'static str),
+    #[error("TLS setup failed: {0}")]
+    Rustls(#[from] Error),
+}
+
+/// The rustls client configuration for `mode`, or `None` when TLS is disabled.
+pub fn client_config(
+    mode: SslMode,
+    root_cert: Option<&Path>,
+) -> Result<Option<Arc<ClientConfig>>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    // libpq: with a root certificate present, `require` behaves like `verify-ca`.
+    let mode = match (mode, root_cert) {
+        (SslMode::Require, Some(_)) => SslMode::VerifyCa,
+        (mode, _) => mode,
+    };
+    let config = match mode {
+        SslMode::Disable => return Ok(None),
+        SslMode::Prefer | SslMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth(),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            let label = if mode == SslMode::VerifyCa {
+                "verify-ca"
+            } else {
+                "verify-full"
+            };
+            let roots = Arc::new(root_store(root_cert, label)?);
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| Error::General(e.to_string()))?;
+            let verifier: Arc<dyn ServerCertVerifier> = if mode == SslMode::VerifyCa {
+                Arc::new(ChainOnly(webpki))
+            } else {
+                webpki
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
+        }
+    };
+    Ok(Some(Arc::new(config)))
+}
+
+fn root_store(root_cert: Option<&Path>, mode: &'static str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            let error = |reason: String| TlsError::RootCert {
+                path: path.to_owned(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                roots
+                    .add(cert.map_err(|e| error(e.to_string()))?)
+                    .map_err(|e| error(e.to_string()))?;
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoRoots(mode));
+    }
+    Ok(roots)
+}
+
+/// `prefer` and `require` without a root certificate: the session is encrypted, the certificate
+/// unchecked, exactly as libpq does. Handshake signatures are still verified.
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain must lead to a trusted root; the name in the certificate may differ.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}

@@ -1,0 +1,131 @@
+//! TLS to PostgreSQL with libpq's sslmode semantics, on both the catalog and the replication session.
+
+mod support;
+
+use std::time::Duration;
+
+use support::brokers::Reader;
+use support::scenarios::Target;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+async fn tls_database() -> harness::Postgres {
+    let pg = harness::Postgres::start_with_tls().unwrap();
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(include_str!("../sql/outbox.sql"))
+        .await
+        .unwrap();
+    pg
+}
+
+fn relay_with_url(url: &str) -> harness::Process {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    cmd.args(["run", "--sink", "stdout", "--database-url", url]);
+    harness::Process::start(cmd).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_over_verified_tls() {
+    let pg = tls_database().await;
+    let ca = pg.ca_cert().unwrap().display().to_string();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
+        pg.port()
+    );
+    let redis = harness::Redis::shared().unwrap();
+    let target = Target::new(&["--sink", "redis", "--redis-url", &redis]);
+    let mut reader = Reader::redis(&redis, &target.destinations());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    let destination = format!("{}.{{aggregatetype}}", target.prefix);
+    cmd.args([
+        "run",
+        "--database-url",
+        &url,
+        "--sink",
+        "redis",
+        "--redis-url",
+        &redis,
+        "--destination",
+        &destination,
+    ]);
+    let mut relay = harness::Process::start(cmd).unwrap();
+    support::scenarios::wait_streaming(&relay);
+
+    let client = pg.client().await.unwrap();
+    client
+        .batch_execute("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES (gen_random_uuid(), 'order', 'o-1', 'OrderConfirmed', '{}')")
+        .await
+        .unwrap();
+    let received = reader.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    assert_eq!(received[0].headers["type"], "OrderConfirmed");
+    let encrypted: bool = client
+        .query_one(
+            "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_replication USING (pid)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted, "the replication session runs over TLS");
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_refuses_a_server_it_cannot_trust() {
+    let pg = tls_database().await;
+    let other_ca = tempfile::NamedTempFile::new().unwrap();
+    // A CA that did not sign the server's certificate: the relay's own test CA from another cluster.
+    let stranger = harness::Postgres::start_with_tls().unwrap();
+    std::fs::copy(stranger.ca_cert().unwrap(), other_ca.path()).unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        pg.port(),
+        other_ca.path().display()
+    );
+    let relay = relay_with_url(&url);
+    harness::wait_until(DEADLINE, "a refused certificate", || {
+        relay.log().contains("certificate")
+    })
+    .unwrap();
+    assert!(
+        !relay.log().contains("streaming the outbox"),
+        "{}",
+        relay.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_refuses_a_server_without_tls() {
+    let pg = support::outbox_database().await;
+    let relay = relay_with_url(&format!("{}?sslmode=require", pg.url()));
+    harness::wait_until(DEADLINE, "a refusal to go unencrypted", || {
+        relay.log().contains("TLS")
+    })
+    .unwrap();
+    assert!(
+        !relay.log().contains("streaming the outbox"),
+        "{}",
+        relay.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_encrypts_without_a_root_certificate() {
+    let pg = tls_database().await;
+    let relay = relay_with_url(&format!("{}?sslmode=require", pg.url()));
+    support::scenarios::wait_streaming(&relay);
+    let encrypted: bool = pg
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_replication USING (pid)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted);
+}
