@@ -10,6 +10,7 @@ mod port;
 mod postgres;
 mod process;
 mod rabbitmq;
+mod reader;
 mod redis;
 mod spawner;
 mod wait;
@@ -19,5 +20,11 @@ pub use port::free_port;
 pub use postgres::Postgres;
 pub use process::Process;
 pub use rabbitmq::RabbitMq;
+pub use reader::{Reader, Received};
 pub use redis::Redis;
 pub use wait::{poll_until, wait_until};
+
+/// A name no other test uses, valid as a Kafka topic, Redis key, RabbitMQ queue and exchange.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::brokers::Reader;
+use harness::Reader;
 use support::scenarios::{self, Target};
 
 fn target_and_reader(brokers: &str) -> (Target, Reader) {

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::brokers::Reader;
+use harness::Reader;
 use support::scenarios::{self, Target};
 
 async fn target_and_reader(url: &str) -> (Target, Reader) {

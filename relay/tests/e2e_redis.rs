@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::brokers::Reader;
+use harness::Reader;
 use support::scenarios::{self, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::brokers::Reader;
+use harness::Reader;
 use support::check::check;
 use support::scenarios::{Target, CLEAN};
 use support::workload::{self, Workload};

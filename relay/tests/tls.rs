@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::brokers::Reader;
+use harness::Reader;
 use support::scenarios::Target;
 
 const DEADLINE: Duration = Duration::from_secs(60);

@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::brokers::Received;
 use super::workload::Written;
+use harness::Received;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Report {

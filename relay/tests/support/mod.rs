@@ -1,8 +1,7 @@
 //! Shared pieces of the relay's end-to-end tests: a database with an outbox, a workload of concurrent
-//! writers, the relay binary as a child process, readers for each broker, and the delivery check.
+//! writers, the relay binary as a child process, and the delivery check.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-pub mod brokers;
 pub mod check;
 pub mod scenarios;
 pub mod workload;
@@ -29,10 +28,7 @@ pub async fn outbox_database() -> Postgres {
     pg
 }
 
-/// A name no other test uses, valid as a Kafka topic, Redis key, RabbitMQ routing key and exchange.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
+pub use harness::unique;
 
 /// Starts `outbox-relay run` against `pg` with extra flags; small batches so that kill tests hit
 /// the middle of the stream.

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use harness::{Postgres, Process};
 
-use super::brokers::{Reader, Received};
 use super::check::{check, Report};
 use super::workload::{self, Workload, Written, AGGREGATE_TYPES};
 use super::{outbox_database, start_relay, stop_relay, unique};
+use harness::{Reader, Received};
 
 /// How a test points the relay at its broker.
 pub struct Target {

@@ -1,4 +1,5 @@
-//! Readers that collect what arrived at each broker, tolerant of the broker restarting under them.
+//! Readers that collect what arrived at each broker, tolerant of the broker restarting under them:
+//! tests check deliveries with them, and the demo prints what the relay published.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -69,7 +70,7 @@ impl Reader {
             )
             .await
             .unwrap();
-        let queue = super::unique("test-queue");
+        let queue = crate::unique("test-queue");
         let durable = QueueDeclareOptions {
             durable: true,
             ..Default::default()
@@ -241,7 +242,7 @@ async fn poll_kafka(
     if consumer.is_none() {
         let candidate: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
-            .set("group.id", super::unique("test-reader"))
+            .set("group.id", crate::unique("test-reader"))
             .set("enable.auto.commit", "false")
             .create()
             .map_err(|e| e.to_string())?;
