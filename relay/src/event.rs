@@ -33,6 +33,20 @@ impl Event {
         headers
     }
 
+    /// The correlation id a service put in the row's headers, under any of the usual names.
+    pub fn correlation_id(&self) -> Option<&str> {
+        const NAMES: [&str; 4] = [
+            "correlation_id",
+            "correlationId",
+            "x-correlation-id",
+            "X-Correlation-Id",
+        ];
+        self.headers
+            .iter()
+            .find(|(key, _)| NAMES.contains(&key.as_str()))
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The row's headers as one JSON object (Redis Streams and stdout carry them as a field).
     pub fn headers_json(&self) -> String {
         let map: serde_json::Map<String, serde_json::Value> = self

@@ -61,6 +61,30 @@ struct InFlight {
     events: usize,
     /// Acknowledged once this batch, and so everything before it, is confirmed.
     position: Option<Lsn>,
+    /// What to log per event once confirmed; only collected when debug logging is on.
+    trace: Vec<Relayed>,
+}
+
+/// The identity of a relayed event, for the per-event log line.
+struct Relayed {
+    id: String,
+    aggregate_id: String,
+    correlation_id: Option<String>,
+    destination: String,
+    lsn: Lsn,
+}
+
+impl Relayed {
+    fn of(routed: &Routed) -> Relayed {
+        let event = &routed.event;
+        Relayed {
+            id: event.id.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            correlation_id: event.correlation_id().map(str::to_owned),
+            destination: routed.destination.clone(),
+            lsn: event.commit_lsn,
+        }
+    }
 }
 
 /// Tracks what is handed to the sink and what may be acknowledged.
@@ -95,11 +119,17 @@ impl Window {
     async fn publish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError> {
         let batch = std::mem::take(&mut self.batch);
         let events = batch.len();
+        let trace = if tracing::enabled!(tracing::Level::DEBUG) {
+            batch.iter().map(Relayed::of).collect()
+        } else {
+            Vec::new()
+        };
         let delivery = sink.publish(batch).await?;
         self.in_flight.push_back(InFlight {
             delivery,
             events,
             position: self.batch_position.take(),
+            trace,
         });
         self.in_flight_events += events;
         Ok(())
@@ -113,6 +143,16 @@ impl Window {
         self.in_flight_events -= done.events;
         if let Some(position) = done.position {
             self.acked = self.acked.max(position);
+        }
+        for event in &done.trace {
+            tracing::debug!(
+                event_id = %event.id,
+                aggregate_id = %event.aggregate_id,
+                correlation_id = event.correlation_id.as_deref().unwrap_or(""),
+                destination = %event.destination,
+                lsn = %event.lsn,
+                "relayed"
+            );
         }
         tracing::debug!(events = done.events, acked = %self.acked, "broker confirmed batch");
     }

@@ -178,6 +178,13 @@ async fn insert_then_delete_in_one_transaction_still_relays() {
         "00000000-0000-0000-0000-000000000001"
     );
     assert_eq!(received[0].headers["type"], "OrderConfirmed");
+    harness::wait_until(DEADLINE, "the per-event log line", || {
+        relay
+            .log()
+            .lines()
+            .any(|l| l.contains("relayed") && l.contains("00000000-0000-0000-0000-000000000001"))
+    })
+    .unwrap();
     support::stop_relay(&mut relay);
 }
 
