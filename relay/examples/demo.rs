@@ -82,6 +82,8 @@ async fn main() -> Result<()> {
     };
 
     let mut cmd = Command::new(&relay_bin);
+    // Relays run side by side here: each serves its metrics on a port of its own.
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
     cmd.args([
         "run",
         "--database-url",

@@ -99,6 +99,9 @@ pub struct RunArgs {
     /// Most events handed to the broker and not yet confirmed [default: 20000].
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// Address of /metrics, /health/live and /health/ready; port 0 picks a free one [default: 127.0.0.1:9187].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl RunArgs {

@@ -2,6 +2,7 @@
 //! variables, then command-line flags, later sources winning. Every bad value is reported with the
 //! key that holds it.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -46,6 +47,10 @@ pub struct Config {
     pub redis: RedisConfig,
     pub pipeline: PipelineSettings,
     pub backoff: BackoffSettings,
+    /// Where `/metrics`, `/health/live` and `/health/ready` are served.
+    pub metrics_addr: SocketAddr,
+    /// Warn when the slot holds back at least this much WAL (0: never).
+    pub slot_lag_warning_bytes: u64,
     /// How long a stop signal may take to drain in-flight events before the relay gives up.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -66,6 +71,8 @@ impl Default for Config {
             pipeline: PipelineSettings::default(),
             backoff: BackoffSettings::default(),
             shutdown_grace: Duration::from_secs(30),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9187)),
+            slot_lag_warning_bytes: 1 << 30,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! An outbox event as the relay carries it from the database to a broker.
 
+use std::time::SystemTime;
+
 use crate::lsn::Lsn;
 
 /// One committed outbox row.
@@ -18,6 +20,8 @@ pub struct Event {
     pub created_at: Option<String>,
     /// Commit LSN of the transaction that wrote the row; shared by all its events.
     pub commit_lsn: Lsn,
+    /// When that transaction committed: relay lag and commit-to-ack latency count from here.
+    pub committed_at: SystemTime,
 }
 
 impl Event {

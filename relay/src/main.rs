@@ -1,12 +1,16 @@
 //! The `outbox-relay` binary: parses the command line, sets up logging and signals, and hands over
 //! to the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use outbox_relay::cli::{Cli, Command, LogFormat};
 use outbox_relay::config::Config;
+use outbox_relay::http;
+use outbox_relay::metrics::Metrics;
 use outbox_relay::outbox::OutboxTable;
 use outbox_relay::pg::catalog;
 use outbox_relay::supervisor::{self, RelayError};
@@ -67,7 +71,19 @@ async fn run(config: Config) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let grace = config.shutdown_grace;
-    let relay = supervisor::run(&config, shutdown.clone());
+    let sink = format!("{:?}", config.sink).to_lowercase();
+    let metrics = Arc::new(Metrics::new(&sink, "logical"));
+    match http::serve(config.metrics_addr, metrics.clone()).await {
+        Ok(addr) => tracing::info!(%addr, "serving /metrics, /health/live and /health/ready"),
+        Err(error) => {
+            eprintln!(
+                "error: cannot serve metrics on {} (`metrics_addr`): {error}",
+                config.metrics_addr
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    let relay = supervisor::run(&config, metrics, shutdown.clone());
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(grace).await;
@@ -131,8 +147,10 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    // Colours only for a person at a terminal, not in files and log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

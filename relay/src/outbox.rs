@@ -1,6 +1,8 @@
 //! The outbox table: its layout (Debezium-compatible by default, names configurable), its DDL, and
 //! how one replicated row becomes an [`Event`].
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
@@ -143,7 +145,12 @@ pub struct RowLayout {
 impl RowLayout {
     /// Builds the event for an inserted row. Never fails: a row the database accepted is relayed,
     /// with oddities (a null in a text column, headers that are not an object) reported as warnings.
-    pub fn event(&self, values: &[Value], commit_lsn: Lsn) -> (Event, Vec<String>) {
+    pub fn event(
+        &self,
+        values: &[Value],
+        commit_lsn: Lsn,
+        committed_at: SystemTime,
+    ) -> (Event, Vec<String>) {
         let mut warnings = Vec::new();
         let mut text = |index: usize, what: &str| match values.get(index) {
             Some(Value::Text(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
@@ -190,6 +197,7 @@ impl RowLayout {
             headers,
             created_at: optional(self.created_at),
             commit_lsn,
+            committed_at,
         };
         (event, warnings)
     }
@@ -234,6 +242,7 @@ mod tests {
                 text("2026-11-25 12:00:00+00"),
             ],
             Lsn(7),
+            SystemTime::UNIX_EPOCH,
         );
         assert!(warnings.is_empty());
         assert_eq!(event.id, "6f1c");
@@ -265,6 +274,7 @@ mod tests {
         let (event, _) = layout.event(
             &[text("{}"), text("T"), text("a-1"), text("A"), text("i")],
             Lsn(1),
+            SystemTime::UNIX_EPOCH,
         );
         assert_eq!(
             (
@@ -308,6 +318,7 @@ mod tests {
                 text("[1]"),
             ],
             Lsn(1),
+            SystemTime::UNIX_EPOCH,
         );
         assert_eq!(event.payload, "null");
         assert_eq!(warnings.len(), 2, "{warnings:?}");

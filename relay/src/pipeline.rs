@@ -7,7 +7,7 @@
 //! session; the supervisor restarts from the slot, which re-sends at most the unconfirmed window.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event::Routed;
 use crate::lsn::Lsn;
+use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::sink::{Delivery, Sink, SinkError};
 use crate::source::logical::{LogicalSource, SourceError};
@@ -63,6 +64,10 @@ struct InFlight {
     position: Option<Lsn>,
     /// What to log per event once confirmed; only collected when debug logging is on.
     trace: Vec<Relayed>,
+    /// Events per destination, for the published counter.
+    destinations: Vec<(String, u64)>,
+    /// Commit times with their event counts, one entry per transaction in the batch.
+    commits: Vec<(SystemTime, u64)>,
 }
 
 /// The identity of a relayed event, for the per-event log line.
@@ -88,21 +93,39 @@ impl Relayed {
 }
 
 /// Tracks what is handed to the sink and what may be acknowledged.
-struct Window {
+struct Window<'m> {
     batch: Vec<Routed>,
     batch_position: Option<Lsn>,
     in_flight: VecDeque<InFlight>,
     in_flight_events: usize,
     acked: Lsn,
+    metrics: &'m Metrics,
 }
 
-impl Window {
+impl Window<'_> {
     fn pending_events(&self) -> usize {
         self.in_flight_events + self.batch.len()
     }
 
     fn is_drained(&self) -> bool {
         self.batch.is_empty() && self.in_flight.is_empty()
+    }
+
+    fn push(&mut self, routed: Routed) {
+        self.batch.push(routed);
+        self.update_gauges();
+    }
+
+    /// The oldest unconfirmed event is at the front: of the oldest batch in flight, or of the batch.
+    fn update_gauges(&self) {
+        let oldest = match self.in_flight.front() {
+            Some(front) => front.commits.first().map(|(at, _)| *at),
+            None => self.batch.first().map(|r| r.event.committed_at),
+        };
+        self.metrics.set_oldest_unconfirmed(oldest);
+        self.metrics
+            .in_flight_events
+            .set(self.in_flight_events as i64);
     }
 
     /// Places a source position after every event received before it.
@@ -124,18 +147,37 @@ impl Window {
         } else {
             Vec::new()
         };
+        let mut destinations: Vec<(String, u64)> = Vec::new();
+        let mut commits: Vec<(SystemTime, u64)> = Vec::new();
+        for routed in &batch {
+            match destinations
+                .iter_mut()
+                .find(|(d, _)| *d == routed.destination)
+            {
+                Some((_, n)) => *n += 1,
+                None => destinations.push((routed.destination.clone(), 1)),
+            }
+            match commits.last_mut() {
+                Some((at, n)) if *at == routed.event.committed_at => *n += 1,
+                _ => commits.push((routed.event.committed_at, 1)),
+            }
+        }
+        self.metrics.observe_batch(events);
         let delivery = sink.publish(batch).await?;
         self.in_flight.push_back(InFlight {
             delivery,
             events,
             position: self.batch_position.take(),
             trace,
+            destinations,
+            commits,
         });
         self.in_flight_events += events;
+        self.update_gauges();
         Ok(())
     }
 
-    fn confirmed(&mut self) {
+    fn confirmed(&mut self, sink: &str) {
         let done = self
             .in_flight
             .pop_front()
@@ -154,6 +196,13 @@ impl Window {
                 "relayed"
             );
         }
+        for (destination, events) in &done.destinations {
+            self.metrics.published(sink, destination, *events);
+        }
+        for (committed_at, events) in &done.commits {
+            self.metrics.observe_commit_to_ack(*committed_at, *events);
+        }
+        self.update_gauges();
         tracing::debug!(events = done.events, acked = %self.acked, "broker confirmed batch");
     }
 }
@@ -167,6 +216,7 @@ pub async fn run(
     router: &Router,
     settings: &PipelineSettings,
     acked: &mut Lsn,
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(), PipelineError> {
     let mut window = Window {
@@ -175,6 +225,7 @@ pub async fn run(
         in_flight: VecDeque::new(),
         in_flight_events: 0,
         acked: *acked,
+        metrics,
     };
     let mut reported = *acked;
     let mut last_report = Instant::now();
@@ -199,22 +250,22 @@ pub async fn run(
                 // Report positions acknowledged between transactions, and at least every ten seconds
                 // so the server knows we are alive even while the window is full and nothing is read.
                 if window.acked > reported || last_report.elapsed() >= Duration::from_secs(10) {
-                    source.send_status(window.acked, false).await?;
+                    report(source, window.acked, metrics).await?;
                     (reported, last_report) = (window.acked, Instant::now());
                 }
             }
             result = next_delivery(&mut window.in_flight), if !window.in_flight.is_empty() => {
                 result?;
-                window.confirmed();
+                window.confirmed(sink.name());
                 // Report at once, so that a crash re-sends no more than the unconfirmed window.
                 if window.acked > reported {
-                    source.send_status(window.acked, false).await?;
+                    report(source, window.acked, metrics).await?;
                     (reported, last_report) = (window.acked, Instant::now());
                 }
             }
             change = source.next(), if can_read => match change? {
                 Change::Event(event) => {
-                    window.batch.push(router.route(event));
+                    window.push(router.route(event));
                     if window.batch.len() >= settings.batch_size {
                         window.publish(sink).await?;
                     }
@@ -225,7 +276,7 @@ pub async fn run(
                         window.position(lsn);
                     }
                     if reply_requested {
-                        source.send_status(window.acked, false).await?;
+                        report(source, window.acked, metrics).await?;
                         (reported, last_report) = (window.acked, Instant::now());
                     }
                 }
@@ -236,6 +287,17 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Confirms `acked` to PostgreSQL, which may then recycle the WAL before it.
+async fn report(
+    source: &mut LogicalSource,
+    acked: Lsn,
+    metrics: &Metrics,
+) -> Result<(), SourceError> {
+    source.send_status(acked, false).await?;
+    metrics.acknowledged(acked);
+    Ok(())
 }
 
 async fn next_delivery(in_flight: &mut VecDeque<InFlight>) -> Result<(), SinkError> {

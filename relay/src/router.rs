@@ -82,6 +82,7 @@ mod tests {
             headers: vec![],
             created_at: None,
             commit_lsn: Lsn(1),
+            committed_at: std::time::SystemTime::UNIX_EPOCH,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Keeps the relay running: connects the sink and the source, runs pipeline sessions, and restarts
 //! them with backoff after transient failures until shut down or a fatal error.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -8,9 +9,11 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::{Config, ConfigError};
 use crate::lsn::Lsn;
+use crate::metrics::{FailureKind, Metrics};
 use crate::pipeline::{self, PipelineError};
 use crate::router::Router;
 use crate::sink;
+use crate::slot_monitor;
 use crate::source::logical::LogicalSource;
 
 /// A session that ran this long was healthy; the next failure starts the backoff afresh.
@@ -25,28 +28,45 @@ pub enum RelayError {
 }
 
 /// Relays until `shutdown` is cancelled (then drains and acknowledges) or a fatal error.
-pub async fn run(config: &Config, shutdown: CancellationToken) -> Result<(), RelayError> {
+pub async fn run(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<(), RelayError> {
     let router = Router::new(&config.destination).map_err(|e| ConfigError::Invalid {
         key: "destination",
         reason: e.to_string(),
     })?;
     let settings = config.logical()?;
     let mut backoff = Backoff::new(config.backoff.clone());
+    let monitor = tokio::spawn(slot_monitor::run(
+        settings.database.clone(),
+        settings.slot.clone(),
+        config.slot_lag_warning_bytes,
+        metrics.clone(),
+    ));
+    let _stop_monitor = AbortOnDrop(monitor);
     loop {
         let started = Instant::now();
         let mut acked = Lsn::ZERO;
-        let error = match session(config, &settings, &router, &mut acked, &shutdown).await {
+        let result = session(config, &settings, &router, &mut acked, &metrics, &shutdown).await;
+        metrics.set_ready(false);
+        let error = match result {
             Ok(()) => return Ok(()),
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => e,
         };
+        metrics.failed(match error {
+            PipelineError::Source(_) => FailureKind::Database,
+            PipelineError::Sink(_) => FailureKind::Broker,
+        });
         if started.elapsed() >= HEALTHY_SESSION {
             backoff.reset();
         }
         let delay = backoff.next_delay();
         tracing::warn!(error = %error, acked = %acked, retry_in = ?delay, "relay session failed; resuming from the slot after a pause");
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(delay) => metrics.retries.inc(),
             _ = shutdown.cancelled() => return Ok(()),
         }
     }
@@ -57,17 +77,20 @@ async fn session(
     settings: &crate::source::logical::LogicalSettings,
     router: &Router,
     acked: &mut Lsn,
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(), PipelineError> {
     let mut sink = sink::connect(config).await?;
     let (mut source, confirmed) = LogicalSource::connect(settings).await?;
     *acked = confirmed;
+    metrics.set_ready(true);
     match pipeline::run(
         &mut source,
         sink.as_mut(),
         router,
         &config.pipeline,
         acked,
+        metrics,
         shutdown,
     )
     .await
@@ -84,5 +107,14 @@ async fn session(
             }
             Err(error)
         }
+    }
+}
+
+/// Stops the slot monitor when the relay stops, however it stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -54,6 +54,8 @@ async fn refuses_a_role_without_replication_and_names_the_grant() {
         .unwrap();
     let url = pg.url().replace("postgres@", "app@");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    // Relays run side by side here: each serves its metrics on a port of its own.
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
     cmd.args(["run", "--sink", "stdout", "--database-url", &url]);
     let mut relay = harness::Process::start(cmd).unwrap();
     relay
@@ -253,6 +255,8 @@ fn bad_configuration_exits_2_naming_the_key() {
 #[test]
 fn passwords_stay_out_of_the_logs() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    // Relays run side by side here: each serves its metrics on a port of its own.
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
     let port = harness::free_port().unwrap();
     cmd.args([
         "run",

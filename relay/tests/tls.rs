@@ -22,6 +22,8 @@ async fn tls_database() -> harness::Postgres {
 
 fn relay_with_url(url: &str) -> harness::Process {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    // Relays run side by side here: each serves its metrics on a port of its own.
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
     cmd.args(["run", "--sink", "stdout", "--database-url", url]);
     harness::Process::start(cmd).unwrap()
 }
@@ -38,6 +40,8 @@ async fn streams_over_verified_tls() {
     let target = Target::new(&["--sink", "redis", "--redis-url", &redis]);
     let mut reader = Reader::redis(&redis, &target.destinations());
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    // Relays run side by side here: each serves its metrics on a port of its own.
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
     let destination = format!("{}.{{aggregatetype}}", target.prefix);
     cmd.args([
         "run",

@@ -193,3 +193,14 @@ fn parse_lsn(text: String) -> Result<Lsn, CatalogError> {
         CatalogError::misconfigured(format!("server returned {e}"), "report this as a bug")
     })
 }
+
+/// WAL retained by the slot, in bytes; `None` while the slot does not exist.
+pub async fn slot_lag_bytes(client: &Client, slot: &str) -> Result<Option<i64>, CatalogError> {
+    let row = client
+        .query_opt(
+            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    Ok(row.and_then(|row| row.get(0)))
+}

@@ -4,6 +4,8 @@
 //! truncates, origins and types are recognised and skipped, so a service may delete its outbox row
 //! in the same transaction that inserted it.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use bytes::{Buf, Bytes};
 
 use crate::lsn::Lsn;
@@ -59,6 +61,14 @@ pub enum Value {
 
 /// Microseconds since 2000-01-01, as the server counts commit times.
 pub type PgTimestamp = i64;
+
+/// Microseconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01.
+pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+
+pub fn to_system_time(timestamp: PgTimestamp) -> SystemTime {
+    let micros = timestamp.saturating_add(PG_EPOCH_OFFSET_MICROS).max(0) as u64;
+    UNIX_EPOCH + Duration::from_micros(micros)
+}
 
 pub fn decode(mut buf: Bytes) -> Result<LogicalMessage, DecodeError> {
     let tag = take_u8(&mut buf, "tag")?;

@@ -18,11 +18,9 @@ use tokio_util::codec::Framed;
 
 use crate::lsn::Lsn;
 use crate::pg::database::Database;
+use crate::pg::pgoutput::PG_EPOCH_OFFSET_MICROS;
 use crate::pg::transport::Transport;
 use crate::pg::wire::{Backend, Codec, ServerError};
-
-/// Microseconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01.
-const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicationError {

@@ -133,6 +133,7 @@ mod tests {
                 ],
                 created_at: created_at.map(str::to_owned),
                 commit_lsn: Lsn(1),
+                committed_at: std::time::SystemTime::UNIX_EPOCH,
             },
         }
     }

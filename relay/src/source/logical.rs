@@ -7,7 +7,7 @@
 //! the whole unconfirmed transaction, never half of one.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::lsn::Lsn;
 use crate::outbox::{MissingColumns, OutboxTable, RowLayout};
@@ -65,8 +65,8 @@ pub struct LogicalSource {
     outbox: OutboxTable,
     /// Column layout per relation id; `None` for relations that are not the outbox.
     layouts: HashMap<u32, Option<RowLayout>>,
-    /// Commit LSN of the transaction being received, between its Begin and Commit.
-    open_transaction: Option<Lsn>,
+    /// Commit LSN and time of the transaction being received, between its Begin and Commit.
+    open_transaction: Option<(Lsn, SystemTime)>,
     last_position: Lsn,
 }
 
@@ -134,8 +134,13 @@ impl LogicalSource {
                 }))
             }
             ReplicationMessage::XLogData { data, .. } => match pgoutput::decode(data)? {
-                LogicalMessage::Begin { final_lsn, .. } => {
-                    self.open_transaction = Some(final_lsn);
+                LogicalMessage::Begin {
+                    final_lsn,
+                    commit_time,
+                    ..
+                } => {
+                    self.open_transaction =
+                        Some((final_lsn, pgoutput::to_system_time(commit_time)));
                     Ok(None)
                 }
                 LogicalMessage::Commit { end_lsn, .. } => {
@@ -160,10 +165,10 @@ impl LogicalSource {
                     let Some(Some(layout)) = self.layouts.get(&relation_id) else {
                         return Ok(None);
                     };
-                    let commit_lsn = self.open_transaction.ok_or_else(|| {
+                    let (commit_lsn, committed_at) = self.open_transaction.ok_or_else(|| {
                         ReplicationError::Protocol("Insert outside a transaction".into())
                     })?;
-                    let (event, warnings) = layout.event(&values, commit_lsn);
+                    let (event, warnings) = layout.event(&values, commit_lsn, committed_at);
                     for warning in warnings {
                         tracing::warn!(event_id = %event.id, lsn = %commit_lsn, "{warning}");
                     }

@@ -29,6 +29,7 @@ pub fn events(destinations: &[String], keys: usize, per_key: usize) -> Vec<Route
                 headers: vec![("trace".to_owned(), format!("trace-{key}-{seq}"))],
                 created_at: None,
                 commit_lsn: Lsn(seq as u64 + 1),
+                committed_at: std::time::SystemTime::now(),
             },
         })
         .collect()

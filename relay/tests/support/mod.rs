@@ -34,6 +34,8 @@ pub use harness::unique;
 /// the middle of the stream.
 pub fn start_relay(pg: &Postgres, args: &[&str]) -> Process {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    // Relays run side by side here: each serves its metrics on a port of its own.
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
     cmd.args([
         "--log-level",
         "outbox_relay=debug,info",
@@ -57,4 +59,67 @@ pub fn stop_relay(relay: &mut Process) {
         "relay exited with {status}:\n{}",
         relay.log()
     );
+}
+
+/// The address the relay serves /metrics on, from its start-up log line.
+pub fn metrics_addr(relay: &Process) -> String {
+    let mut addr = None;
+    harness::wait_until(Duration::from_secs(30), "the metrics endpoint", || {
+        addr = relay
+            .log()
+            .lines()
+            .find(|l| l.contains("serving /metrics"))
+            .and_then(|line| {
+                let start = line.find("addr=")? + "addr=".len();
+                let rest = &line[start..];
+                Some(
+                    rest.split_whitespace()
+                        .next()?
+                        .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
+                        .to_owned(),
+                )
+            });
+        addr.is_some()
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
+    addr.unwrap()
+}
+
+/// A plain HTTP/1.1 GET: the status code and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(addr).expect("the metrics endpoint accepts connections");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The sum of every sample of `name` whose labels contain each of `labels` (Prometheus text format).
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let samples: Vec<f64> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, label_text) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name && labels.iter().all(|l| label_text.contains(l)))
+                .then(|| value.parse().ok())?
+        })
+        .collect();
+    (!samples.is_empty()).then(|| samples.iter().sum())
 }
