@@ -40,6 +40,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Stream the outbox to the broker until SIGTERM or SIGINT.
     Run(Box<RunArgs>),
+    /// Check every prerequisite (database settings, privileges, table, publication, slot, broker) and print how to fix what fails.
+    Check(Box<RunArgs>),
     /// Print the SQL that creates the outbox table with the configured names.
     Ddl(TableArgs),
     /// Drop the relay's replication slot, e.g. when removing a relay for good (an unused slot keeps WAL forever).

@@ -5,6 +5,7 @@
 //! an event the broker has not confirmed.
 
 pub mod backoff;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod event;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use outbox_relay::check;
 use outbox_relay::cli::{Cli, Command, LogFormat};
 use outbox_relay::config::Config;
 use outbox_relay::http;
@@ -49,6 +50,19 @@ fn main() -> ExitCode {
                     eprintln!("error: {error:#}");
                     ExitCode::FAILURE
                 }
+            }
+        }
+        Command::Check(args) => {
+            let config = match Config::load(cli.config.as_deref(), args.overrides()) {
+                Ok(config) => config,
+                Err(error) => return config_error(&error),
+            };
+            let findings = runtime.block_on(check::run(&config));
+            print!("{}", check::render(&findings));
+            if findings.iter().any(|f| f.status == check::Status::Fail) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
         }
         Command::Run(args) => {

@@ -287,3 +287,39 @@ fn ddl_matches_the_shipped_sql_file() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/outbox.sql")).unwrap();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), shipped);
 }
+
+/// A quiet outbox in a busy database must not pin WAL: the relay acknowledges the server's
+/// keepalive positions between transactions, so the slot follows writes to other tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_outbox_slot_follows_writes_to_other_tables() {
+    let pg = support::outbox_database().await;
+    let (target, _) = redis_target();
+    let mut relay = target.relay(&pg, &[]);
+    let client = pg.client().await.unwrap();
+    client
+        .batch_execute("CREATE TABLE busy (n int, pad text)")
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        client
+            .batch_execute(
+                "INSERT INTO busy SELECT g, repeat('x', 200) FROM generate_series(1, 1000) g",
+            )
+            .await
+            .unwrap();
+    }
+    let written: String = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    harness::wait_until(Duration::from_secs(60), "the slot to pass the other table's writes", || {
+        pg.psql(&format!(
+            "SELECT confirmed_flush_lsn >= '{written}'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'outbox_relay_slot'"
+        ))
+        .unwrap()
+            == "t"
+    })
+    .unwrap();
+    support::stop_relay(&mut relay);
+}

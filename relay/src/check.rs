@@ -1,0 +1,331 @@
+//! `outbox-relay check`: every prerequisite of the relay, checked against a database it may never
+//! have seen, reported as a table with the SQL or setting that fixes each failing line.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use crate::config::Config;
+use crate::outbox::quote_ident;
+use crate::pg::{catalog, error_chain};
+use crate::sink;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Works, but deserves the operator's attention.
+    Warn,
+    /// The relay cannot run until this is fixed.
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub item: &'static str,
+    pub status: Status,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(item: &'static str, detail: impl Into<String>) -> Finding {
+        Finding {
+            item,
+            status: Status::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(item: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            item,
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn fail(item: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            item,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs every check; a failing one never hides the others.
+pub async fn run(config: &Config) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    match config.database() {
+        Err(error) => findings.push(Finding::fail(
+            "database",
+            error.to_string(),
+            "fix database_url",
+        )),
+        Ok(database) => match catalog::connect(&database).await {
+            Err(error) => findings.push(Finding::fail(
+                "database",
+                error.to_string(),
+                "check database_url, the network path and pg_hba.conf",
+            )),
+            Ok(client) => {
+                findings.push(Finding::ok("database", "connected"));
+                if let Err(error) = database_checks(&client, config, &mut findings).await {
+                    findings.push(Finding::fail(
+                        "database",
+                        error_chain(&error),
+                        "see the error",
+                    ));
+                }
+            }
+        },
+    }
+    findings.push(broker_check(config).await);
+    findings
+}
+
+async fn database_checks(
+    client: &Client,
+    config: &Config,
+    findings: &mut Vec<Finding>,
+) -> Result<(), tokio_postgres::Error> {
+    let wal_level: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
+    findings.push(if wal_level == "logical" {
+        Finding::ok("wal_level", "logical")
+    } else {
+        Finding::fail(
+            "wal_level",
+            format!("'{wal_level}': logical decoding is off"),
+            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (or use polling mode)",
+        )
+    });
+
+    let row = client
+        .query_one(
+            "SELECT current_user::text, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await?;
+    let (user, replication): (String, bool) = (row.get(0), row.get(1));
+    findings.push(if replication {
+        Finding::ok(
+            "replication privilege",
+            format!("role {user} may replicate"),
+        )
+    } else {
+        Finding::fail(
+            "replication privilege",
+            format!("role {user} lacks REPLICATION"),
+            format!("ALTER ROLE {} WITH REPLICATION;", quote_ident(&user)),
+        )
+    });
+
+    let outbox = &config.outbox;
+    let (schema, table) = outbox.qualified_name();
+    let columns: Vec<String> = client
+        .query(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+            &[&schema, &table],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    findings.push(if columns.is_empty() {
+        Finding::fail(
+            "outbox table",
+            format!("{} does not exist", outbox.table),
+            "create it with the SQL from `outbox-relay ddl`, or set --table",
+        )
+    } else {
+        match outbox.layout(&columns) {
+            Ok(_) => Finding::ok(
+                "outbox table",
+                format!("{} has the configured columns", outbox.table),
+            ),
+            Err(missing) => Finding::fail(
+                "outbox table",
+                format!("{} lacks {:?}", outbox.table, missing.missing),
+                "add the columns (see `outbox-relay ddl`) or map existing ones in [outbox.columns]",
+            ),
+        }
+    });
+
+    let publication = &config.publication;
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1),
+                    EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)",
+            &[publication, &schema, &table],
+        )
+        .await?;
+    let (exists, covers): (bool, bool) = (row.get(0), row.get(1));
+    findings.push(match (exists, covers) {
+        (true, true) => Finding::ok("publication", format!("{publication} includes {}", outbox.table)),
+        (true, false) => Finding::fail(
+            "publication",
+            format!("{publication} exists without {}", outbox.table),
+            format!("ALTER PUBLICATION {} ADD TABLE {};", quote_ident(publication), outbox.quoted_name()),
+        ),
+        (false, _) => Finding::warn(
+            "publication",
+            format!("{publication} does not exist; the relay creates it at start"),
+            format!(
+                "nothing, if the relay's role owns {}; otherwise: CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert');",
+                outbox.table,
+                quote_ident(publication),
+                outbox.quoted_name()
+            ),
+        ),
+    });
+
+    let slot = &config.slot;
+    let row = client
+        .query_opt(
+            "SELECT plugin::text, coalesce(wal_status, ''), active, active_pid,
+                    (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[slot],
+        )
+        .await?;
+    findings.push(match row {
+        None => {
+            let free: i64 = client
+                .query_one(
+                    "SELECT current_setting('max_replication_slots')::bigint - count(*) FROM pg_replication_slots",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if free > 0 {
+                Finding::warn(
+                    "replication slot",
+                    format!("{slot} does not exist; the relay creates it at start ({free} free)"),
+                    "nothing: rows committed after its creation are relayed",
+                )
+            } else {
+                Finding::fail(
+                    "replication slot",
+                    format!("{slot} does not exist and max_replication_slots is used up"),
+                    "raise max_replication_slots (restart needed) or drop an unused slot",
+                )
+            }
+        }
+        Some(row) => {
+            let (plugin, wal_status, active, pid, lag): (Option<String>, String, bool, Option<i32>, Option<i64>) =
+                (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+            let lag = lag.map_or_else(|| "unknown".to_owned(), |b| format!("{b} bytes"));
+            if plugin.as_deref() != Some("pgoutput") {
+                Finding::fail(
+                    "replication slot",
+                    format!("{slot} uses plugin {plugin:?}, not pgoutput"),
+                    "choose another --slot, or drop that slot if nothing uses it",
+                )
+            } else if wal_status == "lost" {
+                Finding::fail(
+                    "replication slot",
+                    format!("{slot} was invalidated: WAL it needed is gone"),
+                    format!("outbox-relay drop-slot --slot {slot}, start the relay, re-publish rows committed meanwhile"),
+                )
+            } else if active {
+                Finding::warn(
+                    "replication slot",
+                    format!("{slot} is in use by backend {} (lag {lag})", pid.unwrap_or_default()),
+                    "nothing if that is this relay; a second relay waits until the slot is free",
+                )
+            } else {
+                Finding::ok("replication slot", format!("{slot} exists, wal_status {wal_status}, lag {lag}"))
+            }
+        }
+    });
+
+    let keep: String = client
+        .query_one("SHOW max_slot_wal_keep_size", &[])
+        .await?
+        .get(0);
+    findings.push(if keep == "-1" {
+        Finding::warn(
+            "max_slot_wal_keep_size",
+            "unlimited: a stalled relay keeps WAL until the disk is full",
+            "ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (size it to your disk)",
+        )
+    } else {
+        Finding::ok("max_slot_wal_keep_size", keep)
+    });
+    Ok(())
+}
+
+async fn broker_check(config: &Config) -> Finding {
+    let name = format!("{:?}", config.sink).to_lowercase();
+    match tokio::time::timeout(BROKER_TIMEOUT, sink::connect(config)).await {
+        Ok(Ok(_)) => Finding::ok("broker", format!("{name} reachable")),
+        Ok(Err(error)) => Finding::fail(
+            "broker",
+            error.to_string(),
+            format!("check the {name} settings and that the broker runs"),
+        ),
+        Err(_) => Finding::fail(
+            "broker",
+            format!("{name} did not answer within {BROKER_TIMEOUT:?}"),
+            format!("check the {name} settings and that the broker runs"),
+        ),
+    }
+}
+
+/// A table for people, then the fixes for what is not ok.
+pub fn render(findings: &[Finding]) -> String {
+    let width = findings.iter().map(|f| f.item.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for finding in findings {
+        let status = match finding.status {
+            Status::Ok => "ok",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {status:<4}  {}",
+            finding.item, finding.detail
+        );
+    }
+    let fixes: Vec<&Finding> = findings.iter().filter(|f| f.status != Status::Ok).collect();
+    if !fixes.is_empty() {
+        out.push_str("\nHow to fix:\n");
+        for finding in fixes {
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                finding.item,
+                finding.fix.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_table_and_the_fixes() {
+        let text = render(&[
+            Finding::ok("database", "connected"),
+            Finding::fail(
+                "wal_level",
+                "'replica'",
+                "ALTER SYSTEM SET wal_level = logical",
+            ),
+        ]);
+        assert_eq!(
+            text,
+            "database   ok    connected\nwal_level  FAIL  'replica'\n\nHow to fix:\n  wal_level: ALTER SYSTEM SET wal_level = logical\n"
+        );
+    }
+}
