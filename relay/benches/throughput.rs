@@ -21,7 +21,9 @@
 //!
 //! Environment: `BENCH_EVENTS` (default 100000, a few minutes on 2 cores; the figure quoted in
 //! issue 6 is for 1000000), `BENCH_TX_EVENTS` (default 100), `BENCH_TARGETS` (comma-separated
-//! subset of `pg_recvlogical,stdout,redis,rabbitmq,kafka`, default all). `cargo bench` builds this
+//! subset of `pg_recvlogical,stdout,redis,rabbitmq,kafka`, default all), `BENCH_RELAY_ARGS` (extra
+//! flags for `outbox-relay run`, e.g. `--batch-size 500` or `--config tuning.toml`; default none, so
+//! the relay's defaults are measured). `cargo bench` builds this
 //! file and the relay binary with the release profile; the header line shows which binary ran.
 
 use std::fmt;
@@ -99,6 +101,7 @@ struct Settings {
     events: i64,
     tx_events: i64,
     targets: Vec<Target>,
+    relay_args: Vec<String>,
 }
 
 impl Settings {
@@ -131,6 +134,11 @@ impl Settings {
             events: number("BENCH_EVENTS", 100_000)?,
             tx_events: number("BENCH_TX_EVENTS", 100)?,
             targets,
+            relay_args: std::env::var("BENCH_RELAY_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }
@@ -193,8 +201,14 @@ fn print_machine(settings: &Settings) {
     );
     println!("build: bench {bench_profile}, relay binary {relay_profile} ({RELAY})");
     println!(
-        "backlog: {} events in transactions of {}, {AGGREGATES} aggregates, default relay batch settings",
-        settings.events, settings.tx_events
+        "backlog: {} events in transactions of {}, {AGGREGATES} aggregates; relay flags: {}",
+        settings.events,
+        settings.tx_events,
+        if settings.relay_args.is_empty() {
+            "defaults".to_owned()
+        } else {
+            settings.relay_args.join(" ")
+        }
     );
 }
 
@@ -414,7 +428,8 @@ async fn run_relay(
         .args(["--database-url", &backlog.pg.url(), "--slot", SLOT])
         .args(["--publication", PUBLICATION, "--destination"])
         .arg(format!("{destination}.{{aggregatetype}}"))
-        .args(broker.sink_args());
+        .args(broker.sink_args())
+        .args(&settings.relay_args);
     let deadline = Duration::from_secs(120 + settings.events as u64 / 1000);
     let started = Instant::now();
     let mut relay = Process::start(cmd)?;

@@ -42,6 +42,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Check every prerequisite (database settings, privileges, table, publication, slot, broker) and print how to fix what fails.
     Check(Box<RunArgs>),
+    /// Print the slot's confirmed position, its lag, and the events waiting behind it.
+    Status(Box<RunArgs>),
     /// Print the SQL that creates the outbox table with the configured names.
     Ddl(TableArgs),
     /// Drop the relay's replication slot, e.g. when removing a relay for good (an unused slot keeps WAL forever).

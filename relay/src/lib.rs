@@ -19,4 +19,5 @@ pub mod router;
 pub mod sink;
 pub mod slot_monitor;
 pub mod source;
+pub mod status;
 pub mod supervisor;

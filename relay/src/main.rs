@@ -14,6 +14,7 @@ use outbox_relay::http;
 use outbox_relay::metrics::Metrics;
 use outbox_relay::outbox::OutboxTable;
 use outbox_relay::pg::catalog;
+use outbox_relay::status;
 use outbox_relay::supervisor::{self, RelayError};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -63,6 +64,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
+            }
+        }
+        Command::Status(args) => {
+            let config = match Config::load(cli.config.as_deref(), args.overrides()) {
+                Ok(config) => config,
+                Err(error) => return config_error(&error),
+            };
+            match runtime.block_on(print_status(&config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Command::Run(args) => {
@@ -136,6 +150,17 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("stop signal received");
     shutdown.cancel();
+}
+
+async fn print_status(config: &Config) -> anyhow::Result<()> {
+    let client = catalog::connect(&config.database()?)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let status = status::read(&client, config)
+        .await
+        .context("reading the slot")?;
+    print!("{}", status::render(&status));
+    Ok(())
 }
 
 async fn drop_slot(config: &Config) -> anyhow::Result<()> {

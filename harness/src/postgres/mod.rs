@@ -40,6 +40,13 @@ impl Postgres {
         Self::start_with(&[format!("wal_level={wal_level}")], false)
     }
 
+    /// A logical-replication cluster with extra `name=value` server settings.
+    pub fn start_with_settings(settings: &[&str]) -> Result<Postgres> {
+        let mut all = vec!["wal_level=logical".to_owned()];
+        all.extend(settings.iter().map(|s| s.to_string()));
+        Self::start_with(&all, false)
+    }
+
     /// A logical-replication cluster that also accepts TLS, with a certificate for `localhost` and
     /// `127.0.0.1` signed by a throwaway CA (see [`Postgres::ca_cert`]).
     pub fn start_with_tls() -> Result<Postgres> {

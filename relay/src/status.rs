@@ -1,0 +1,157 @@
+//! `outbox-relay status`: where the slot stands and what waits behind it.
+//!
+//! Pending events are counted by peeking at the slot (decoding without consuming), which PostgreSQL
+//! allows only while no relay streams from it; with a relay running, its `/metrics` has the live view.
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+use tokio_postgres::Client;
+
+use crate::config::Config;
+use crate::lsn::Lsn;
+use crate::pg::catalog::CatalogError;
+use crate::pg::pgoutput::{self, LogicalMessage};
+
+/// Peeking decodes the backlog; past this many changes the count is reported as a lower bound.
+const PEEK_LIMIT: i32 = 1_000_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub slot: String,
+    pub confirmed: Option<Lsn>,
+    pub lag_bytes: Option<i64>,
+    pub active_pid: Option<i32>,
+    pub pending: Pending,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    /// No slot yet: nothing is retained, nothing pending.
+    NoSlot,
+    /// A relay streams from the slot right now.
+    SlotInUse,
+    Counted {
+        events: u64,
+        oldest_commit: Option<SystemTime>,
+        complete: bool,
+    },
+}
+
+pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogError> {
+    let row = client
+        .query_opt(
+            "SELECT confirmed_flush_lsn::text, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, active_pid
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&config.slot],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Status {
+            slot: config.slot.clone(),
+            confirmed: None,
+            lag_bytes: None,
+            active_pid: None,
+            pending: Pending::NoSlot,
+        });
+    };
+    let confirmed: Option<String> = row.get(0);
+    let active_pid: Option<i32> = row.get(2);
+    let pending = if active_pid.is_some() {
+        Pending::SlotInUse
+    } else {
+        peek(client, config).await?
+    };
+    Ok(Status {
+        slot: config.slot.clone(),
+        confirmed: confirmed.and_then(|text| text.parse().ok()),
+        lag_bytes: row.get(1),
+        active_pid,
+        pending,
+    })
+}
+
+async fn peek(client: &Client, config: &Config) -> Result<Pending, CatalogError> {
+    let rows = client
+        .query(
+            "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, 'proto_version', '1', 'publication_names', $3)",
+            &[&config.slot, &PEEK_LIMIT, &format!("\"{}\"", config.publication.replace('"', "\"\""))],
+        )
+        .await?;
+    let (schema, table) = config.outbox.qualified_name();
+    let mut outbox_relations = Vec::new();
+    let mut events = 0;
+    let mut oldest_commit = None;
+    let mut transaction_commit = None;
+    for row in &rows {
+        let data: Vec<u8> = row.get(0);
+        match pgoutput::decode(data.into()) {
+            Ok(LogicalMessage::Begin { commit_time, .. }) => transaction_commit = Some(commit_time),
+            Ok(LogicalMessage::Relation(relation))
+                if relation.namespace == schema && relation.name == table =>
+            {
+                outbox_relations.push(relation.id);
+            }
+            Ok(LogicalMessage::Insert { relation_id, .. })
+                if outbox_relations.contains(&relation_id) =>
+            {
+                events += 1;
+                if oldest_commit.is_none() {
+                    oldest_commit = transaction_commit.map(pgoutput::to_system_time);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Pending::Counted {
+        events,
+        oldest_commit,
+        complete: rows.len() < PEEK_LIMIT as usize,
+    })
+}
+
+pub fn render(status: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "slot               {}", status.slot);
+    let unknown = || "-".to_owned();
+    let _ = writeln!(
+        out,
+        "confirmed LSN      {}",
+        status.confirmed.map_or_else(unknown, |l| l.to_string())
+    );
+    let _ = writeln!(
+        out,
+        "slot lag           {}",
+        status
+            .lag_bytes
+            .map_or_else(unknown, |b| format!("{b} bytes"))
+    );
+    match &status.pending {
+        Pending::NoSlot => {
+            let _ = writeln!(
+                out,
+                "pending events     0 (the slot does not exist yet; the relay creates it at start)"
+            );
+        }
+        Pending::SlotInUse => {
+            let _ = writeln!(
+                out,
+                "pending events     unknown: a relay streams from the slot (backend {}); see its /metrics",
+                status.active_pid.unwrap_or_default()
+            );
+        }
+        Pending::Counted {
+            events,
+            oldest_commit,
+            complete,
+        } => {
+            let bound = if *complete { "" } else { "at least " };
+            let _ = writeln!(out, "pending events     {bound}{events}");
+            let age = oldest_commit
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .map_or_else(unknown, |d| format!("{:.1} s", d.as_secs_f64()));
+            let _ = writeln!(out, "oldest pending     {age}");
+        }
+    }
+    out
+}
