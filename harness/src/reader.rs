@@ -170,10 +170,12 @@ async fn poll_redis(url: &str, streams: &mut [(String, String)]) -> Result<Vec<R
             };
             let mut headers: BTreeMap<String, String> =
                 serde_json::from_str(&field("headers")).unwrap();
-            headers.insert("id".into(), field("id"));
-            headers.insert("type".into(), field("type"));
-            headers.insert("aggregatetype".into(), field("aggregatetype"));
-            headers.insert("aggregateid".into(), field("aggregateid"));
+            // Every other field (the event's identity, a dead letter's reason) reads as a header.
+            for name in entry.map.keys() {
+                if name != "headers" && name != "payload" {
+                    headers.insert(name.clone(), field(name));
+                }
+            }
             received.push(Received {
                 destination: stream.clone(),
                 key: field("aggregateid"),

@@ -56,7 +56,7 @@ const SETTLE: Duration = Duration::from_secs(10);
 /// One transaction's rows. Sequence numbers run on across transactions, so every payload differs.
 const INSERT: &str = "
 INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
-SELECT gen_random_uuid(), 'order', 'order-' || (g % $3), 'OrderChanged',
+SELECT gen_random_uuid(), $4, 'order-' || (g % $3), 'OrderChanged',
        jsonb_build_object(
            'orderId', 'order-' || (g % $3), 'sequence', g, 'customerId', 'customer-' || (g % 997),
            'status', 'CONFIRMED', 'currency', 'EUR', 'totalCents', 10000 + g % 90000,
@@ -268,6 +268,12 @@ async fn measure(target: Target, settings: &Settings) -> Result<Measurement> {
     let result = match target {
         Target::PgRecvlogical => {
             let seconds = run_pg_recvlogical(&backlog)?;
+            // Its flush feedback shows that it read to the end rather than stopping early.
+            let (drained, confirmed, _) = backlog.slot().await?;
+            ensure!(
+                drained,
+                "pg_recvlogical exited with the slot confirmed only up to {confirmed}"
+            );
             Measurement {
                 target,
                 seconds,
@@ -337,22 +343,25 @@ impl Backlog {
             let last = (first + settings.tx_events - 1).min(settings.events);
             // Each statement commits on its own: one transaction of up to BENCH_TX_EVENTS rows.
             client
-                .execute(&insert, &[&first, &last, &AGGREGATES])
+                .execute(&insert, &[&first, &last, &AGGREGATES, &AGGREGATE_TYPE])
                 .await?;
             first = last + 1;
         }
         let row = client
             .query_one(
-                "SELECT pg_current_wal_lsn()::text, count(*), avg(octet_length(payload::text))::float8 FROM outbox",
+                "SELECT pg_current_wal_lsn()::text, count(*), avg(octet_length(payload::text))::float8,
+                        current_setting('server_version')
+                 FROM outbox",
                 &[],
             )
             .await?;
-        let (end, rows, payload): (String, i64, f64) = (row.get(0), row.get(1), row.get(2));
+        let (end, rows, payload, version): (String, i64, f64, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
         ensure!(rows == settings.events, "wrote {rows} rows");
         // Otherwise a checkpoint triggered by the backlog's WAL could write pages during the timed drain.
         client.batch_execute("CHECKPOINT").await?;
         eprintln!(
-            "backlog of {rows} events ({payload:.0}-byte payloads) written in {:.1} s, ends at {end}",
+            "PostgreSQL {version}: backlog of {rows} events ({payload:.0}-byte payloads) written in {:.1} s, ends at {end}",
             started.elapsed().as_secs_f64()
         );
         Ok(Backlog { pg, client, end })

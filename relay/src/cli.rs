@@ -82,6 +82,9 @@ pub struct RunArgs {
     /// Destination template; `{aggregatetype}` and `{type}` are filled per event [default: outbox.event.{aggregatetype}].
     #[arg(long, value_name = "TEMPLATE")]
     pub destination: Option<String>,
+    /// Where events the broker refuses for good are parked, with the reason [default: outbox.dlq].
+    #[arg(long, value_name = "NAME")]
+    pub dead_letter_destination: Option<String>,
     /// Kafka bootstrap servers, comma-separated [default: 127.0.0.1:9092].
     #[arg(long, value_name = "HOST:PORT,...")]
     pub kafka_brokers: Option<String>,
@@ -139,6 +142,10 @@ impl RunArgs {
         put(
             &["destination"],
             self.destination.as_ref().map(|v| json!(v)),
+        );
+        put(
+            &["dead_letter_destination"],
+            self.dead_letter_destination.as_ref().map(|v| json!(v)),
         );
         put(
             &["kafka", "brokers"],

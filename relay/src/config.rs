@@ -41,6 +41,9 @@ pub struct Config {
     pub outbox: OutboxTable,
     /// Destination template: `{aggregatetype}` and `{type}` are replaced per event.
     pub destination: String,
+    /// Where events the broker refuses for good go (Kafka topic, Redis stream, RabbitMQ routing key
+    /// and queue), with the reason in headers.
+    pub dead_letter_destination: String,
     pub sink: SinkKind,
     pub kafka: KafkaConfig,
     pub rabbitmq: RabbitMqConfig,
@@ -64,6 +67,7 @@ impl Default for Config {
             publication: "outbox_relay_pub".into(),
             outbox: OutboxTable::default(),
             destination: "outbox.event.{aggregatetype}".into(),
+            dead_letter_destination: "outbox.dlq".into(),
             sink: SinkKind::Kafka,
             kafka: KafkaConfig::default(),
             rabbitmq: RabbitMqConfig::default(),

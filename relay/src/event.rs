@@ -67,4 +67,58 @@ impl Event {
 pub struct Routed {
     pub destination: String,
     pub event: Event,
+    /// Set when the broker refused this event for good and it goes to the dead-letter destination.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub reason: String,
+    /// Where the event was meant to go.
+    pub destination: String,
+}
+
+/// A dead-lettered copy keeps payloads up to this size; larger ones may be why the broker refused
+/// the event, and the row itself still holds them.
+pub const DEAD_LETTER_MAX_PAYLOAD: usize = 64 * 1024;
+
+impl Routed {
+    pub fn new(destination: String, event: Event) -> Routed {
+        Routed {
+            destination,
+            event,
+            dead_letter: None,
+        }
+    }
+
+    /// Sends this event to `destination` instead, saying why.
+    pub fn dead_lettered(mut self, destination: &str, reason: &str) -> Routed {
+        let original = std::mem::replace(&mut self.destination, destination.to_owned());
+        self.dead_letter = Some(DeadLetter {
+            reason: reason.to_owned(),
+            destination: original,
+        });
+        self
+    }
+
+    /// The event's headers, plus the reason and original destination of a dead letter.
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        let mut headers = self.event.message_headers();
+        if let Some(dead_letter) = &self.dead_letter {
+            headers.push(("dlq_reason", &dead_letter.reason));
+            headers.push(("dlq_destination", &dead_letter.destination));
+            if self.event.payload.len() > DEAD_LETTER_MAX_PAYLOAD {
+                headers.push(("dlq_payload_omitted", "true"));
+            }
+        }
+        headers
+    }
+
+    /// The payload to send: the event's, except an oversized one in a dead letter.
+    pub fn payload(&self) -> &str {
+        match &self.dead_letter {
+            Some(_) if self.event.payload.len() > DEAD_LETTER_MAX_PAYLOAD => "",
+            _ => &self.event.payload,
+        }
+    }
 }

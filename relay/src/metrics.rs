@@ -19,6 +19,7 @@ pub struct Metrics {
     events_published: IntCounterVec,
     failures: IntCounterVec,
     pub retries: IntCounter,
+    pub dead_lettered: IntCounter,
     commit_to_ack: Histogram,
     batch_size: Histogram,
     pub in_flight_events: IntGauge,
@@ -66,6 +67,11 @@ impl Metrics {
             )
             .expect("valid metric"),
             retries: IntCounter::new("retries_total", "Sessions started again after a failure.").expect("valid metric"),
+            dead_lettered: IntCounter::new(
+                "dead_lettered_total",
+                "Events the broker refused for good, confirmed in the dead-letter destination.",
+            )
+            .expect("valid metric"),
             commit_to_ack: Histogram::with_opts(
                 HistogramOpts::new(
                     "commit_to_ack_seconds",
@@ -115,6 +121,7 @@ impl Metrics {
             Box::new(metrics.events_published.clone()),
             Box::new(metrics.failures.clone()),
             Box::new(metrics.retries.clone()),
+            Box::new(metrics.dead_lettered.clone()),
             Box::new(metrics.commit_to_ack.clone()),
             Box::new(metrics.batch_size.clone()),
             Box::new(metrics.in_flight_events.clone()),

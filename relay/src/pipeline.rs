@@ -6,14 +6,14 @@
 //! the position reported to PostgreSQL never passes an unconfirmed event. Any failure ends the
 //! session; the supervisor restarts from the slot, which re-sends at most the unconfirmed window.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::Routed;
+use crate::event::{Event, Routed};
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -68,6 +68,7 @@ struct InFlight {
     destinations: Vec<(String, u64)>,
     /// Commit times with their event counts, one entry per transaction in the batch.
     commits: Vec<(SystemTime, u64)>,
+    dead_lettered: u64,
 }
 
 /// The identity of a relayed event, for the per-event log line.
@@ -162,6 +163,7 @@ impl Window<'_> {
                 _ => commits.push((routed.event.committed_at, 1)),
             }
         }
+        let dead_lettered = batch.iter().filter(|r| r.dead_letter.is_some()).count() as u64;
         self.metrics.observe_batch(events);
         let delivery = sink.publish(batch).await?;
         self.in_flight.push_back(InFlight {
@@ -171,6 +173,7 @@ impl Window<'_> {
             trace,
             destinations,
             commits,
+            dead_lettered,
         });
         self.in_flight_events += events;
         self.update_gauges();
@@ -199,11 +202,30 @@ impl Window<'_> {
         for (destination, events) in &done.destinations {
             self.metrics.published(sink, destination, *events);
         }
+        self.metrics.dead_lettered.inc_by(done.dead_lettered);
         for (committed_at, events) in &done.commits {
             self.metrics.observe_commit_to_ack(*committed_at, *events);
         }
         self.update_gauges();
         tracing::debug!(events = done.events, acked = %self.acked, "broker confirmed batch");
+    }
+}
+
+/// Where events go: the destination template, except for events the broker refused for good
+/// (by id, with the reason), which go to the dead-letter destination.
+pub struct Routing<'a> {
+    pub router: &'a Router,
+    pub dead_letter_destination: &'a str,
+    pub dead_letters: &'a HashMap<String, String>,
+}
+
+impl Routing<'_> {
+    fn route(&self, event: Event) -> Routed {
+        let routed = self.router.route(event);
+        match self.dead_letters.get(&routed.event.id) {
+            Some(reason) => routed.dead_lettered(self.dead_letter_destination, reason),
+            None => routed,
+        }
     }
 }
 
@@ -213,7 +235,7 @@ impl Window<'_> {
 pub async fn run(
     source: &mut LogicalSource,
     sink: &mut dyn Sink,
-    router: &Router,
+    routing: &Routing<'_>,
     settings: &PipelineSettings,
     acked: &mut Lsn,
     metrics: &Metrics,
@@ -265,7 +287,7 @@ pub async fn run(
             }
             change = source.next(), if can_read => match change? {
                 Change::Event(event) => {
-                    window.push(router.route(event));
+                    window.push(routing.route(event));
                     if window.batch.len() >= settings.batch_size {
                         window.publish(sink).await?;
                     }

@@ -63,7 +63,7 @@ impl Router {
                 Part::EventType => &event.event_type,
             });
         }
-        Routed { destination, event }
+        Routed::new(destination, event)
     }
 }
 

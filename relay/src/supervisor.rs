@@ -1,6 +1,7 @@
 //! Keeps the relay running: connects the sink and the source, runs pipeline sessions, and restarts
 //! them with backoff after transient failures until shut down or a fatal error.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,9 @@ use crate::backoff::Backoff;
 use crate::config::{Config, ConfigError};
 use crate::lsn::Lsn;
 use crate::metrics::{FailureKind, Metrics};
-use crate::pipeline::{self, PipelineError};
+use crate::pipeline::{self, PipelineError, Routing};
 use crate::router::Router;
-use crate::sink;
+use crate::sink::{self, SinkError};
 use crate::slot_monitor;
 use crate::source::logical::LogicalSource;
 
@@ -25,6 +26,8 @@ pub enum RelayError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("event {event_id} cannot be dead-lettered either ({reason}); fix dead_letter_destination or the broker, then restart")]
+    DeadLetterRefused { event_id: String, reason: String },
 }
 
 /// Relays until `shutdown` is cancelled (then drains and acknowledges) or a fatal error.
@@ -39,6 +42,7 @@ pub async fn run(
     })?;
     let settings = config.logical()?;
     let mut backoff = Backoff::new(config.backoff.clone());
+    let mut dead_letters = HashMap::new();
     let monitor = tokio::spawn(slot_monitor::run(
         settings.database.clone(),
         settings.slot.clone(),
@@ -49,13 +53,43 @@ pub async fn run(
     loop {
         let started = Instant::now();
         let mut acked = Lsn::ZERO;
-        let result = session(config, &settings, &router, &mut acked, &metrics, &shutdown).await;
+        let routing = Routing {
+            router: &router,
+            dead_letter_destination: &config.dead_letter_destination,
+            dead_letters: &dead_letters,
+        };
+        let result = session(config, &settings, &routing, &mut acked, &metrics, &shutdown).await;
         metrics.set_ready(false);
         let error = match result {
             Ok(()) => return Ok(()),
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => e,
         };
+        if let PipelineError::Sink(SinkError::Unacceptable {
+            event_id,
+            destination,
+            reason,
+            ..
+        }) = &error
+        {
+            if dead_letters.contains_key(event_id) {
+                return Err(RelayError::DeadLetterRefused {
+                    event_id: event_id.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            if !event_id.is_empty() {
+                tracing::warn!(
+                    event_id,
+                    destination,
+                    reason,
+                    dead_letter_destination = %config.dead_letter_destination,
+                    "the broker refuses this event for good; resuming from the slot and dead-lettering it"
+                );
+                dead_letters.insert(event_id.clone(), reason.clone());
+                continue;
+            }
+        }
         metrics.failed(match error {
             PipelineError::Source(_) => FailureKind::Database,
             PipelineError::Sink(_) => FailureKind::Broker,
@@ -75,7 +109,7 @@ pub async fn run(
 async fn session(
     config: &Config,
     settings: &crate::source::logical::LogicalSettings,
-    router: &Router,
+    routing: &Routing<'_>,
     acked: &mut Lsn,
     metrics: &Metrics,
     shutdown: &CancellationToken,
@@ -87,7 +121,7 @@ async fn session(
     match pipeline::run(
         &mut source,
         sink.as_mut(),
-        router,
+        routing,
         &config.pipeline,
         acked,
         metrics,

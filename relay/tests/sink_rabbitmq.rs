@@ -128,7 +128,7 @@ async fn rabbitmq_delivers_overlapping_batches_in_order_per_key() {
 }
 
 #[tokio::test]
-async fn rabbitmq_rejects_unroutable_message() {
+async fn rabbitmq_refuses_unroutable_message_for_good() {
     let url = harness::RabbitMq::shared().unwrap();
     let exchange = unique("test.rabbitmq.unroutable");
     let mut sink = connect(&RabbitMqConfig {
@@ -145,7 +145,7 @@ async fn rabbitmq_rejects_unroutable_message() {
 
     delete_exchange(&channel(&url).await, &exchange).await;
     match error {
-        SinkError::Rejected {
+        SinkError::Unacceptable {
             event_id,
             destination,
             reason,
@@ -158,7 +158,7 @@ async fn rabbitmq_rejects_unroutable_message() {
             assert_eq!(destination, sent[0].destination);
             assert!(reason.contains("NO_ROUTE"), "{reason}");
         }
-        other => panic!("expected Rejected, got {other:?}"),
+        other => panic!("expected Unacceptable, got {other:?}"),
     }
 }
 

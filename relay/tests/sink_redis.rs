@@ -104,7 +104,7 @@ async fn redis_trims_streams_to_about_maxlen() {
 }
 
 #[tokio::test]
-async fn redis_rejects_event_for_key_of_another_type() {
+async fn redis_refuses_event_for_key_of_another_type_for_good() {
     let url = harness::Redis::shared().unwrap();
     let key = unique("test.redis.string");
     let client = redis::Client::open(url.as_str()).unwrap();
@@ -129,7 +129,7 @@ async fn redis_rejects_event_for_key_of_another_type() {
 
     delete(&url, std::slice::from_ref(&key)).await;
     match error {
-        SinkError::Rejected {
+        SinkError::Unacceptable {
             event_id,
             destination,
             reason,
@@ -139,7 +139,7 @@ async fn redis_rejects_event_for_key_of_another_type() {
             assert_eq!(destination, key);
             assert!(reason.contains("WRONGTYPE"), "{reason}");
         }
-        other => panic!("expected Rejected, got {other:?}"),
+        other => panic!("expected Unacceptable, got {other:?}"),
     }
 }
 

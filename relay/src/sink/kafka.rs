@@ -164,11 +164,21 @@ impl KafkaSink {
                         .find(|routed| routed.destination == topic)
                         .map(|routed| routed.event.id.clone())
                         .unwrap_or_default();
-                    return Err(SinkError::Rejected {
-                        sink: NAME,
-                        event_id,
-                        reason: format!("cannot create topic: {code}"),
-                        destination: topic,
+                    let reason = format!("cannot create topic: {code}");
+                    return Err(if code == RDKafkaErrorCode::InvalidTopic {
+                        SinkError::Unacceptable {
+                            sink: NAME,
+                            event_id,
+                            reason,
+                            destination: topic,
+                        }
+                    } else {
+                        SinkError::Rejected {
+                            sink: NAME,
+                            event_id,
+                            reason,
+                            destination: topic,
+                        }
                     });
                 }
             }
@@ -179,7 +189,7 @@ impl KafkaSink {
     /// Hands one message to librdkafka's queue, waiting while the queue is full.
     async fn enqueue(&self, routed: &Routed) -> Result<DeliveryFuture, SinkError> {
         let event = &routed.event;
-        let headers = event.message_headers().into_iter().fold(
+        let headers = routed.headers().into_iter().fold(
             OwnedHeaders::new_with_capacity(event.headers.len() + 4),
             |headers, (key, value)| {
                 headers.insert(Header {
@@ -190,7 +200,7 @@ impl KafkaSink {
         );
         let mut record = FutureRecord::to(&routed.destination)
             .key(&event.aggregate_id)
-            .payload(&event.payload)
+            .payload(routed.payload())
             .headers(headers);
         loop {
             match self.producer.send_result(record) {
@@ -200,12 +210,11 @@ impl KafkaSink {
                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                 }
                 Err((error, _)) => {
-                    return Err(SinkError::Rejected {
-                        sink: NAME,
-                        event_id: event.id.clone(),
-                        destination: routed.destination.clone(),
-                        reason: error.to_string(),
-                    })
+                    return Err(failure(
+                        &error,
+                        event.id.clone(),
+                        routed.destination.clone(),
+                    ))
                 }
             }
         }
@@ -230,7 +239,9 @@ impl Sink for KafkaSink {
             for (delivery, event_id, destination) in pending {
                 let reason = match delivery.await {
                     Ok(Ok(_)) => continue,
-                    Ok(Err((error, _message))) => error.to_string(),
+                    Ok(Err((error, _message))) => {
+                        return Err(failure(&error, event_id, destination))
+                    }
                     Err(_canceled) => "delivery cancelled: the producer was dropped".to_owned(),
                 };
                 return Err(SinkError::Rejected {
@@ -258,5 +269,36 @@ impl Default for KafkaConfig {
             message_timeout: Duration::from_secs(30),
             properties: BTreeMap::new(),
         }
+    }
+}
+
+/// Errors that sending the same message again cannot cure.
+fn is_unacceptable(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::BadMessage
+    )
+}
+
+fn failure(error: &KafkaError, event_id: String, destination: String) -> SinkError {
+    let reason = error.to_string();
+    match error.rdkafka_error_code() {
+        Some(code) if is_unacceptable(code) => SinkError::Unacceptable {
+            sink: NAME,
+            event_id,
+            destination,
+            reason,
+        },
+        _ => SinkError::Rejected {
+            sink: NAME,
+            event_id,
+            destination,
+            reason,
+        },
     }
 }

@@ -49,6 +49,15 @@ pub enum SinkError {
     },
     #[error("{sink} failed: {reason}")]
     Broker { sink: &'static str, reason: String },
+    /// The broker refuses this one message for good (too large, unroutable, wrong key type, invalid
+    /// name): the pipeline dead-letters it instead of retrying forever.
+    #[error("{sink} refuses event {event_id} for {destination} for good: {reason}")]
+    Unacceptable {
+        sink: &'static str,
+        event_id: String,
+        destination: String,
+        reason: String,
+    },
 }
 
 /// Connects the sink the configuration selects.

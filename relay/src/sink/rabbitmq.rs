@@ -3,10 +3,15 @@
 //! All messages go through one channel in confirm mode. RabbitMQ keeps a channel's publishes in
 //! order, and confirms arrive in publish order, so several batches may be in flight at once.
 //! Messages are `mandatory`: one that no queue is bound for comes back as a return, which the sink
-//! reports as a rejection rather than letting the event vanish.
+//! reports as unacceptable (to be dead-lettered) rather than letting the event vanish. Dead letters
+//! go to the same exchange with the dead-letter destination as routing key, into a durable queue of
+//! that name which the sink declares on first use, so they are kept even if nobody listens yet.
 
 use async_trait::async_trait;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
@@ -41,6 +46,8 @@ pub struct RabbitMqSink {
     /// The channel also keeps its connection open.
     channel: Channel,
     exchange: ShortString,
+    /// Dead-letter queues declared and bound by this connection.
+    dead_letter_queues: Vec<String>,
 }
 
 /// Opens one connection and one confirm-mode channel, and declares the exchange.
@@ -77,13 +84,17 @@ pub async fn connect(config: &RabbitMqConfig) -> Result<RabbitMqSink, SinkError>
         .await
         .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
         .map_err(|e| connect_error(e.to_string()))?;
-    Ok(RabbitMqSink { channel, exchange })
+    Ok(RabbitMqSink {
+        channel,
+        exchange,
+        dead_letter_queues: Vec::new(),
+    })
 }
 
 /// AMQP short strings hold at most 255 bytes; a longer id, type, header name or routing key is a
 /// property of the event, so it is rejected rather than failing the connection.
 fn short_string(routed: &Routed, what: &str, value: &str) -> Result<ShortString, SinkError> {
-    ShortString::try_new(value).map_err(|e| SinkError::Rejected {
+    ShortString::try_new(value).map_err(|e| SinkError::Unacceptable {
         sink: NAME,
         event_id: routed.event.id.clone(),
         destination: routed.destination.clone(),
@@ -94,7 +105,7 @@ fn short_string(routed: &Routed, what: &str, value: &str) -> Result<ShortString,
 fn properties(routed: &Routed) -> Result<BasicProperties, SinkError> {
     let event = &routed.event;
     let mut headers = FieldTable::default();
-    for (key, value) in event.message_headers() {
+    for (key, value) in routed.headers() {
         headers.insert(
             short_string(routed, "header name", key)?,
             AMQPValue::LongString(LongString::from(value)),
@@ -108,12 +119,47 @@ fn properties(routed: &Routed) -> Result<BasicProperties, SinkError> {
         .with_headers(headers))
 }
 
+impl RabbitMqSink {
+    async fn declare_dead_letter_queue(&mut self, name: &str) -> Result<(), SinkError> {
+        if self.dead_letter_queues.iter().any(|q| q == name) {
+            return Ok(());
+        }
+        let broker = |e: lapin::Error| SinkError::Broker {
+            sink: NAME,
+            reason: format!("cannot declare dead-letter queue {name}: {e}"),
+        };
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.channel
+            .queue_declare(name.into(), durable, FieldTable::default())
+            .await
+            .map_err(broker)?;
+        self.channel
+            .queue_bind(
+                name.into(),
+                self.exchange.clone(),
+                name.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
+        self.dead_letter_queues.push(name.to_owned());
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Sink for RabbitMqSink {
     async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
         // Per message, its confirm and what an error report needs (the payload is not kept).
         let mut pending: Vec<(PublisherConfirm, String, String)> = Vec::with_capacity(batch.len());
         for routed in batch {
+            if routed.dead_letter.is_some() {
+                self.declare_dead_letter_queue(&routed.destination).await?;
+            }
             let routing_key = short_string(&routed, "routing key", &routed.destination)?;
             let properties = properties(&routed)?;
             // Resolves once the frames are written, not when the broker confirms.
@@ -126,7 +172,7 @@ impl Sink for RabbitMqSink {
                         mandatory: true,
                         ..BasicPublishOptions::default()
                     },
-                    routed.event.payload.as_bytes(),
+                    routed.payload().as_bytes(),
                     properties,
                 )
                 .await
@@ -140,10 +186,23 @@ impl Sink for RabbitMqSink {
             for (confirm, event_id, destination) in pending {
                 let reason = match confirm.await {
                     Ok(Confirmation::Ack(None)) => continue,
-                    Ok(Confirmation::Ack(Some(returned))) => format!(
-                        "returned as unroutable ({} {}): no queue is bound for this routing key",
-                        returned.reply_code, returned.reply_text
-                    ),
+                    Ok(Confirmation::Ack(Some(returned))) => {
+                        // With several publishes in flight, lapin may hand the return to another
+                        // message's confirm; the returned message itself says which event it is.
+                        let properties = &returned.delivery.properties;
+                        return Err(SinkError::Unacceptable {
+                            sink: NAME,
+                            event_id: properties
+                                .message_id()
+                                .as_ref()
+                                .map_or(event_id, ShortString::to_string),
+                            destination: returned.delivery.routing_key.to_string(),
+                            reason: format!(
+                                "returned as unroutable ({} {}): no queue is bound for this routing key",
+                                returned.reply_code, returned.reply_text
+                            ),
+                        });
+                    }
                     Ok(Confirmation::Nack(_)) => "the broker nacked the message".to_owned(),
                     Ok(Confirmation::NotRequested) => {
                         "the channel is not in confirm mode".to_owned()

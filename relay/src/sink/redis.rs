@@ -74,14 +74,18 @@ impl Sink for RedisSink {
         for routed in &batch {
             let event = &routed.event;
             let headers = event.headers_json();
-            let fields = [
+            let mut fields = vec![
                 ("id", event.id.as_str()),
                 ("aggregatetype", &event.aggregate_type),
                 ("aggregateid", &event.aggregate_id),
                 ("type", &event.event_type),
-                ("payload", &event.payload),
+                ("payload", routed.payload()),
                 ("headers", &headers),
             ];
+            if let Some(dead_letter) = &routed.dead_letter {
+                fields.push(("dlq_reason", &dead_letter.reason));
+                fields.push(("dlq_destination", &dead_letter.destination));
+            }
             match self.maxlen {
                 Some(n) => {
                     pipe.xadd_maxlen(&routed.destination, StreamMaxlen::Approx(n), "*", &fields)
@@ -101,11 +105,24 @@ impl Sink for RedisSink {
             .zip(replies)
             .find_map(|(routed, reply)| reply.err().map(|error| (routed, error)))
         {
-            return Err(SinkError::Rejected {
-                sink: NAME,
-                event_id: routed.event.id.clone(),
-                destination: routed.destination.clone(),
-                reason: error.to_string(),
+            let (event_id, destination) = (routed.event.id.clone(), routed.destination.clone());
+            let reason = error.to_string();
+            // A key of another type stays so whatever is retried; other server errors (OOM,
+            // loading) pass.
+            return Err(if error.code() == Some("WRONGTYPE") {
+                SinkError::Unacceptable {
+                    sink: NAME,
+                    event_id,
+                    destination,
+                    reason,
+                }
+            } else {
+                SinkError::Rejected {
+                    sink: NAME,
+                    event_id,
+                    destination,
+                    reason,
+                }
             });
         }
         Ok(Box::pin(std::future::ready(Ok(()))))

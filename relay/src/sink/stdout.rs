@@ -119,9 +119,9 @@ mod tests {
     use crate::lsn::Lsn;
 
     fn routed(id: &str, payload: &str, created_at: Option<&str>) -> Routed {
-        Routed {
-            destination: "outbox.event.Order".to_owned(),
-            event: Event {
+        Routed::new(
+            "outbox.event.Order".to_owned(),
+            Event {
                 id: id.to_owned(),
                 aggregate_type: "Order".to_owned(),
                 aggregate_id: "o-1".to_owned(),
@@ -135,7 +135,7 @@ mod tests {
                 commit_lsn: Lsn(1),
                 committed_at: std::time::SystemTime::UNIX_EPOCH,
             },
-        }
+        )
     }
 
     #[tokio::test]

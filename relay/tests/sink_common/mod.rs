@@ -18,19 +18,21 @@ pub fn unique(prefix: &str) -> String {
 pub fn events(destinations: &[String], keys: usize, per_key: usize) -> Vec<Routed> {
     (0..per_key)
         .flat_map(|seq| (0..keys).map(move |key| (key, seq)))
-        .map(|(key, seq)| Routed {
-            destination: destinations[key % destinations.len()].clone(),
-            event: Event {
-                id: uuid::Uuid::new_v4().to_string(),
-                aggregate_type: "Order".to_owned(),
-                aggregate_id: format!("order-{key}"),
-                event_type: "OrderUpdated".to_owned(),
-                payload: format!(r#"{{"seq":{seq}}}"#),
-                headers: vec![("trace".to_owned(), format!("trace-{key}-{seq}"))],
-                created_at: None,
-                commit_lsn: Lsn(seq as u64 + 1),
-                committed_at: std::time::SystemTime::now(),
-            },
+        .map(|(key, seq)| {
+            Routed::new(
+                destinations[key % destinations.len()].clone(),
+                Event {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    aggregate_type: "Order".to_owned(),
+                    aggregate_id: format!("order-{key}"),
+                    event_type: "OrderUpdated".to_owned(),
+                    payload: format!(r#"{{"seq":{seq}}}"#),
+                    headers: vec![("trace".to_owned(), format!("trace-{key}-{seq}"))],
+                    created_at: None,
+                    commit_lsn: Lsn(seq as u64 + 1),
+                    committed_at: std::time::SystemTime::now(),
+                },
+            )
         })
         .collect()
 }

@@ -1,0 +1,174 @@
+//! Poison events: one the broker refuses for good is parked in the dead-letter destination with the
+//! reason, counted, and the events after it still arrive, in order.
+
+mod support;
+
+use std::time::Duration;
+
+use harness::{Reader, Received};
+use support::scenarios::Target;
+use support::{http_get, metric, metrics_addr};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Ten good events, the poison one (aggregate type `poison`, `poison_padding` bytes of payload),
+/// ten more good ones, each in its own transaction.
+async fn write_around_a_poison_event(pg: &harness::Postgres, poison_padding: usize) {
+    let client = pg.client().await.unwrap();
+    let insert = "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES (gen_random_uuid(), $1, 'a-1', 'Changed', jsonb_build_object('seq', $2::int, 'pad', $3::text))";
+    for seq in 0..21 {
+        let (aggregate_type, padding) = if seq == 10 {
+            ("poison", poison_padding)
+        } else {
+            ("order", 0)
+        };
+        client
+            .execute(insert, &[&aggregate_type, &seq, &"p".repeat(padding)])
+            .await
+            .unwrap();
+    }
+}
+
+/// Sequence numbers of first deliveries: a restart may re-send what was confirmed but not yet
+/// acknowledged, which consumers drop by id.
+fn seqs(received: &[Received]) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    received
+        .iter()
+        .filter(|m| seen.insert(m.headers["id"].clone()))
+        .map(|m| {
+            serde_json::from_str::<serde_json::Value>(&m.payload).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+async fn assert_parked(
+    target: &Target,
+    relay: &harness::Process,
+    mut good: Reader,
+    mut parked: Reader,
+    reason: &str,
+) {
+    let received = good.collect_until(DEADLINE, |r| seqs(r).len() >= 20).await;
+    let expected: Vec<i64> = (0..21).filter(|s| *s != 10).collect();
+    assert_eq!(
+        seqs(&received),
+        expected,
+        "the events around the poison one arrive in order"
+    );
+    let dead = parked.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let headers = &dead[0].headers;
+    assert!(headers["dlq_reason"].contains(reason), "{headers:?}");
+    assert_eq!(
+        headers["dlq_destination"],
+        format!("{}.poison", target.prefix)
+    );
+    assert_eq!(headers["type"], "Changed");
+    let addr = metrics_addr(relay);
+    harness::wait_until(DEADLINE, "the dead-letter counter", || {
+        metric(
+            &http_get(&addr, "/metrics").1,
+            "outbox_relay_dead_lettered_total",
+            &[],
+        ) == Some(1.0)
+    })
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_parks_an_event_whose_stream_key_holds_another_type() {
+    let pg = support::outbox_database().await;
+    let url = harness::Redis::shared().unwrap();
+    let dead_letters = harness::unique("dlq");
+    let target = Target::new(&[
+        "--sink",
+        "redis",
+        "--redis-url",
+        &url,
+        "--dead-letter-destination",
+        &dead_letters,
+    ]);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}.poison", target.prefix))
+        .arg("not a stream")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let good = Reader::redis(&url, &[format!("{}.order", target.prefix)]);
+    let parked = Reader::redis(&url, std::slice::from_ref(&dead_letters));
+    let mut relay = target.relay(&pg, &[]);
+    write_around_a_poison_event(&pg, 0).await;
+    assert_parked(&target, &relay, good, parked, "WRONGTYPE").await;
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_parks_an_unroutable_event() {
+    let pg = support::outbox_database().await;
+    let url = harness::RabbitMq::shared().unwrap();
+    let exchange = harness::unique("outbox");
+    let dead_letters = harness::unique("dlq");
+    let target = Target::new(&[
+        "--sink",
+        "rabbitmq",
+        "--rabbitmq-url",
+        &url,
+        "--rabbitmq-exchange",
+        &exchange,
+        "--dead-letter-destination",
+        &dead_letters,
+    ]);
+    let good = Reader::rabbitmq(&url, &exchange, &[format!("{}.order", target.prefix)]).await;
+    let parked = Reader::RabbitMq {
+        url: url.clone(),
+        queue: dead_letters.clone(),
+    };
+    let mut relay = target.relay(&pg, &[]);
+    write_around_a_poison_event(&pg, 0).await;
+    assert_parked(&target, &relay, good, parked, "NO_ROUTE").await;
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_parks_an_oversize_event_without_its_payload() {
+    let pg = support::outbox_database().await;
+    let kafka = harness::Kafka::start().unwrap();
+    let dead_letters = harness::unique("dlq");
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[kafka.properties]\n\"message.max.bytes\" = \"100000\"\n",
+    )
+    .unwrap();
+    let target = Target::new(&[
+        "--config",
+        config.path().to_str().unwrap(),
+        "--sink",
+        "kafka",
+        "--kafka-brokers",
+        &kafka.brokers(),
+        "--dead-letter-destination",
+        &dead_letters,
+    ]);
+    let good = Reader::kafka(&kafka.brokers(), &[format!("{}.order", target.prefix)]);
+    let mut parked = Reader::kafka(&kafka.brokers(), std::slice::from_ref(&dead_letters));
+    let mut relay = target.relay(&pg, &[]);
+    write_around_a_poison_event(&pg, 200_000).await;
+    let dead = parked.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    assert_eq!(
+        dead[0]
+            .headers
+            .get("dlq_payload_omitted")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(dead[0].payload.is_empty());
+    let parked = Reader::kafka(&kafka.brokers(), std::slice::from_ref(&dead_letters));
+    assert_parked(&target, &relay, good, parked, "too large").await;
+    support::stop_relay(&mut relay);
+}
