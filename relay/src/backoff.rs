@@ -13,6 +13,8 @@ pub struct BackoffSettings {
     #[serde(with = "humantime_serde")]
     pub max: Duration,
     pub multiplier: f64,
+    /// Consecutive failed sessions after which the relay gives up and exits; 0 retries forever.
+    pub max_attempts: u32,
 }
 
 impl Default for BackoffSettings {
@@ -21,6 +23,7 @@ impl Default for BackoffSettings {
             initial: Duration::from_millis(200),
             max: Duration::from_secs(30),
             multiplier: 2.0,
+            max_attempts: 0,
         }
     }
 }
@@ -39,11 +42,18 @@ impl Backoff {
     }
 
     /// The next delay: uniformly random up to the exponential ceiling, so that many relays that
-    /// lost the same broker do not come back in lockstep.
-    pub fn next_delay(&mut self) -> Duration {
+    /// lost the same broker do not come back in lockstep. `None` once the attempts are used up.
+    pub fn next_delay(&mut self) -> Option<Duration> {
+        if self.settings.max_attempts > 0 && self.attempt >= self.settings.max_attempts {
+            return None;
+        }
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
-        ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
+        Some(ceiling.mul_f64(rand::rng().random_range(0.0..=1.0)))
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempt
     }
 
     pub fn reset(&mut self) {
@@ -69,7 +79,7 @@ mod tests {
         let ceilings: Vec<Duration> = (0..12)
             .map(|_| {
                 let ceiling = backoff.ceiling();
-                assert!(backoff.next_delay() <= ceiling);
+                assert!(backoff.next_delay().unwrap() <= ceiling);
                 ceiling
             })
             .collect();
@@ -78,5 +88,18 @@ mod tests {
         assert_eq!(ceilings[11], Duration::from_secs(30));
         backoff.reset();
         assert_eq!(backoff.ceiling(), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn gives_up_after_max_attempts() {
+        let mut backoff = Backoff::new(BackoffSettings {
+            max_attempts: 2,
+            ..BackoffSettings::default()
+        });
+        assert!(backoff.next_delay().is_some());
+        assert!(backoff.next_delay().is_some());
+        assert_eq!(backoff.next_delay(), None);
+        backoff.reset();
+        assert!(backoff.next_delay().is_some());
     }
 }

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub in_flight_events: IntGauge,
     acknowledged_lsn: IntGauge,
     ready_gauge: IntGauge,
+    pub leader: IntGauge,
     /// Commit time of the oldest event not yet confirmed by the broker; kept across failed
     /// sessions, so the lag keeps growing while the broker is down.
     oldest_unconfirmed: Mutex<Option<SystemTime>>,
@@ -94,6 +95,11 @@ impl Metrics {
             .expect("valid metric"),
             ready_gauge: IntGauge::new("ready", "1 while connected to both the database and the broker.")
                 .expect("valid metric"),
+            leader: IntGauge::new(
+                "leader",
+                "1 while this relay holds the replication slot; other relays on the slot wait as standbys.",
+            )
+            .expect("valid metric"),
             registry,
             oldest_unconfirmed: Mutex::new(None),
             ready: AtomicBool::new(false),
@@ -127,6 +133,7 @@ impl Metrics {
             Box::new(metrics.in_flight_events.clone()),
             Box::new(metrics.acknowledged_lsn.clone()),
             Box::new(metrics.ready_gauge.clone()),
+            Box::new(metrics.leader.clone()),
             Box::new(mode_gauge),
             Box::new(build),
         ];

@@ -20,6 +20,10 @@ use crate::source::logical::LogicalSource;
 /// A session that ran this long was healthy; the next failure starts the backoff afresh.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
+/// How often a standby asks for the slot: a dead leader's session ends with its TCP connection,
+/// so the slot frees almost at once and takeover takes about this long.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error(transparent)]
@@ -28,6 +32,8 @@ pub enum RelayError {
     Pipeline(#[from] PipelineError),
     #[error("event {event_id} cannot be dead-lettered either ({reason}); fix dead_letter_destination or the broker, then restart")]
     DeadLetterRefused { event_id: String, reason: String },
+    #[error("gave up after {attempts} failed attempts (backoff.max_attempts); last error: {last}")]
+    GaveUp { attempts: u32, last: PipelineError },
 }
 
 /// Relays until `shutdown` is cancelled (then drains and acknowledges) or a fatal error.
@@ -50,6 +56,7 @@ pub async fn run(
         metrics.clone(),
     ));
     let _stop_monitor = AbortOnDrop(monitor);
+    let mut standby = false;
     loop {
         let started = Instant::now();
         let mut acked = Lsn::ZERO;
@@ -60,11 +67,23 @@ pub async fn run(
         };
         let result = session(config, &settings, &routing, &mut acked, &metrics, &shutdown).await;
         metrics.set_ready(false);
+        metrics.leader.set(0);
         let error = match result {
             Ok(()) => return Ok(()),
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => e,
         };
+        if matches!(&error, PipelineError::Source(e) if e.is_slot_in_use()) {
+            if !standby {
+                tracing::info!(slot = %settings.slot, "another relay streams from the slot; standing by to take over");
+                standby = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+        standby = false;
         if let PipelineError::Sink(SinkError::Unacceptable {
             event_id,
             destination,
@@ -97,7 +116,12 @@ pub async fn run(
         if started.elapsed() >= HEALTHY_SESSION {
             backoff.reset();
         }
-        let delay = backoff.next_delay();
+        let Some(delay) = backoff.next_delay() else {
+            return Err(RelayError::GaveUp {
+                attempts: backoff.attempts(),
+                last: error,
+            });
+        };
         tracing::warn!(error = %error, acked = %acked, retry_in = ?delay, "relay session failed; resuming from the slot after a pause");
         tokio::select! {
             _ = tokio::time::sleep(delay) => metrics.retries.inc(),
@@ -114,9 +138,11 @@ async fn session(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(), PipelineError> {
-    let mut sink = sink::connect(config).await?;
+    // The slot first: a standby then never opens broker connections it cannot use.
     let (mut source, confirmed) = LogicalSource::connect(settings).await?;
     *acked = confirmed;
+    metrics.leader.set(1);
+    let mut sink = sink::connect(config).await?;
     metrics.set_ready(true);
     match pipeline::run(
         &mut source,

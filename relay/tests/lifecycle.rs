@@ -323,3 +323,30 @@ async fn idle_outbox_slot_follows_writes_to_other_tables() {
     .unwrap();
     support::stop_relay(&mut relay);
 }
+
+#[test]
+fn gives_up_after_the_configured_attempts() {
+    let port = harness::free_port().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0")
+        .env("OUTBOX_RELAY_BACKOFF__MAX_ATTEMPTS", "2")
+        .env("OUTBOX_RELAY_BACKOFF__INITIAL", "10ms")
+        .args([
+            "run",
+            "--sink",
+            "stdout",
+            "--database-url",
+            &format!("postgres://relay@127.0.0.1:{port}/db"),
+        ]);
+    let mut relay = harness::Process::start(cmd).unwrap();
+    let status = relay
+        .wait_timeout(DEADLINE)
+        .unwrap()
+        .expect("the relay gives up");
+    assert!(!status.success());
+    assert!(
+        relay.log().contains("gave up after 2 failed attempts"),
+        "{}",
+        relay.log()
+    );
+}

@@ -48,6 +48,12 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Another relay streams from the slot: PostgreSQL lets one session at a time use a slot, which
+    /// makes every other relay on the same slot a standby.
+    pub fn is_slot_in_use(&self) -> bool {
+        matches!(self, SourceError::Replication(ReplicationError::Server(e)) if e.code == "55006")
+    }
+
     pub fn is_fatal(&self) -> bool {
         match self {
             SourceError::Catalog(e) => e.is_fatal(),

@@ -55,7 +55,7 @@ pub fn wait_streaming(relay: &Process) {
 }
 
 /// Faults are injected once the relay has had this many batches confirmed, so they land mid-stream.
-fn wait_confirmed_batches(relay: &Process, batches: usize) {
+pub fn wait_confirmed_batches(relay: &Process, batches: usize) {
     harness::wait_until(DEADLINE, "the broker to confirm batches", || {
         relay.log().matches("broker confirmed batch").count() >= batches
     })
@@ -72,7 +72,7 @@ pub const CLEAN: Workload = Workload {
     pause: Duration::ZERO,
 };
 
-const FAULT: Workload = Workload {
+pub const FAULT: Workload = Workload {
     writers: 4,
     transactions_per_writer: 100,
     events_per_transaction: 10,
