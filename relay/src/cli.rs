@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
 
+use crate::cleanup::CleanupMode;
 use crate::config::SinkKind;
 
 #[derive(Debug, Parser)]
@@ -76,6 +77,9 @@ pub struct RunArgs {
     /// Broker to publish to [default: kafka].
     #[arg(long, value_enum)]
     pub sink: Option<SinkKind>,
+    /// Delete outbox rows once the broker confirmed them, or keep them [default: keep].
+    #[arg(long, value_enum)]
+    pub cleanup: Option<CleanupMode>,
     /// Publication limited to the outbox table [default: outbox_relay_pub].
     #[arg(long)]
     pub publication: Option<String>,
@@ -135,6 +139,7 @@ impl RunArgs {
             self.table.table.as_ref().map(|v| json!(v)),
         );
         put(&["sink"], self.sink.map(|v| json!(v)));
+        put(&["cleanup"], self.cleanup.map(|v| json!(v)));
         put(
             &["publication"],
             self.publication.as_ref().map(|v| json!(v)),

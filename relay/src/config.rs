@@ -11,6 +11,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::BackoffSettings;
+use crate::cleanup::CleanupMode;
 use crate::outbox::OutboxTable;
 use crate::pg::database::Database;
 use crate::pipeline::PipelineSettings;
@@ -45,6 +46,8 @@ pub struct Config {
     /// and queue), with the reason in headers.
     pub dead_letter_destination: String,
     pub sink: SinkKind,
+    /// `delete` removes each outbox row once its event is confirmed; `keep` leaves rows alone.
+    pub cleanup: CleanupMode,
     pub kafka: KafkaConfig,
     pub rabbitmq: RabbitMqConfig,
     pub redis: RedisConfig,
@@ -69,6 +72,7 @@ impl Default for Config {
             destination: "outbox.event.{aggregatetype}".into(),
             dead_letter_destination: "outbox.dlq".into(),
             sink: SinkKind::Kafka,
+            cleanup: CleanupMode::Keep,
             kafka: KafkaConfig::default(),
             rabbitmq: RabbitMqConfig::default(),
             redis: RedisConfig::default(),

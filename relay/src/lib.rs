@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod check;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod event;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::cleanup::Cleaner;
 use crate::event::{Event, Routed};
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
@@ -69,6 +70,8 @@ struct InFlight {
     /// Commit times with their event counts, one entry per transaction in the batch.
     commits: Vec<(SystemTime, u64)>,
     dead_lettered: u64,
+    /// Ids of the relayed (not dead-lettered) events, kept only when rows are cleaned up.
+    cleanup_ids: Vec<String>,
 }
 
 /// The identity of a relayed event, for the per-event log line.
@@ -101,6 +104,7 @@ struct Window<'m> {
     in_flight_events: usize,
     acked: Lsn,
     metrics: &'m Metrics,
+    cleaner: Option<&'m Cleaner>,
 }
 
 impl Window<'_> {
@@ -164,6 +168,14 @@ impl Window<'_> {
             }
         }
         let dead_lettered = batch.iter().filter(|r| r.dead_letter.is_some()).count() as u64;
+        let cleanup_ids = match self.cleaner {
+            Some(_) => batch
+                .iter()
+                .filter(|r| r.dead_letter.is_none())
+                .map(|r| r.event.id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
         self.metrics.observe_batch(events);
         let delivery = sink.publish(batch).await?;
         self.in_flight.push_back(InFlight {
@@ -174,6 +186,7 @@ impl Window<'_> {
             destinations,
             commits,
             dead_lettered,
+            cleanup_ids,
         });
         self.in_flight_events += events;
         self.update_gauges();
@@ -203,6 +216,9 @@ impl Window<'_> {
             self.metrics.published(sink, destination, *events);
         }
         self.metrics.dead_lettered.inc_by(done.dead_lettered);
+        if let Some(cleaner) = self.cleaner {
+            cleaner.confirmed(done.cleanup_ids);
+        }
         for (committed_at, events) in &done.commits {
             self.metrics.observe_commit_to_ack(*committed_at, *events);
         }
@@ -217,6 +233,8 @@ pub struct Routing<'a> {
     pub router: &'a Router,
     pub dead_letter_destination: &'a str,
     pub dead_letters: &'a HashMap<String, String>,
+    /// Deletes rows once relayed, when the configuration asks for it.
+    pub cleaner: Option<&'a Cleaner>,
 }
 
 impl Routing<'_> {
@@ -248,6 +266,7 @@ pub async fn run(
         in_flight_events: 0,
         acked: *acked,
         metrics,
+        cleaner: routing.cleaner,
     };
     let mut reported = *acked;
     let mut last_report = Instant::now();

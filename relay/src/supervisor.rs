@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::cleanup::{Cleaner, CleanupMode};
 use crate::config::{Config, ConfigError};
 use crate::lsn::Lsn;
 use crate::metrics::{FailureKind, Metrics};
@@ -49,6 +50,8 @@ pub async fn run(
     let settings = config.logical()?;
     let mut backoff = Backoff::new(config.backoff.clone());
     let mut dead_letters = HashMap::new();
+    let cleaner = (config.cleanup == CleanupMode::Delete)
+        .then(|| Cleaner::spawn(settings.database.clone(), settings.outbox.clone()));
     let monitor = tokio::spawn(slot_monitor::run(
         settings.database.clone(),
         settings.slot.clone(),
@@ -64,6 +67,7 @@ pub async fn run(
             router: &router,
             dead_letter_destination: &config.dead_letter_destination,
             dead_letters: &dead_letters,
+            cleaner: cleaner.as_ref(),
         };
         let result = session(config, &settings, &routing, &mut acked, &metrics, &shutdown).await;
         metrics.set_ready(false);

@@ -350,3 +350,31 @@ fn gives_up_after_the_configured_attempts() {
         relay.log()
     );
 }
+
+/// `--cleanup delete` empties the outbox behind the broker's confirmations; the default keeps rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_deletes_relayed_rows_only_when_asked() {
+    let count = |pg: &harness::Postgres| pg.psql("SELECT count(*) FROM outbox").unwrap();
+    for (mode, remaining) in [("keep", None), ("delete", Some("0"))] {
+        let pg = support::outbox_database().await;
+        let (target, mut reader) = redis_target();
+        let mut relay = target.relay(&pg, &["--cleanup", mode]);
+        let written = workload::write(&pg.url(), &SMALL).await;
+        reader
+            .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+            .await;
+        match remaining {
+            Some(expected) => harness::wait_until(
+                Duration::from_secs(10),
+                "relayed rows to be deleted",
+                || count(&pg) == expected,
+            )
+            .unwrap(),
+            None => {
+                std::thread::sleep(Duration::from_millis(500));
+                assert_eq!(count(&pg), written.committed().to_string());
+            }
+        }
+        support::stop_relay(&mut relay);
+    }
+}

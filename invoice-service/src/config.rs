@@ -1,0 +1,315 @@
+//! The service's configuration: defaults, then an optional TOML file, then environment variables,
+//! later sources winning.
+//!
+//! Every key can be set through `INVOICE_SERVICE_<KEY>`, nested keys joined by `__` (e.g.
+//! `INVOICE_SERVICE_MESSAGING__KAFKA__BROKERS`). The settings a deployment touches most also have
+//! the short names of the seed's Spring configuration, see [`ALIASES`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+pub const ENV_PREFIX: &str = "INVOICE_SERVICE_";
+
+/// Short environment variables and the keys they set.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database_url"),
+    ("MESSAGING_MODE", "messaging.mode"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "messaging.kafka.brokers"),
+    ("RABBITMQ_URL", "messaging.rabbitmq.url"),
+    ("REDIS_URL", "messaging.redis.url"),
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP API listens (`INVOICE_SERVICE_ADDR`).
+    pub addr: SocketAddr,
+    /// The invoice database, as a libpq-style URL or key=value string (`DATABASE_URL`).
+    pub database_url: String,
+    /// Connections in the pool shared by the HTTP API and the consumer.
+    pub database_pool_size: usize,
+    pub messaging: Messaging,
+}
+
+/// Which broker to consume from, and where.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Messaging {
+    /// The seed's `app.messaging.mode` (`MESSAGING_MODE`).
+    pub mode: Mode,
+    /// Where the relay publishes order events: Kafka topic, RabbitMQ routing key or Redis stream.
+    pub destination: String,
+    /// Where events that cannot be invoiced go, in the same broker and naming scheme.
+    pub dead_letter_destination: String,
+    pub kafka: KafkaSettings,
+    pub rabbitmq: RabbitMqSettings,
+    pub redis: RedisSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Kafka,
+    Rabbitmq,
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// `group.id`: instances sharing it split the topic's partitions.
+    pub group_id: String,
+    /// Partitions of the topics the service creates when they do not exist yet.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics the service creates.
+    pub replication_factor: i32,
+    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitMqSettings {
+    /// AMQP URI, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// The relay's durable topic exchange; dead letters are published to it too.
+    pub exchange: String,
+    /// The service's durable queue, bound to the exchange with the destination as routing key.
+    pub queue: String,
+    /// Unacknowledged messages the broker may hand over at once (`basic.qos`).
+    pub prefetch: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// e.g. `redis://127.0.0.1:6379/0`.
+    pub url: String,
+    /// Consumer group; created at the start of the stream if missing.
+    pub group: String,
+    /// This instance's name in the group; must differ between instances running at once.
+    pub consumer: String,
+    /// Entries fetched per `XREADGROUP` or `XAUTOCLAIM`.
+    pub batch_size: usize,
+    /// How long an entry must sit unacknowledged with a consumer before this one claims it, e.g.
+    /// because its consumer crashed; also how often the service looks for such entries.
+    #[serde(with = "humantime_serde")]
+    pub reclaim_idle: Duration,
+}
+
+/// A configuration that cannot work, naming the key that holds the bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("config file {0} does not exist")]
+    MissingFile(String),
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Layers defaults, `file` (when given), and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.display().to_string()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        for (variable, key) in ALIASES {
+            figment = figment.merge(Env::raw().only(&[variable]).map(|_| (*key).into()));
+        }
+        let config: Config = figment
+            // CONFIG names the file itself, which the binary reads before this.
+            .merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        let messaging = &self.messaging;
+        if self.database_url.is_empty() {
+            return invalid(
+                "database_url",
+                "required: set DATABASE_URL or put it in the config file",
+            );
+        }
+        if self.database_pool_size == 0 {
+            return invalid("database_pool_size", "must be at least 1");
+        }
+        if messaging.destination.is_empty() {
+            return invalid("messaging.destination", "must not be empty");
+        }
+        if messaging.dead_letter_destination == messaging.destination {
+            return invalid(
+                "messaging.dead_letter_destination",
+                "must differ from messaging.destination, or dead letters would be consumed again",
+            );
+        }
+        if messaging.rabbitmq.prefetch == 0 {
+            return invalid("messaging.rabbitmq.prefetch", "must be at least 1");
+        }
+        if messaging.redis.batch_size == 0 {
+            return invalid("messaging.redis.batch_size", "must be at least 1");
+        }
+        if messaging.redis.reclaim_idle.is_zero() {
+            return invalid(
+                "messaging.redis.reclaim_idle",
+                "must be positive, or entries in progress would be taken from live consumers",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
+            database_url: String::new(),
+            database_pool_size: 8,
+            messaging: Messaging {
+                mode: Mode::Kafka,
+                destination: contracts::ORDER_DESTINATION.to_owned(),
+                dead_letter_destination: format!("{}.dlq", contracts::ORDER_DESTINATION),
+                kafka: KafkaSettings {
+                    brokers: "127.0.0.1:9092".to_owned(),
+                    group_id: "invoice-service".to_owned(),
+                    topic_partitions: 3,
+                    replication_factor: 1,
+                    properties: BTreeMap::new(),
+                },
+                rabbitmq: RabbitMqSettings {
+                    url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+                    exchange: "outbox".to_owned(),
+                    queue: "invoice-service".to_owned(),
+                    prefetch: 32,
+                },
+                redis: RedisSettings {
+                    url: "redis://127.0.0.1:6379".to_owned(),
+                    group: "invoice-service".to_owned(),
+                    consumer: "invoice-service".to_owned(),
+                    batch_size: 32,
+                    reclaim_idle: Duration::from_secs(60),
+                },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+// figment::Jail fixes the closures' error type, a large one.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load(jail: &Jail, toml: Option<&str>) -> Result<Config, ConfigError> {
+        let file = toml.map(|text| {
+            jail.create_file("invoice.toml", text).unwrap();
+            jail.directory().join("invoice.toml")
+        });
+        Config::load(file.as_deref())
+    }
+
+    #[test]
+    fn defaults_are_kafka_on_8081_with_the_relays_destination() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://db/invoices");
+            let config = load(jail, None).unwrap();
+            assert_eq!(config.addr.port(), 8081);
+            assert_eq!(config.messaging.mode, Mode::Kafka);
+            assert_eq!(config.messaging.destination, "outbox.event.order");
+            assert_eq!(
+                config.messaging.dead_letter_destination,
+                "outbox.event.order.dlq"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment_with_short_and_prefixed_names() {
+        Jail::expect_with(|jail| {
+            let toml = r#"
+                database_url = "postgres://file/db"
+                [messaging]
+                mode = "redis"
+                [messaging.redis]
+                consumer = "from-file"
+                reclaim_idle = "5s"
+            "#;
+            jail.set_env("MESSAGING_MODE", "rabbitmq");
+            jail.set_env("INVOICE_SERVICE_ADDR", "127.0.0.1:9000");
+            jail.set_env("INVOICE_SERVICE_CONFIG", "ignored.toml");
+            jail.set_env("INVOICE_SERVICE_MESSAGING__RABBITMQ__PREFETCH", "5");
+            jail.set_env("RABBITMQ_URL", "amqp://rabbit/%2f");
+            let config = load(jail, Some(toml)).unwrap();
+            assert_eq!(config.database_url, "postgres://file/db");
+            assert_eq!(config.messaging.mode, Mode::Rabbitmq);
+            assert_eq!(config.addr, "127.0.0.1:9000".parse().unwrap());
+            assert_eq!(config.messaging.rabbitmq.prefetch, 5);
+            assert_eq!(config.messaging.rabbitmq.url, "amqp://rabbit/%2f");
+            assert_eq!(config.messaging.redis.consumer, "from-file");
+            assert_eq!(config.messaging.redis.reclaim_idle, Duration::from_secs(5));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://db/invoices");
+            jail.set_env("MESSAGING_MODE", "carrier-pigeon");
+            let error = load(jail, None).unwrap_err().to_string();
+            assert!(error.contains("carrier-pigeon"), "{error}");
+            assert!(error.to_lowercase().contains("messaging.mode"), "{error}");
+
+            jail.set_env("MESSAGING_MODE", "kafka");
+            jail.set_env(
+                "INVOICE_SERVICE_MESSAGING__DEAD_LETTER_DESTINATION",
+                "outbox.event.order",
+            );
+            let error = load(jail, None).unwrap_err().to_string();
+            assert!(
+                error.contains("messaging.dead_letter_destination"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn database_url_is_required_and_unknown_keys_are_refused() {
+        Jail::expect_with(|jail| {
+            let error = load(jail, None).unwrap_err().to_string();
+            assert!(error.contains("database_url"), "{error}");
+            let error = load(
+                jail,
+                Some("database_url = \"x\"\nmessaging_mode = \"kafka\""),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("messaging_mode"), "{error}");
+            Ok(())
+        });
+    }
+}

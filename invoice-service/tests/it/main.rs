@@ -1,0 +1,12 @@
+//! invoice-service against real servers: PostgreSQL, Tansu (Kafka protocol), RabbitMQ and Redis from
+//! the `harness` crate. Test messages are published exactly as the relay publishes outbox rows.
+//!
+//! One test binary: the scenarios are written once and run against each broker.
+
+mod common;
+mod crash;
+mod http;
+mod kafka;
+mod rabbitmq;
+mod redis;
+mod scenarios;

@@ -1,0 +1,16 @@
+//! The order-service: an Order aggregate behind an HTTP API that writes each state change and the
+//! event reporting it (`OrderCreated`, `OrderConfirmed`, `OrderCancelled`) in one PostgreSQL
+//! transaction, into the outbox table the relay publishes from.
+//!
+//! Layers, inner to outer: [`domain`] (rules, no I/O), [`events`] (domain to wire contracts),
+//! [`store`] (PostgreSQL), [`service`] (use cases and transactions), [`http`] (the API).
+
+pub mod config;
+pub mod correlation;
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod report;
+pub mod service;
+pub mod shutdown;
+pub mod store;

@@ -1,0 +1,223 @@
+//! The `order-service` binary as deployed: configured by environment, migrating at start, waiting for
+//! its database, a correlation id on every log line of a request, and a graceful stop on SIGTERM that
+//! finishes the request in flight.
+
+use std::process::Command;
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::SinkExt;
+use harness::{Postgres, Process};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Log messages that belong to the process, not to a request.
+const LIFECYCLE: &[&str] = &[
+    "applied migration",
+    "database schema up to date",
+    "database not reachable yet; retrying",
+    "serving HTTP",
+    "SIGTERM received; shutting down",
+    "stopped",
+];
+
+struct Service {
+    process: Process,
+    base: String,
+}
+
+fn start(postgres: &Postgres) -> Service {
+    let port = harness::free_port().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_order-service"));
+    command
+        .env("DATABASE_URL", postgres.url())
+        .env("ORDER_SERVICE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    Service {
+        process: Process::start(command).unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_healthy(service: &Service) {
+    let url = format!("{}/health", service.base);
+    harness::poll_until(Duration::from_secs(60), "order-service health", || async {
+        matches!(reqwest::get(&url).await, Ok(r) if r.status() == 200)
+    })
+    .await
+    .unwrap();
+}
+
+fn order() -> Value {
+    json!({
+        "customerId": Uuid::new_v4(),
+        "lines": [{"productId": Uuid::new_v4(), "quantity": 2, "unitPrice": "5.00", "currency": "EUR"}]
+    })
+}
+
+fn log_lines(process: &Process) -> Vec<Value> {
+    process
+        .log()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+fn message(line: &Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_of_a_request_carries_its_correlation_id() {
+    let postgres = Postgres::start().unwrap();
+    let service = start(&postgres);
+    wait_healthy(&service).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/orders", service.base))
+        .header("X-Correlation-Id", "trace-create")
+        .json(&order())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    for correlation in ["trace-confirm", "trace-confirm-again"] {
+        http.post(format!("{}/orders/{id}/confirm", service.base))
+            .header("X-Correlation-Id", correlation)
+            .send()
+            .await
+            .unwrap();
+    }
+    http.post(format!("{}/orders", service.base))
+        .header("X-Correlation-Id", "trace-invalid")
+        .json(&json!({"lines": []}))
+        .send()
+        .await
+        .unwrap();
+
+    let lines = log_lines(&service.process);
+    let of = |correlation: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|line| line["span"]["correlation_id"] == correlation)
+            .map(message)
+            .collect()
+    };
+    assert_eq!(of("trace-create"), ["order placed", "request finished"]);
+    assert_eq!(of("trace-confirm"), ["order changed", "request finished"]);
+    assert_eq!(
+        of("trace-confirm-again"),
+        ["order already in that state; no event", "request finished"]
+    );
+    assert_eq!(of("trace-invalid"), ["request finished"]);
+    for line in &lines {
+        if !LIFECYCLE.contains(&message(line)) {
+            assert!(
+                line["span"]["correlation_id"].is_string(),
+                "a log line outside any request span: {line}"
+            );
+        }
+    }
+    // The order id appears only on lines that also carry the correlation id.
+    let with_order: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["fields"]["order_id"] == id)
+        .collect();
+    assert_eq!(with_order.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_waits_for_its_database_and_migrates_once() {
+    let mut postgres = Postgres::start().unwrap();
+    postgres.stop().unwrap();
+    let mut first = start(&postgres);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        first.process.exited().unwrap().is_none(),
+        "{}",
+        first.process.log()
+    );
+    postgres.start_again().unwrap();
+    wait_healthy(&first).await;
+    let messages: Vec<String> = log_lines(&first.process)
+        .iter()
+        .map(|line| message(line).to_owned())
+        .collect();
+    assert!(messages.contains(&"database not reachable yet; retrying".to_owned()));
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| *m == "applied migration")
+            .count(),
+        2
+    );
+    first.process.terminate().unwrap();
+    first.process.wait_timeout(Duration::from_secs(10)).unwrap();
+
+    let second = start(&postgres);
+    wait_healthy(&second).await;
+    let lines = log_lines(&second.process);
+    assert!(lines
+        .iter()
+        .all(|line| message(line) != "applied migration"));
+    let up_to_date = lines
+        .iter()
+        .find(|line| message(line) == "database schema up to date")
+        .unwrap();
+    assert_eq!(up_to_date["fields"]["applied"], "[]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_request_in_flight_and_exits_cleanly() {
+    let postgres = Postgres::start().unwrap();
+    let mut service = start(&postgres);
+    wait_healthy(&service).await;
+
+    let body = order().to_string().into_bytes();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let (mut sender, chunks) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    sender.send(Ok(head.to_vec())).await.unwrap();
+    let request = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{}/orders", service.base))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send(),
+    );
+    // The server is now reading the body of a request it has accepted.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    service.process.terminate().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        service.process.exited().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    assert!(
+        reqwest::get(format!("{}/health", service.base))
+            .await
+            .is_err(),
+        "still accepting connections after SIGTERM"
+    );
+    sender.send(Ok(tail.to_vec())).await.unwrap();
+    drop(sender);
+    let response = request.await.unwrap().unwrap();
+    assert_eq!(response.status(), 201);
+
+    let status = tokio::task::spawn_blocking(move || {
+        let status = service
+            .process
+            .wait_timeout(Duration::from_secs(10))
+            .unwrap();
+        (status, service.process.log())
+    })
+    .await
+    .unwrap();
+    let (status, log) = status;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(log.contains("SIGTERM received; shutting down"), "{log}");
+    assert!(log.contains("\"stopped\""), "{log}");
+}
