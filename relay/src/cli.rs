@@ -21,11 +21,16 @@ pub struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "OUTBOX_RELAY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Log line format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log line format; containers usually want json.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "OUTBOX_RELAY_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Log filter, e.g. `info` or `outbox_relay=debug`; defaults to RUST_LOG, then `info`.
-    #[arg(long, global = true, value_name = "FILTER")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILTER",
+        env = "OUTBOX_RELAY_LOG_LEVEL"
+    )]
     pub log_level: Option<String>,
     #[command(subcommand)]
     pub command: Command,

@@ -23,6 +23,9 @@ use crate::source::logical::LogicalSettings;
 
 pub const ENV_PREFIX: &str = "OUTBOX_RELAY_";
 
+/// `OUTBOX_RELAY_*` variables read by the command line itself, not configuration keys.
+const CLI_ONLY_ENV: &[&str] = &["config", "log_format", "log_level"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkKind {
@@ -108,7 +111,7 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .merge(Env::prefixed(ENV_PREFIX).ignore(CLI_ONLY_ENV).split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)?;
@@ -238,6 +241,18 @@ mod tests {
             err.contains("database_url") && !err.contains("hunter2"),
             "{err}"
         );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn command_line_variables_are_not_configuration_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("OUTBOX_RELAY_LOG_FORMAT", "json");
+            jail.set_env("OUTBOX_RELAY_CONFIG", "relay.toml");
+            // Only these two: other tests run in parallel and read the environment too.
+            Config::load(None, json!({"database_url": "postgres://u@h/db"})).unwrap();
+            Ok(())
+        });
     }
 
     #[test]
