@@ -102,7 +102,7 @@ async fn database_checks(
         Finding::fail(
             "wal_level",
             format!("'{wal_level}': logical decoding is off"),
-            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (or use polling mode)",
+            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL",
         )
     });
 
@@ -128,10 +128,11 @@ async fn database_checks(
 
     let outbox = &config.outbox;
     let (schema, table) = outbox.qualified_name();
+    // pg_attribute rather than information_schema, which hides tables the role cannot read.
     let columns: Vec<String> = client
         .query(
-            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-            &[&schema, &table],
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+            &[&outbox.quoted_name()],
         )
         .await?
         .iter()
@@ -173,22 +174,44 @@ async fn database_checks(
             format!("{publication} exists without {}", outbox.table),
             format!("ALTER PUBLICATION {} ADD TABLE {};", quote_ident(publication), outbox.quoted_name()),
         ),
-        (false, _) => Finding::warn(
-            "publication",
-            format!("{publication} does not exist; the relay creates it at start"),
-            format!(
-                "nothing, if the relay's role owns {}; otherwise: CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert');",
-                outbox.table,
+        (false, _) => {
+            let create = format!(
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true);",
                 quote_ident(publication),
                 outbox.quoted_name()
-            ),
-        ),
+            );
+            // Creating a publication for a table takes ownership of it and CREATE on the database.
+            let may_create: Option<bool> = client
+                .query_one(
+                    "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                         OR (pg_has_role(current_user, relowner, 'USAGE')
+                             AND has_database_privilege(current_database(), 'CREATE'))
+                     FROM pg_class WHERE oid = to_regclass($1)",
+                    &[&outbox.quoted_name()],
+                )
+                .await
+                .ok()
+                .and_then(|row| row.get(0));
+            if may_create == Some(true) {
+                Finding::warn(
+                    "publication",
+                    format!("{publication} does not exist; the relay creates it at start"),
+                    format!("nothing; or create it yourself: {create}"),
+                )
+            } else {
+                Finding::fail(
+                    "publication",
+                    format!("{publication} does not exist and role {user} may not create it"),
+                    format!("as the owner of {}: {create}", outbox.table),
+                )
+            }
+        }
     });
 
     let slot = &config.slot;
     let row = client
         .query_opt(
-            "SELECT plugin::text, coalesce(wal_status, ''), active, active_pid,
+            "SELECT plugin::text, coalesce(wal_status, ''), active, active_pid, database::text = current_database(),
                     (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint
              FROM pg_replication_slots WHERE slot_name = $1",
             &[slot],
@@ -218,13 +241,19 @@ async fn database_checks(
             }
         }
         Some(row) => {
-            let (plugin, wal_status, active, pid, lag): (Option<String>, String, bool, Option<i32>, Option<i64>) =
-                (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+            let (plugin, wal_status, active, pid, same_database, lag): (
+                Option<String>,
+                String,
+                bool,
+                Option<i32>,
+                Option<bool>,
+                Option<i64>,
+            ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
             let lag = lag.map_or_else(|| "unknown".to_owned(), |b| format!("{b} bytes"));
-            if plugin.as_deref() != Some("pgoutput") {
+            if plugin.as_deref() != Some("pgoutput") || same_database != Some(true) {
                 Finding::fail(
                     "replication slot",
-                    format!("{slot} uses plugin {plugin:?}, not pgoutput"),
+                    format!("{slot} is not a pgoutput slot of this database (plugin {plugin:?})"),
                     "choose another --slot, or drop that slot if nothing uses it",
                 )
             } else if wal_status == "lost" {

@@ -179,6 +179,10 @@ impl RunArgs {
             &["pipeline", "max_in_flight"],
             self.max_in_flight.map(|v| json!(v)),
         );
+        put(
+            &["metrics_addr"],
+            self.metrics_addr.map(|v| json!(v.to_string())),
+        );
         Value::Object(root)
     }
 }
@@ -200,13 +204,15 @@ mod tests {
             "events",
             "--batch-size",
             "5",
+            "--metrics-addr",
+            "0.0.0.0:9300",
         ]);
         let Command::Run(args) = cli.command else {
             panic!("parsed {:?}", cli.command)
         };
         assert_eq!(
             args.overrides(),
-            json!({"database_url": "postgres://u@h/db", "sink": "rabbitmq", "rabbitmq": {"exchange": "events"}, "pipeline": {"batch_size": 5}})
+            json!({"database_url": "postgres://u@h/db", "sink": "rabbitmq", "rabbitmq": {"exchange": "events"}, "pipeline": {"batch_size": 5}, "metrics_addr": "0.0.0.0:9300"})
         );
     }
 

@@ -100,23 +100,19 @@ pub enum ConfigError {
 impl Config {
     /// Layers the sources; `overrides` holds only the flags given on the command line.
     pub fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            if !file.exists() {
-                return Err(ConfigError::Invalid {
-                    key: "--config",
-                    reason: format!("file {} does not exist", file.display()),
-                });
-            }
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        let config: Config = figment
-            .merge(Env::prefixed(ENV_PREFIX).ignore(CLI_ONLY_ENV).split("__"))
-            .merge(Serialized::defaults(overrides))
-            .extract()
-            .map_err(Box::new)?;
+        let config: Config = layers(file, overrides)?.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Only the outbox layout, for commands that need no database (`ddl`).
+    pub fn load_outbox(
+        file: Option<&Path>,
+        overrides: serde_json::Value,
+    ) -> Result<OutboxTable, ConfigError> {
+        Ok(layers(file, overrides)?
+            .extract_inner("outbox")
+            .map_err(Box::new)?)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -171,6 +167,22 @@ impl Config {
             outbox: self.outbox.clone(),
         })
     }
+}
+
+fn layers(file: Option<&Path>, overrides: serde_json::Value) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(file) = file {
+        if !file.exists() {
+            return Err(ConfigError::Invalid {
+                key: "--config",
+                reason: format!("file {} does not exist", file.display()),
+            });
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    Ok(figment
+        .merge(Env::prefixed(ENV_PREFIX).ignore(CLI_ONLY_ENV).split("__"))
+        .merge(Serialized::defaults(overrides)))
 }
 
 #[cfg(test)]

@@ -33,8 +33,21 @@ impl Event {
             ("aggregatetype", self.aggregate_type.as_str()),
             ("aggregateid", self.aggregate_id.as_str()),
         ];
-        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(created_at) = &self.created_at {
+            headers.push(("created_at", created_at));
+        }
+        headers.extend(self.row_headers());
         headers
+    }
+
+    /// The row's headers, less any named like an identity header: consumers dedup on `id`, so a
+    /// service must not be able to change it by accident.
+    fn row_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        const RESERVED: [&str; 5] = ["id", "type", "aggregatetype", "aggregateid", "created_at"];
+        self.headers
+            .iter()
+            .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The correlation id a service put in the row's headers, under any of the usual names.
@@ -54,9 +67,8 @@ impl Event {
     /// The row's headers as one JSON object (Redis Streams and stdout carry them as a field).
     pub fn headers_json(&self) -> String {
         let map: serde_json::Map<String, serde_json::Value> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .row_headers()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
             .collect();
         serde_json::Value::Object(map).to_string()
     }

@@ -12,7 +12,6 @@ use outbox_relay::cli::{Cli, Command, LogFormat};
 use outbox_relay::config::Config;
 use outbox_relay::http;
 use outbox_relay::metrics::Metrics;
-use outbox_relay::outbox::OutboxTable;
 use outbox_relay::pg::catalog;
 use outbox_relay::status;
 use outbox_relay::supervisor::{self, RelayError};
@@ -28,12 +27,17 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
     match cli.command {
         Command::Ddl(args) => {
-            let mut outbox = OutboxTable::default();
-            if let Some(table) = args.table {
-                outbox.table = table;
+            let overrides = match args.table {
+                Some(table) => serde_json::json!({ "outbox": { "table": table } }),
+                None => serde_json::json!({}),
+            };
+            match Config::load_outbox(cli.config.as_deref(), overrides) {
+                Ok(outbox) => {
+                    print!("{}", outbox.ddl());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => config_error(&error),
             }
-            print!("{}", outbox.ddl());
-            ExitCode::SUCCESS
         }
         Command::DropSlot(args) => {
             let overrides = outbox_relay::cli::RunArgs {

@@ -105,7 +105,10 @@ impl Metrics {
             ready: AtomicBool::new(false),
         };
         let mode_gauge = IntGaugeVec::new(
-            Opts::new("mode", "The source in use: logical or polling."),
+            Opts::new(
+                "mode",
+                "The source in use (logical replication; polling is planned).",
+            ),
             &["mode"],
         )
         .expect("valid metric");

@@ -54,7 +54,10 @@ pub enum PipelineError {
 
 impl PipelineError {
     pub fn is_fatal(&self) -> bool {
-        matches!(self, PipelineError::Source(e) if e.is_fatal())
+        match self {
+            PipelineError::Source(e) => e.is_fatal(),
+            PipelineError::Sink(e) => matches!(e, SinkError::Misconfigured { .. }),
+        }
     }
 }
 

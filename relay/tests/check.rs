@@ -34,7 +34,7 @@ async fn names_each_problem_of_a_misconfigured_cluster_and_its_fix() {
         "ALTER SYSTEM SET wal_level = logical",
         "replication privilege   FAIL  role app lacks REPLICATION",
         "ALTER ROLE \"app\" WITH REPLICATION;",
-        "publication             WARN  outbox_relay_pub does not exist",
+        "publication             FAIL  outbox_relay_pub does not exist and role app may not create it",
         "CREATE PUBLICATION \"outbox_relay_pub\" FOR TABLE \"public\".\"outbox\"",
         "outbox table            ok",
         "broker                  ok",

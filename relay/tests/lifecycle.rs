@@ -378,3 +378,79 @@ async fn cleanup_deletes_relayed_rows_only_when_asked() {
         support::stop_relay(&mut relay);
     }
 }
+
+/// Settings no retry can fix stop the relay with the reason instead of looping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfixable_settings_stop_the_relay() {
+    let pg = support::outbox_database().await;
+    let missing_db = pg.url().replace("/postgres", "/no_such_db");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0").args([
+        "run",
+        "--sink",
+        "stdout",
+        "--database-url",
+        &missing_db,
+    ]);
+    let mut relay = harness::Process::start(cmd).unwrap();
+    let status = relay
+        .wait_timeout(DEADLINE)
+        .unwrap()
+        .expect("an unknown database is fatal");
+    assert!(
+        !status.success() && relay.log().contains("no_such_db"),
+        "{}",
+        relay.log()
+    );
+
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[kafka.properties]\n\"no.such.property\" = \"1\"\n",
+    )
+    .unwrap();
+    let mut relay = support::start_relay(
+        &pg,
+        &[
+            "--config",
+            config.path().to_str().unwrap(),
+            "--sink",
+            "kafka",
+        ],
+    );
+    let status = relay
+        .wait_timeout(DEADLINE)
+        .unwrap()
+        .expect("an invalid librdkafka property is fatal");
+    assert!(
+        !status.success() && relay.log().contains("kafka.properties"),
+        "{}",
+        relay.log()
+    );
+}
+
+/// A partitioned outbox publishes through its root, so rows in partitions flow like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_outbox_is_relayed() {
+    let pg = harness::Postgres::start().unwrap();
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE outbox (id uuid, aggregatetype text NOT NULL, aggregateid text NOT NULL, type text NOT NULL,
+                                  payload jsonb NOT NULL, headers jsonb, created_at timestamptz NOT NULL DEFAULT now(),
+                                  PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+             CREATE TABLE outbox_past PARTITION OF outbox FOR VALUES FROM (MINVALUE) TO ('2026-01-01');
+             CREATE TABLE outbox_now PARTITION OF outbox FOR VALUES FROM ('2026-01-01') TO (MAXVALUE);",
+        )
+        .await
+        .unwrap();
+    let (target, mut reader) = redis_target();
+    let mut relay = target.relay(&pg, &[]);
+    let written = workload::write(&pg.url(), &SMALL).await;
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    check(&written, &received).assert_lossless();
+    support::stop_relay(&mut relay);
+}

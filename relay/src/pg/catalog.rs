@@ -22,7 +22,18 @@ pub enum CatalogError {
 
 impl CatalogError {
     pub fn is_fatal(&self) -> bool {
-        matches!(self, CatalogError::Misconfigured { .. })
+        use tokio_postgres::error::SqlState;
+        match self {
+            CatalogError::Misconfigured { .. } => true,
+            // Wrong password, no pg_hba.conf entry, unknown database: no retry will fix those.
+            CatalogError::Connection(e) => matches!(
+                e.code(),
+                Some(c) if *c == SqlState::INVALID_PASSWORD
+                    || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                    || *c == SqlState::INVALID_CATALOG_NAME
+            ),
+            CatalogError::Query(_) => false,
+        }
     }
 
     fn misconfigured(problem: impl Into<String>, fix: impl Into<String>) -> CatalogError {
@@ -62,13 +73,13 @@ pub async fn check_logical_replication(client: &Client) -> Result<(), CatalogErr
     Ok(())
 }
 
-/// Fails with the DDL hint when the outbox table does not exist.
+/// Fails with the DDL hint when the outbox table does not exist. Any relation kind counts, so a
+/// partitioned outbox works, and no privilege on it is needed: the relay never reads the table.
 pub async fn check_outbox_table(client: &Client, outbox: &OutboxTable) -> Result<(), CatalogError> {
-    let (schema, table) = outbox.qualified_name();
     let exists: bool = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2)",
-            &[&schema, &table],
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&outbox.quoted_name()],
         )
         .await?
         .get(0);
@@ -97,7 +108,8 @@ pub async fn ensure_publication(
     if !exists {
         client
             .batch_execute(&format!(
-                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')",
+                // Via the root, so a partitioned outbox publishes its partitions' rows as its own.
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true)",
                 quote_ident(publication),
                 outbox.quoted_name()
             ))
@@ -130,7 +142,11 @@ pub async fn ensure_publication(
 }
 
 /// Creates the pgoutput slot unless it exists; returns the position it has confirmed.
-pub async fn ensure_slot(client: &Client, slot: &str) -> Result<Lsn, CatalogError> {
+pub async fn ensure_slot(
+    client: &Client,
+    slot: &str,
+    outbox: &OutboxTable,
+) -> Result<Lsn, CatalogError> {
     let row = client
         .query_opt(
             "SELECT plugin::text, coalesce(wal_status, ''), confirmed_flush_lsn::text, database::text = current_database()
@@ -147,6 +163,25 @@ pub async fn ensure_slot(client: &Client, slot: &str) -> Result<Lsn, CatalogErro
             .await?;
         let lsn = parse_lsn(row.get(0))?;
         tracing::info!(slot, %lsn, "created logical replication slot; rows committed from here on are relayed");
+        // A new slot cannot replay the past. On a first start that is expected; after a failover
+        // or a dropped slot, rows committed meanwhile were never relayed, so say it loudly.
+        let earlier_rows: Option<bool> = client
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", outbox.quoted_name()),
+                &[],
+            )
+            .await
+            .ok()
+            .map(|row| row.get(0));
+        if earlier_rows == Some(true) {
+            tracing::warn!(
+                slot,
+                table = %outbox.table,
+                "the outbox already holds rows, and rows committed before this new slot are not relayed; if a relay ran \
+                 here before, its slot was lost (failover, dropped, never synced to a new primary): re-publish the rows \
+                 it missed, e.g. re-insert them with new ids"
+            );
+        }
         return Ok(lsn);
     };
     let (plugin, wal_status, confirmed, same_db): (

@@ -89,12 +89,12 @@ pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
         client_config.set(key, value);
     }
 
-    let producer: FutureProducer = client_config
-        .create()
-        .map_err(|e| connect_error(e.to_string()))?;
-    let admin: AdminClient<DefaultClientContext> = client_config
-        .create()
-        .map_err(|e| connect_error(e.to_string()))?;
+    let misconfigured = |e: KafkaError| SinkError::Misconfigured {
+        sink: NAME,
+        reason: format!("{e} (check kafka.properties)"),
+    };
+    let producer: FutureProducer = client_config.create().map_err(misconfigured)?;
+    let admin: AdminClient<DefaultClientContext> = client_config.create().map_err(misconfigured)?;
 
     // librdkafka connects lazily, so ask for metadata to learn now whether the brokers answer.
     let probe = producer.clone();

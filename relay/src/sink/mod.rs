@@ -49,6 +49,9 @@ pub enum SinkError {
     },
     #[error("{sink} failed: {reason}")]
     Broker { sink: &'static str, reason: String },
+    /// The sink's own settings are invalid (e.g. an unknown librdkafka property): retrying cannot help.
+    #[error("{sink} settings are invalid: {reason}")]
+    Misconfigured { sink: &'static str, reason: String },
     /// The broker refuses this one message for good (too large, unroutable, wrong key type, invalid
     /// name): the pipeline dead-letters it instead of retrying forever.
     #[error("{sink} refuses event {event_id} for {destination} for good: {reason}")]

@@ -82,9 +82,14 @@ impl Sink for RedisSink {
                 ("payload", routed.payload()),
                 ("headers", &headers),
             ];
-            if let Some(dead_letter) = &routed.dead_letter {
-                fields.push(("dlq_reason", &dead_letter.reason));
-                fields.push(("dlq_destination", &dead_letter.destination));
+            if let Some(created_at) = &event.created_at {
+                fields.push(("created_at", created_at));
+            }
+            // The dead-letter fields, as the other sinks carry them in headers.
+            for (name, value) in routed.headers() {
+                if name.starts_with("dlq_") {
+                    fields.push((name, value));
+                }
             }
             match self.maxlen {
                 Some(n) => {

@@ -84,7 +84,7 @@ impl LogicalSource {
         catalog::check_logical_replication(&client).await?;
         catalog::check_outbox_table(&client, &settings.outbox).await?;
         catalog::ensure_publication(&client, &settings.publication, &settings.outbox).await?;
-        let confirmed = catalog::ensure_slot(&client, &settings.slot).await?;
+        let confirmed = catalog::ensure_slot(&client, &settings.slot, &settings.outbox).await?;
         drop(client);
 
         let connection = ReplicationConnection::connect(&settings.database).await?;

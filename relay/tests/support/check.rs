@@ -59,6 +59,7 @@ pub fn check(written: &Written, received: &[Received]) -> Report {
         if expected_correlation.is_none()
             || message.headers.get("correlation_id") != expected_correlation
             || !message.headers.contains_key("traceparent")
+            || !message.headers.contains_key("created_at")
             || message.headers.get("aggregateid") != Some(&message.key)
             || message.headers.get("type").map(String::as_str) != Some("Changed")
         {
