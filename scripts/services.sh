@@ -12,6 +12,7 @@ declare -A packages=(
   [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
   [sqlite3]=sqlite3
   [openssl]=openssl
+  [/usr/include/openssl/ssl.h]=libssl-dev
 )
 missing=()
 for thing in "${!packages[@]}"; do

@@ -28,6 +28,8 @@ pub struct Kafka {
     dir: TempDir,
     port: u16,
     tansu: PathBuf,
+    /// Clients must authenticate with SASL/SCRAM (see [`Kafka::start_with_scram`]).
+    authentication: bool,
 }
 
 impl Kafka {
@@ -39,20 +41,57 @@ impl Kafka {
             .tempdir()
             .context("creating a temp dir for Tansu")?;
         let port = free_port()?;
-        let broker = spawn(&tansu, dir.path(), port)?;
+        let broker = spawn(&tansu, dir.path(), port, false)?;
         let mut kafka = Kafka {
             broker,
             dir,
             port,
             tansu,
+            authentication: false,
         };
         kafka.wait_ready()?;
+        Ok(kafka)
+    }
+
+    /// A broker that admits only `user` with `password` over SASL/SCRAM-SHA-256 (plaintext TCP;
+    /// Tansu 0.6 has no TLS listener). Tansu's CLI creates users only while authentication is off,
+    /// so the broker starts open, gets the user, and restarts closed.
+    pub fn start_with_scram(user: &str, password: &str) -> Result<Kafka> {
+        let mut kafka = Self::start()?;
+        let output = Command::new(&kafka.tansu)
+            .current_dir(kafka.dir.path())
+            .args([
+                "user",
+                "create",
+                user,
+                password,
+                "--mechanism",
+                "scram256",
+                "--broker",
+            ])
+            .arg(format!("tcp://127.0.0.1:{}", kafka.port))
+            .output()
+            .context("running tansu user create")?;
+        if !output.status.success() {
+            bail!(
+                "tansu user create failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        kafka.stop()?;
+        kafka.authentication = true;
+        kafka.start_again()?;
         Ok(kafka)
     }
 
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
@@ -89,7 +128,7 @@ impl Kafka {
 
     /// Starts the stopped broker again on the same port and data.
     pub fn start_again(&mut self) -> Result<()> {
-        self.broker = spawn(&self.tansu, self.dir.path(), self.port)?;
+        self.broker = spawn(&self.tansu, self.dir.path(), self.port, self.authentication)?;
         self.wait_ready()
     }
 
@@ -120,7 +159,7 @@ impl Kafka {
     }
 }
 
-fn spawn(tansu: &Path, dir: &Path, port: u16) -> Result<Process> {
+fn spawn(tansu: &Path, dir: &Path, port: u16, authentication: bool) -> Result<Process> {
     let listener = format!("tcp://127.0.0.1:{port}");
     let mut cmd = Command::new(tansu);
     cmd.current_dir(dir)
@@ -130,6 +169,7 @@ fn spawn(tansu: &Path, dir: &Path, port: u16) -> Result<Process> {
         .arg("--advertised-listener-url")
         .arg(&listener)
         .args(["--storage-engine", "sqlite://tansu.db"])
+        .args(authentication.then_some("--authentication"))
         // Tansu reads these from the environment; a developer's settings must not leak into tests.
         .env_remove("SCHEMA_REGISTRY")
         .env_remove("DATA_LAKE")

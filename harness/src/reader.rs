@@ -35,6 +35,8 @@ pub enum Reader {
     Kafka {
         brokers: String,
         topics: Vec<String>,
+        /// Extra librdkafka properties, e.g. SASL credentials.
+        properties: Vec<(String, String)>,
         consumer: Option<StreamConsumer>,
     },
 }
@@ -99,9 +101,18 @@ impl Reader {
     }
 
     pub fn kafka(brokers: &str, topics: &[String]) -> Reader {
+        Self::kafka_with(brokers, topics, &[])
+    }
+
+    /// A Kafka reader with extra client properties, e.g. `sasl.username`.
+    pub fn kafka_with(brokers: &str, topics: &[String], properties: &[(&str, &str)]) -> Reader {
         Reader::Kafka {
             brokers: brokers.to_owned(),
             topics: topics.to_vec(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             consumer: None,
         }
     }
@@ -139,8 +150,9 @@ impl Reader {
             Reader::Kafka {
                 brokers,
                 topics,
+                properties,
                 consumer,
-            } => poll_kafka(brokers, topics, consumer).await,
+            } => poll_kafka(brokers, topics, properties, consumer).await,
         }
     }
 }
@@ -239,15 +251,19 @@ async fn poll_rabbitmq(url: &str, queue: &str) -> Result<Vec<Received>, String> 
 async fn poll_kafka(
     brokers: &str,
     topics: &[String],
+    properties: &[(String, String)],
     consumer: &mut Option<StreamConsumer>,
 ) -> Result<Vec<Received>, String> {
     if consumer.is_none() {
-        let candidate: StreamConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("group.id", crate::unique("test-reader"))
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(|e| e.to_string())?;
+            .set("enable.auto.commit", "false");
+        for (key, value) in properties {
+            config.set(key, value);
+        }
+        let candidate: StreamConsumer = config.create().map_err(|e| e.to_string())?;
         let mut assignment = TopicPartitionList::new();
         for topic in topics {
             let metadata = candidate

@@ -3,6 +3,7 @@
 mod support;
 
 use harness::Reader;
+use rdkafka::producer::Producer;
 use support::scenarios::{self, Target};
 
 fn target_and_reader(brokers: &str) -> (Target, Reader) {
@@ -35,4 +36,47 @@ async fn kafka_survives_broker_restart() {
         kafka.start_again().unwrap();
     })
     .await;
+}
+
+/// SASL/SCRAM credentials go through `kafka.properties`, as for a managed cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_authenticates_with_sasl_scram() {
+    let kafka = harness::Kafka::start_with_scram("relay", "s3cret-pw").unwrap();
+    let intruder: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka.brokers())
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "SCRAM-SHA-256")
+        .set("sasl.username", "relay")
+        .set("sasl.password", "wrong")
+        .create()
+        .unwrap();
+    assert!(
+        intruder
+            .client()
+            .fetch_metadata(None, std::time::Duration::from_secs(5))
+            .is_err(),
+        "the broker insists on the right password"
+    );
+    let credentials = [
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanisms", "SCRAM-SHA-256"),
+        ("sasl.username", "relay"),
+        ("sasl.password", "s3cret-pw"),
+    ];
+    let config = tempfile::NamedTempFile::new().unwrap();
+    let properties: String = credentials
+        .iter()
+        .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
+        .collect();
+    std::fs::write(config.path(), format!("[kafka.properties]\n{properties}")).unwrap();
+    let target = Target::new(&[
+        "--config",
+        config.path().to_str().unwrap(),
+        "--sink",
+        "kafka",
+        "--kafka-brokers",
+        &kafka.brokers(),
+    ]);
+    let reader = Reader::kafka_with(&kafka.brokers(), &target.destinations(), &credentials);
+    scenarios::delivers_everything_in_order(target, reader).await;
 }
