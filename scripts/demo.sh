@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job: a relay run from an outbox table to a broker on local servers, printing what it relayed.
+# The main job, the seed's demo end to end on local servers: PostgreSQL, a broker, order-service, the relay
+# and invoice-service; one order created and confirmed over HTTP, its invoice printed, everything stopped.
 # Usage: scripts/demo.sh [--broker kafka|rabbitmq|redis]   (default kafka)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +20,8 @@ if [ "$broker" = kafka ]; then
   export TANSU_BIN
 fi
 scripts/services.sh
-cargo build -q -p outbox-relay --bins
-cargo run -q -p outbox-relay --example demo -- --broker "$broker"
+# The demo runs the relay and both services from the target dir, next to its own binary.
+cargo build -q --workspace --bins
+# exec (and cargo run execs too): the demo itself is the process that gets Ctrl-C, stops what it
+# started, and exits with the status the caller sees.
+exec cargo run -q -p demo -- --broker "$broker"

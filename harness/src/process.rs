@@ -3,6 +3,7 @@
 //! starts itself, so a server is started as the process to signal (no wrapping shell).
 
 use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -164,7 +165,10 @@ impl Drop for Process {
             let _ = self.kill9();
         }
         if self.show_log_on_panic && thread::panicking() {
-            eprintln!(
+            // Not eprintln!, which panics when stderr is closed (e.g. `2>&1 | head`): a panic while
+            // panicking aborts, and every other server's Drop would then be skipped.
+            let _ = writeln!(
+                std::io::stderr(),
                 "----- log of {} ({}) -----\n{}\n----- end of log -----",
                 self.name,
                 self.log.display(),

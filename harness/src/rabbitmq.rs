@@ -85,6 +85,10 @@ impl RabbitMq {
         url(self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// SIGTERM, which RabbitMQ handles as a clean shutdown.
     pub fn stop(&mut self) -> Result<()> {
         self.server.stop(libc::SIGTERM, STOP_TIMEOUT)?;

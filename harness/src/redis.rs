@@ -52,6 +52,10 @@ impl Redis {
         url(self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// SIGTERM: Redis flushes its append-only file and exits.
     pub fn stop(&mut self) -> Result<()> {
         self.server.stop(libc::SIGTERM, STOP_TIMEOUT)?;

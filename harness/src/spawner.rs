@@ -15,6 +15,9 @@ use std::thread;
 type Job = Box<dyn FnOnce() + Send>;
 
 pub(crate) fn spawn(mut cmd: Command) -> io::Result<Child> {
+    // A process group of its own, so that a Ctrl-C at the terminal reaches only the test or demo
+    // process, whose Drops then stop the children, rather than every server at once, mid-start.
+    cmd.process_group(0);
     let parent = libc::pid_t::try_from(std::process::id()).expect("pid fits pid_t");
     // SAFETY: prctl and getppid are async-signal-safe and the closure does not allocate.
     unsafe {

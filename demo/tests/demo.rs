@@ -1,0 +1,65 @@
+//! The README's main job keeps working: the same [`demo::run`] that `scripts/demo.sh` runs, against
+//! the binaries `cargo build --workspace --bins` (or `cargo test --workspace`) put in the target dir.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use demo::{Binaries, BrokerKind, Outcome};
+
+async fn run(broker: BrokerKind) -> Outcome {
+    let binaries = Binaries::next_to_current_exe().unwrap();
+    demo::run(broker, &binaries).await.unwrap()
+}
+
+/// What `run` checks already is checked here again from the outcome, so that a change making the
+/// demo lenient does not go unnoticed.
+fn assert_flowed(outcome: &Outcome) {
+    assert_eq!(outcome.order["status"], "CONFIRMED", "{:#}", outcome.order);
+    assert_eq!(outcome.invoice["orderId"], outcome.order["id"]);
+    assert_eq!(outcome.invoice["total"]["amount"], "25.50");
+    assert_eq!(outcome.invoice["total"]["currency"], "USD");
+    let types: Vec<&str> = outcome
+        .events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(types, ["OrderCreated", "OrderConfirmed"]);
+    for event in &outcome.events {
+        assert_eq!(event.correlation_id, outcome.correlation_id);
+        assert_eq!(event.destination, "outbox.event.order");
+    }
+    assert_eq!(outcome.invoice_event_id, outcome.events[1].id);
+    assert_eq!(outcome.invoice_correlation_id, outcome.correlation_id);
+}
+
+/// Nothing the demo started still listens once it has returned.
+fn assert_stopped(outcome: &Outcome) {
+    for addr in &outcome.addresses {
+        assert!(
+            TcpStream::connect_timeout(addr, Duration::from_millis(500)).is_err(),
+            "{addr} still accepts connections after the demo"
+        );
+    }
+}
+
+#[tokio::test]
+async fn demo_with_redis_invoices_the_confirmed_order_and_cleans_up() {
+    let outcome = run(BrokerKind::Redis).await;
+    assert_flowed(&outcome);
+    assert_stopped(&outcome);
+}
+
+#[tokio::test]
+async fn demo_with_rabbitmq_invoices_the_confirmed_order_and_cleans_up() {
+    let outcome = run(BrokerKind::RabbitMq).await;
+    assert_flowed(&outcome);
+    assert_stopped(&outcome);
+}
+
+/// Needs Tansu, as every Kafka test does (scripts/install-tansu.sh, or TANSU_BIN).
+#[tokio::test]
+async fn demo_with_kafka_invoices_the_confirmed_order_and_cleans_up() {
+    let outcome = run(BrokerKind::Kafka).await;
+    assert_flowed(&outcome);
+    assert_stopped(&outcome);
+}

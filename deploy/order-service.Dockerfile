@@ -1,0 +1,26 @@
+# order-service container image: the reference producer, HTTP on 8080, its events in the outbox table.
+#
+# Build from the workspace root (docker-compose.yml does this):
+#   docker build -f deploy/order-service.Dockerfile -t order-service .
+# Configure it with DATABASE_URL (required), ORDER_SERVICE_ADDR, DATABASE_POOL_SIZE, DATABASE_WAIT_SECS
+# and LOG_FORMAT (text|json). It migrates its database, outbox table included, at every start.
+
+FROM rust:1.95-bookworm AS builder
+WORKDIR /src
+# The whole workspace: cargo needs every member's manifest. order-service.Dockerfile.dockerignore keeps
+# target/ and .git out of the build context (BuildKit reads it; the legacy builder reads only a root
+# .dockerignore).
+COPY . .
+RUN cargo build -p order-service --release --locked \
+ && install -D -m 0755 target/release/order-service /out/order-service
+
+FROM debian:bookworm-slim
+# No ca-certificates: the service connects to PostgreSQL without TLS.
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin order-service
+COPY --from=builder /out/order-service /usr/local/bin/order-service
+USER 10001:10001
+ENV ORDER_SERVICE_ADDR=0.0.0.0:8080
+EXPOSE 8080
+# SIGTERM stops accepting requests and lets those in flight finish.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["order-service"]
