@@ -26,6 +26,13 @@ pub const ENV_PREFIX: &str = "OUTBOX_RELAY_";
 /// `OUTBOX_RELAY_*` variables read by the command line itself, not configuration keys.
 const CLI_ONLY_ENV: &[&str] = &["config", "log_format", "log_level"];
 
+/// Kubernetes injects `<SERVICE>_PORT`, `<SERVICE>_PORT_9187_TCP`, `<SERVICE>_SERVICE_HOST`, ... for
+/// every Service; one named `outbox-relay` lands in our prefix. No configuration key starts so.
+fn is_service_link(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "port" || key.starts_with("port_") || key.starts_with("service_")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkKind {
@@ -181,7 +188,12 @@ fn layers(file: Option<&Path>, overrides: serde_json::Value) -> Result<Figment, 
         figment = figment.merge(Toml::file_exact(file));
     }
     Ok(figment
-        .merge(Env::prefixed(ENV_PREFIX).ignore(CLI_ONLY_ENV).split("__"))
+        .merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(CLI_ONLY_ENV)
+                .filter(|key| !is_service_link(key.as_str()))
+                .split("__"),
+        )
         .merge(Serialized::defaults(overrides)))
 }
 
@@ -261,6 +273,8 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("OUTBOX_RELAY_LOG_FORMAT", "json");
             jail.set_env("OUTBOX_RELAY_CONFIG", "relay.toml");
+            jail.set_env("OUTBOX_RELAY_PORT", "tcp://10.0.0.1:9187");
+            jail.set_env("OUTBOX_RELAY_SERVICE_HOST", "10.0.0.1");
             // Only these two: other tests run in parallel and read the environment too.
             Config::load(None, json!({"database_url": "postgres://u@h/db"})).unwrap();
             Ok(())

@@ -31,6 +31,8 @@ pub enum Pending {
     NoSlot,
     /// A relay streams from the slot right now.
     SlotInUse,
+    /// PostgreSQL removed WAL the slot needed: what it held back can no longer be read.
+    Invalidated,
     Counted {
         events: u64,
         oldest_commit: Option<SystemTime>,
@@ -41,7 +43,8 @@ pub enum Pending {
 pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogError> {
     let row = client
         .query_opt(
-            "SELECT confirmed_flush_lsn::text, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, active_pid
+            "SELECT confirmed_flush_lsn::text, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, active_pid,
+                    wal_status = 'lost'
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&config.slot],
         )
@@ -57,7 +60,10 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
     };
     let confirmed: Option<String> = row.get(0);
     let active_pid: Option<i32> = row.get(2);
-    let pending = if active_pid.is_some() {
+    let invalidated: Option<bool> = row.get(3);
+    let pending = if invalidated == Some(true) {
+        Pending::Invalidated
+    } else if active_pid.is_some() {
         Pending::SlotInUse
     } else {
         peek(client, config).await?
@@ -131,6 +137,12 @@ pub fn render(status: &Status) -> String {
             let _ = writeln!(
                 out,
                 "pending events     0 (the slot does not exist yet; the relay creates it at start)"
+            );
+        }
+        Pending::Invalidated => {
+            let _ = writeln!(
+                out,
+                "pending events     unknown: the slot was invalidated; see `outbox-relay check` for the recovery steps"
             );
         }
         Pending::SlotInUse => {

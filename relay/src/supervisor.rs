@@ -78,6 +78,9 @@ pub async fn run(
             Err(e) => e,
         };
         if matches!(&error, PipelineError::Source(e) if e.is_slot_in_use()) {
+            // Whatever this relay had in flight is the new leader's now.
+            metrics.set_oldest_unconfirmed(None);
+            metrics.in_flight_events.set(0);
             if !standby {
                 tracing::info!(slot = %settings.slot, "another relay streams from the slot; standing by to take over");
                 standby = true;

@@ -113,6 +113,8 @@ async fn an_invalidated_slot_stops_the_relay_with_the_recovery_steps() {
         "{log}"
     );
 
+    let (ok, text) = relay_command(&["status", "--database-url", &pg.url()]);
+    assert!(ok && text.contains("the slot was invalidated"), "{text}");
     let (ok, text) = relay_command(&["check", "--database-url", &pg.url(), "--sink", "stdout"]);
     assert!(
         !ok && text.contains("replication slot        FAIL  outbox_relay_slot was invalidated"),
