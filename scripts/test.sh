@@ -9,12 +9,17 @@ scripts/services.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The relay's optional trace export is compiled and tested too.
+cargo clippy -p outbox-relay --all-targets --features otlp -- -D warnings
 
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest runs no doctests.
   cargo test --workspace --doc
-  # Each test in a process of its own, with the timeouts of .config/nextest.toml.
+  cargo nextest run -p outbox-relay --features otlp --test otlp
+  # Each test in a process of its own, with the timeouts of .config/nextest.toml; last, so that its
+  # summary closes the output.
   cargo nextest run --workspace
 else
+  cargo test -p outbox-relay --features otlp --test otlp
   cargo test --workspace
 fi

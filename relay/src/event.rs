@@ -50,6 +50,14 @@ impl Event {
             .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// A header the service put in the row, by name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The correlation id a service put in the row's headers, under any of the usual names.
     pub fn correlation_id(&self) -> Option<&str> {
         const NAMES: [&str; 4] = [

@@ -22,3 +22,4 @@ pub mod slot_monitor;
 pub mod source;
 pub mod status;
 pub mod supervisor;
+pub mod telemetry;

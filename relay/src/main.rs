@@ -23,7 +23,7 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, cli.log_level.as_deref());
+    let _telemetry = init_logging(cli.log_format, cli.log_level.as_deref());
     let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
     match cli.command {
         Command::Ddl(args) => {
@@ -185,18 +185,38 @@ async fn drop_slot(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(format: LogFormat, level: Option<&str>) {
+/// Logs to stderr, filtered by `level` or RUST_LOG; with the `otlp` feature and
+/// OTEL_EXPORTER_OTLP_ENDPOINT set, also exports a span per relayed event (the guard flushes them).
+fn init_logging(format: LogFormat, level: Option<&str>) -> Option<Box<dyn std::any::Any>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = match level {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     // Colours only for a person at a terminal, not in files and log collectors.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    #[cfg(feature = "otlp")]
+    if let Ok(endpoint) = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        match outbox_relay::telemetry::init(&endpoint) {
+            Ok((layer, guard)) => {
+                let spans = tracing_subscriber::filter::Targets::new()
+                    .with_target("outbox_relay::telemetry", tracing::Level::INFO);
+                registry.with(layer.with_filter(spans)).init();
+                return Some(Box::new(guard));
+            }
+            Err(error) => eprintln!("warning: no trace export to {endpoint}: {error}"),
+        }
     }
+    registry.init();
+    None
 }

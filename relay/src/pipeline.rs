@@ -21,6 +21,7 @@ use crate::router::Router;
 use crate::sink::{Delivery, Sink, SinkError};
 use crate::source::logical::{LogicalSource, SourceError};
 use crate::source::Change;
+use crate::telemetry;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -66,7 +67,8 @@ struct InFlight {
     events: usize,
     /// Acknowledged once this batch, and so everything before it, is confirmed.
     position: Option<Lsn>,
-    /// What to log per event once confirmed; only collected when debug logging is on.
+    /// What to log or trace per event once confirmed; collected only when debug logging or trace
+    /// export is on.
     trace: Vec<Relayed>,
     /// Events per destination, for the published counter.
     destinations: Vec<(String, u64)>,
@@ -84,6 +86,8 @@ struct Relayed {
     correlation_id: Option<String>,
     destination: String,
     lsn: Lsn,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 impl Relayed {
@@ -95,6 +99,8 @@ impl Relayed {
             correlation_id: event.correlation_id().map(str::to_owned),
             destination: routed.destination.clone(),
             lsn: event.commit_lsn,
+            traceparent: event.header("traceparent").map(str::to_owned),
+            tracestate: event.header("tracestate").map(str::to_owned),
         }
     }
 }
@@ -150,7 +156,7 @@ impl Window<'_> {
     async fn publish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError> {
         let batch = std::mem::take(&mut self.batch);
         let events = batch.len();
-        let trace = if tracing::enabled!(tracing::Level::DEBUG) {
+        let trace = if tracing::enabled!(tracing::Level::DEBUG) || telemetry::exporting() {
             batch.iter().map(Relayed::of).collect()
         } else {
             Vec::new()
@@ -213,6 +219,12 @@ impl Window<'_> {
                 destination = %event.destination,
                 lsn = %event.lsn,
                 "relayed"
+            );
+            telemetry::relayed(
+                &event.id,
+                &event.destination,
+                event.traceparent.as_deref(),
+                event.tracestate.as_deref(),
             );
         }
         for (destination, events) in &done.destinations {
