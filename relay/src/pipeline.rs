@@ -256,7 +256,19 @@ impl Routing<'_> {
     fn route(&self, event: Event) -> Routed {
         let routed = self.router.route(event);
         match self.dead_letters.get(&routed.event.id) {
-            Some(reason) => routed.dead_lettered(self.dead_letter_destination, reason),
+            Some(reason) => {
+                let event = &routed.event;
+                tracing::warn!(
+                    event_id = %event.id,
+                    aggregate_id = %event.aggregate_id,
+                    correlation_id = event.correlation_id().unwrap_or(""),
+                    lsn = %event.commit_lsn,
+                    destination = %routed.destination,
+                    reason = %reason,
+                    "dead-lettering the event"
+                );
+                routed.dead_lettered(self.dead_letter_destination, reason)
+            }
             None => routed,
         }
     }
