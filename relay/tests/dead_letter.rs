@@ -139,12 +139,7 @@ async fn kafka_parks_an_oversize_event_without_its_payload() {
     let pg = support::outbox_database().await;
     let kafka = harness::Kafka::start().unwrap();
     let dead_letters = harness::unique("dlq");
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        "[kafka.properties]\n\"message.max.bytes\" = \"100000\"\n",
-    )
-    .unwrap();
+    let config = support::kafka_properties(&[("message.max.bytes", "100000")]);
     let target = Target::new(&[
         "--config",
         config.path().to_str().unwrap(),

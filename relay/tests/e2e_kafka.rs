@@ -63,12 +63,7 @@ async fn kafka_authenticates_with_sasl_scram() {
         ("sasl.username", "relay"),
         ("sasl.password", "s3cret-pw"),
     ];
-    let config = tempfile::NamedTempFile::new().unwrap();
-    let properties: String = credentials
-        .iter()
-        .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
-        .collect();
-    std::fs::write(config.path(), format!("[kafka.properties]\n{properties}")).unwrap();
+    let config = support::kafka_properties(&credentials);
     let target = Target::new(&[
         "--config",
         config.path().to_str().unwrap(),

@@ -63,12 +63,7 @@ async fn repeated_kill_9_at_random_points_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_frozen_past_the_servers_timeout_resumes_after_thawing() {
     let pg = harness::Postgres::start_with_settings(&["wal_sender_timeout=2s"]).unwrap();
-    pg.client()
-        .await
-        .unwrap()
-        .batch_execute(include_str!("../sql/outbox.sql"))
-        .await
-        .unwrap();
+    support::create_outbox(&pg).await;
     let (target, mut reader) = redis_target();
     let mut relay = target.relay(&pg, &[]);
     let small = Workload {

@@ -403,12 +403,7 @@ async fn unfixable_settings_stop_the_relay() {
         relay.log()
     );
 
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        "[kafka.properties]\n\"no.such.property\" = \"1\"\n",
-    )
-    .unwrap();
+    let config = support::kafka_properties(&[("no.such.property", "1")]);
     let mut relay = support::start_relay(
         &pg,
         &[

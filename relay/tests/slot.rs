@@ -69,12 +69,7 @@ async fn status_counts_what_waits_behind_a_stopped_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidated_slot_stops_the_relay_with_the_recovery_steps() {
     let pg = harness::Postgres::start_with_settings(&["max_slot_wal_keep_size=1MB"]).unwrap();
-    pg.client()
-        .await
-        .unwrap()
-        .batch_execute(include_str!("../sql/outbox.sql"))
-        .await
-        .unwrap();
+    support::create_outbox(&pg).await;
     let target = Target::new(&["--sink", "stdout"]);
     let mut relay = target.relay(&pg, &[]);
     support::stop_relay(&mut relay);

@@ -11,13 +11,20 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 async fn tls_database() -> harness::Postgres {
     let pg = harness::Postgres::start_with_tls().unwrap();
-    pg.client()
+    support::create_outbox(&pg).await;
+    pg
+}
+
+/// Whether every replication session on the server runs over TLS.
+async fn replication_is_encrypted(client: &tokio_postgres::Client) -> bool {
+    client
+        .query_one(
+            "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_replication USING (pid)",
+            &[],
+        )
         .await
         .unwrap()
-        .batch_execute(include_str!("../sql/outbox.sql"))
-        .await
-        .unwrap();
-    pg
+        .get(0)
 }
 
 fn relay_with_url(url: &str) -> harness::Process {
@@ -64,15 +71,10 @@ async fn streams_over_verified_tls() {
         .unwrap();
     let received = reader.collect_until(DEADLINE, |r| !r.is_empty()).await;
     assert_eq!(received[0].headers["type"], "OrderConfirmed");
-    let encrypted: bool = client
-        .query_one(
-            "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_replication USING (pid)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(encrypted, "the replication session runs over TLS");
+    assert!(
+        replication_is_encrypted(&client).await,
+        "the replication session runs over TLS"
+    );
     support::stop_relay(&mut relay);
 }
 
@@ -120,16 +122,5 @@ async fn require_encrypts_without_a_root_certificate() {
     let pg = tls_database().await;
     let relay = relay_with_url(&format!("{}?sslmode=require", pg.url()));
     support::scenarios::wait_streaming(&relay);
-    let encrypted: bool = pg
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_replication USING (pid)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(encrypted);
+    assert!(replication_is_encrypted(&pg.client().await.unwrap()).await);
 }

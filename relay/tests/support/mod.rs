@@ -14,18 +14,29 @@ use harness::{Postgres, Process};
 /// A throwaway cluster with `wal_level=logical` and the default outbox table.
 pub async fn outbox_database() -> Postgres {
     let pg = Postgres::start().expect("PostgreSQL starts");
-    let ddl = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .arg("ddl")
-        .output()
-        .expect("ddl runs");
-    assert!(ddl.status.success());
+    create_outbox(&pg).await;
+    pg
+}
+
+/// Creates the default outbox table with the shipped DDL (which `ddl` prints, as a test checks).
+pub async fn create_outbox(pg: &Postgres) {
     pg.client()
         .await
         .unwrap()
-        .batch_execute(std::str::from_utf8(&ddl.stdout).unwrap())
+        .batch_execute(include_str!("../../sql/outbox.sql"))
         .await
         .unwrap();
-    pg
+}
+
+/// A configuration file setting librdkafka `properties`, for `--config`.
+pub fn kafka_properties(properties: &[(&str, &str)]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let lines: String = properties
+        .iter()
+        .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
+        .collect();
+    std::fs::write(file.path(), format!("[kafka.properties]\n{lines}")).unwrap();
+    file
 }
 
 pub use harness::unique;
