@@ -8,9 +8,6 @@ use std::time::{Duration, Instant};
 
 use outbox_relay::sink::kafka::{connect, KafkaConfig};
 use outbox_relay::sink::SinkError;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sink_common::{assert_delivered_in_order, events, publish_all, unique, Received};
 
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,52 +22,11 @@ fn config(brokers: String) -> KafkaConfig {
     }
 }
 
-/// Reads `count` messages from every partition of `topics`, by assignment: joining a consumer group
-/// takes seconds on Tansu and is not what is under test.
+/// Reads `count` messages from every partition of `topics`, with the harness's reader.
 async fn receive(brokers: &str, topics: &[String], count: usize) -> Vec<Received> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("test.kafka.reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap();
-        for partition in metadata.topics()[0].partitions() {
-            assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
-                .unwrap();
-        }
-    }
-    consumer.assign(&assignment).unwrap();
-
-    let deadline = Instant::now() + RECEIVE_TIMEOUT;
-    let mut received = Vec::new();
-    while received.len() < count {
-        let message = tokio::time::timeout_at(deadline.into(), consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", received.len()))
-            .unwrap();
-        let headers = message.headers().expect("headers");
-        received.push(Received {
-            destination: message.topic().to_owned(),
-            key: String::from_utf8(message.key().unwrap().to_vec()).unwrap(),
-            payload: String::from_utf8(message.payload().unwrap().to_vec()).unwrap(),
-            headers: headers
-                .iter()
-                .map(|header| {
-                    (
-                        header.key.to_owned(),
-                        String::from_utf8(header.value.unwrap().to_vec()).unwrap(),
-                    )
-                })
-                .collect(),
-        });
-    }
-    received
+    harness::Reader::kafka(brokers, topics)
+        .collect_until(RECEIVE_TIMEOUT, |r| r.len() >= count)
+        .await
 }
 
 #[tokio::test]

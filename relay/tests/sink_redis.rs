@@ -2,45 +2,15 @@
 
 mod sink_common;
 
-use std::collections::BTreeMap;
-
 use outbox_relay::sink::redis::{connect, RedisConfig};
 use outbox_relay::sink::SinkError;
-use redis::streams::StreamRangeReply;
 use sink_common::{assert_delivered_in_order, events, publish_all, unique, Received};
 
-async fn read_stream(url: &str, stream: &str) -> Vec<Received> {
-    let client = redis::Client::open(url).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let reply: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut connection)
+/// Everything in `streams`, read with the harness's reader.
+async fn read_streams(url: &str, streams: &[String]) -> Vec<Received> {
+    harness::Reader::redis(url, streams)
+        .collect_until(std::time::Duration::from_secs(10), |_| true)
         .await
-        .unwrap();
-    reply
-        .ids
-        .iter()
-        .map(|entry| {
-            let field = |name: &str| {
-                entry
-                    .get::<String>(name)
-                    .unwrap_or_else(|| panic!("no field {name}"))
-            };
-            let mut headers: BTreeMap<String, String> =
-                serde_json::from_str(&field("headers")).unwrap();
-            for name in ["id", "type", "aggregatetype", "aggregateid"] {
-                headers.insert(name.to_owned(), field(name));
-            }
-            Received {
-                destination: stream.to_owned(),
-                key: field("aggregateid"),
-                payload: field("payload"),
-                headers,
-            }
-        })
-        .collect()
 }
 
 async fn delete(url: &str, keys: &[String]) {
@@ -67,8 +37,7 @@ async fn redis_delivers_overlapping_batches_in_order_per_key() {
 
     publish_all(&mut sink, sent.clone(), 25, 4).await.unwrap();
 
-    let mut received = read_stream(&url, &streams[0]).await;
-    received.extend(read_stream(&url, &streams[1]).await);
+    let received = read_streams(&url, &streams).await;
     delete(&url, &streams).await;
     // Order is checked per key, and each key lives in one stream, so concatenating streams is fine.
     assert_delivered_in_order(&sent, &received);
@@ -94,7 +63,9 @@ async fn redis_trims_streams_to_about_maxlen() {
     .await
     .unwrap();
 
-    let length = read_stream(&url, &stream).await.len();
+    let length = read_streams(&url, std::slice::from_ref(&stream))
+        .await
+        .len();
     delete(&url, std::slice::from_ref(&stream)).await;
     // `MAXLEN ~` trims whole radix-tree nodes (100 entries by default), so it may keep a few more.
     assert!(

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+pub use harness::Received;
 use outbox_relay::event::{Event, Routed};
 use outbox_relay::lsn::Lsn;
 use outbox_relay::sink::{Delivery, Sink, SinkError};
@@ -59,15 +60,6 @@ pub async fn publish_all(
         delivery.await?;
     }
     Ok(started.elapsed())
-}
-
-/// One message as a consumer saw it.
-#[derive(Debug)]
-pub struct Received {
-    pub destination: String,
-    pub key: String,
-    pub payload: String,
-    pub headers: BTreeMap<String, String>,
 }
 
 /// Every sent event arrived exactly once, at its destination, with its identity and row headers,
