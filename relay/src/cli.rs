@@ -97,6 +97,10 @@ pub struct RunArgs {
     /// Kafka bootstrap servers, comma-separated [default: 127.0.0.1:9092].
     #[arg(long, value_name = "HOST:PORT,...")]
     pub kafka_brokers: Option<String>,
+    /// Any librdkafka property, e.g. `security.protocol=SASL_SSL` or `ssl.ca.location=/etc/ca.pem`;
+    /// repeatable, and merged over `[kafka.properties]`.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub kafka_properties: Vec<(String, String)>,
     /// RabbitMQ URL [default: amqp://guest:guest@127.0.0.1:5672/%2f].
     #[arg(long, value_name = "URL")]
     pub rabbitmq_url: Option<String>,
@@ -161,6 +165,15 @@ impl RunArgs {
             &["kafka", "brokers"],
             self.kafka_brokers.as_ref().map(|v| json!(v)),
         );
+        let properties: Map<String, Value> = self
+            .kafka_properties
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        put(
+            &["kafka", "properties"],
+            (!properties.is_empty()).then_some(Value::Object(properties)),
+        );
         put(
             &["rabbitmq", "url"],
             self.rabbitmq_url.as_ref().map(|v| json!(v)),
@@ -187,6 +200,13 @@ impl RunArgs {
     }
 }
 
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,13 +226,24 @@ mod tests {
             "5",
             "--metrics-addr",
             "0.0.0.0:9300",
+            "--kafka-property",
+            "security.protocol=SASL_SSL",
+            "--kafka-property",
+            "sasl.password=a=b",
         ]);
         let Command::Run(args) = cli.command else {
             panic!("parsed {:?}", cli.command)
         };
         assert_eq!(
             args.overrides(),
-            json!({"database_url": "postgres://u@h/db", "sink": "rabbitmq", "rabbitmq": {"exchange": "events"}, "pipeline": {"batch_size": 5}, "metrics_addr": "0.0.0.0:9300"})
+            json!({
+                "database_url": "postgres://u@h/db",
+                "sink": "rabbitmq",
+                "rabbitmq": {"exchange": "events"},
+                "pipeline": {"batch_size": 5},
+                "metrics_addr": "0.0.0.0:9300",
+                "kafka": {"properties": {"security.protocol": "SASL_SSL", "sasl.password": "a=b"}}
+            })
         );
     }
 

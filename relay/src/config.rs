@@ -282,6 +282,31 @@ mod tests {
     }
 
     #[test]
+    fn kafka_properties_from_flags_merge_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "database_url = \"postgres://u@h/db\"\n[kafka.properties]\n\"sasl.username\" = \"relay\"\n\"security.protocol\" = \"SSL\"\n").unwrap();
+        let config = Config::load(
+            Some(&path),
+            json!({"kafka": {"properties": {"security.protocol": "SASL_SSL"}}}),
+        )
+        .unwrap();
+        let properties: Vec<(&str, &str)> = config
+            .kafka
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            properties,
+            [
+                ("sasl.username", "relay"),
+                ("security.protocol", "SASL_SSL")
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = Config::load(
             None,
