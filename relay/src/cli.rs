@@ -61,6 +61,9 @@ pub struct ConnectionArgs {
     /// PostgreSQL URL, e.g. postgres://relay:secret@db:5432/orders.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// A file holding the PostgreSQL URL, e.g. a mounted Kubernetes secret.
+    #[arg(long, value_name = "FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<std::path::PathBuf>,
     /// Logical replication slot [default: outbox_relay_slot].
     #[arg(long)]
     pub slot: Option<String>,
@@ -142,6 +145,10 @@ impl RunArgs {
         };
         let c = &self.connection;
         put(&["database_url"], c.database_url.as_ref().map(|v| json!(v)));
+        put(
+            &["database_url_file"],
+            c.database_url_file.as_ref().map(|v| json!(v)),
+        );
         put(&["slot"], c.slot.as_ref().map(|v| json!(v)));
         put(
             &["outbox", "table"],

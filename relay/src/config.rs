@@ -3,7 +3,7 @@
 //! key that holds it.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -47,6 +47,8 @@ pub enum SinkKind {
 pub struct Config {
     /// libpq-style URL or key=value string of the database holding the outbox.
     pub database_url: String,
+    /// A file holding `database_url` instead (a mounted secret); its surrounding whitespace is ignored.
+    pub database_url_file: Option<PathBuf>,
     pub slot: String,
     pub publication: String,
     pub outbox: OutboxTable,
@@ -76,6 +78,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             database_url: String::new(),
+            database_url_file: None,
             slot: "outbox_relay_slot".into(),
             publication: "outbox_relay_pub".into(),
             outbox: OutboxTable::default(),
@@ -107,7 +110,8 @@ pub enum ConfigError {
 impl Config {
     /// Layers the sources; `overrides` holds only the flags given on the command line.
     pub fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, ConfigError> {
-        let config: Config = layers(file, overrides)?.extract().map_err(Box::new)?;
+        let mut config: Config = layers(file, overrides)?.extract().map_err(Box::new)?;
+        config.read_secret_files()?;
         config.validate()?;
         Ok(config)
     }
@@ -122,11 +126,31 @@ impl Config {
             .map_err(Box::new)?)
     }
 
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.database_url_file else {
+            return Ok(());
+        };
+        if !self.database_url.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "database_url_file",
+                reason: "set either database_url or database_url_file, not both".into(),
+            });
+        }
+        self.database_url = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Invalid {
+                key: "database_url_file",
+                reason: format!("cannot read {}: {e}", path.display()),
+            })?
+            .trim()
+            .to_owned();
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.database_url.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "database_url",
-                reason: "required: pass --database-url, set OUTBOX_RELAY_DATABASE_URL, or put it in the config file".into(),
+                reason: "required: pass --database-url or --database-url-file, set OUTBOX_RELAY_DATABASE_URL(_FILE), or put it in the config file".into(),
             });
         }
         self.database()?;
@@ -304,6 +328,29 @@ mod tests {
                 ("security.protocol", "SASL_SSL")
             ]
         );
+    }
+
+    #[test]
+    fn the_database_url_may_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("database-url");
+        std::fs::write(&secret, "postgres://relay:pw@db/orders\n").unwrap();
+        let config = Config::load(None, json!({"database_url_file": secret})).unwrap();
+        assert_eq!(config.database_url, "postgres://relay:pw@db/orders");
+        let err = Config::load(
+            None,
+            json!({"database_url_file": secret, "database_url": "postgres://x@y/z"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("database_url_file"), "{err}");
+        let err = Config::load(
+            None,
+            json!({"database_url_file": dir.path().join("missing")}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cannot read"), "{err}");
     }
 
     #[test]

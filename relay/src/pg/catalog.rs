@@ -106,14 +106,26 @@ pub async fn ensure_publication(
         .await?
         .get(0);
     if !exists {
-        client
-            .batch_execute(&format!(
-                // Via the root, so a partitioned outbox publishes its partitions' rows as its own.
-                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true)",
-                quote_ident(publication),
-                outbox.quoted_name()
-            ))
-            .await?;
+        // Via the root, so a partitioned outbox publishes its partitions' rows as its own.
+        let create = format!(
+            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true);",
+            quote_ident(publication),
+            outbox.quoted_name()
+        );
+        match client.batch_execute(&create).await {
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                return Err(CatalogError::misconfigured(
+                    format!(
+                        "cannot create publication {publication}: {}",
+                        error_chain(&e)
+                    ),
+                    format!("run this as the owner of {}: {create}", outbox.table),
+                ))
+            }
+            result => result?,
+        }
         tracing::info!(publication, table = %outbox.table, "created publication for the outbox table");
         return Ok(());
     }
