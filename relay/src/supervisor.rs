@@ -25,6 +25,9 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 /// so the slot frees almost at once and takeover takes about this long.
 const STANDBY_POLL: Duration = Duration::from_secs(1);
 
+/// How long the slot must stay busy before this relay counts itself a standby.
+const STANDBY_GRACE: Duration = Duration::from_secs(3);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error(transparent)]
@@ -59,7 +62,8 @@ pub async fn run(
         metrics.clone(),
     ));
     let _stop_monitor = AbortOnDrop(monitor);
-    let mut standby = false;
+    let mut standby_since: Option<Instant> = None;
+    let mut standing_by = false;
     loop {
         let started = Instant::now();
         let mut acked = Lsn::ZERO;
@@ -71,26 +75,33 @@ pub async fn run(
         };
         let result = session(config, &settings, &routing, &mut acked, &metrics, &shutdown).await;
         metrics.set_ready(false);
-        metrics.leader.set(0);
+        if metrics.leader.get() == 1 {
+            // This session held the slot: whatever comes next starts a new standby episode.
+            (standby_since, standing_by) = (None, false);
+            metrics.leader.set(0);
+        }
         let error = match result {
             Ok(()) => return Ok(()),
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => e,
         };
         if matches!(&error, PipelineError::Source(e) if e.is_slot_in_use()) {
-            // Whatever this relay had in flight is the new leader's now.
-            metrics.set_oldest_unconfirmed(None);
-            metrics.in_flight_events.set(0);
-            if !standby {
+            let since = *standby_since.get_or_insert_with(Instant::now);
+            // Our own last session's walsender may hold the slot for a moment after a failure;
+            // only a slot busy for longer belongs to another relay.
+            if !standing_by && since.elapsed() >= STANDBY_GRACE {
                 tracing::info!(slot = %settings.slot, "another relay streams from the slot; standing by to take over");
-                standby = true;
+                // Whatever this relay had in flight is the new leader's now.
+                metrics.set_oldest_unconfirmed(None);
+                metrics.in_flight_events.set(0);
+                standing_by = true;
             }
             tokio::select! {
                 _ = tokio::time::sleep(STANDBY_POLL) => continue,
                 _ = shutdown.cancelled() => return Ok(()),
             }
         }
-        standby = false;
+        (standby_since, standing_by) = (None, false);
         if let PipelineError::Sink(SinkError::Unacceptable {
             event_id,
             destination,

@@ -18,6 +18,10 @@ pub enum CatalogError {
     /// A problem only the operator can fix; retrying will not help.
     #[error("{problem}\n  fix: {fix}")]
     Misconfigured { problem: String, fix: String },
+    /// Another session streams from the slot; asking before START_REPLICATION spares the server an
+    /// error line per attempt of a standby.
+    #[error("replication slot {0} is in use by another session")]
+    SlotInUse(String),
 }
 
 impl CatalogError {
@@ -32,7 +36,7 @@ impl CatalogError {
                     || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
                     || *c == SqlState::INVALID_CATALOG_NAME
             ),
-            CatalogError::Query(_) => false,
+            CatalogError::Query(_) | CatalogError::SlotInUse(_) => false,
         }
     }
 
@@ -161,7 +165,8 @@ pub async fn ensure_slot(
 ) -> Result<Lsn, CatalogError> {
     let row = client
         .query_opt(
-            "SELECT plugin::text, coalesce(wal_status, ''), confirmed_flush_lsn::text, database::text = current_database()
+            "SELECT plugin::text, coalesce(wal_status, ''), confirmed_flush_lsn::text, database::text = current_database(),
+                    active
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
@@ -191,17 +196,18 @@ pub async fn ensure_slot(
                 table = %outbox.table,
                 "the outbox already holds rows, and rows committed before this new slot are not relayed; if a relay ran \
                  here before, its slot was lost (failover, dropped, never synced to a new primary): re-publish the rows \
-                 it missed, e.g. re-insert them with new ids"
+                 it missed by deleting and re-inserting each with the same id in one transaction, so consumers still dedup"
             );
         }
         return Ok(lsn);
     };
-    let (plugin, wal_status, confirmed, same_db): (
+    let (plugin, wal_status, confirmed, same_db, active): (
         Option<String>,
         String,
         Option<String>,
         Option<bool>,
-    ) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        bool,
+    ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     if plugin.as_deref() != Some("pgoutput") || same_db != Some(true) {
         return Err(CatalogError::misconfigured(
             format!("replication slot {slot} exists but is not a pgoutput slot of this database"),
@@ -220,6 +226,9 @@ pub async fn ensure_slot(
                 confirmed.as_deref().unwrap_or("its last position")
             ),
         ));
+    }
+    if active {
+        return Err(CatalogError::SlotInUse(slot.to_owned()));
     }
     confirmed
         .map(parse_lsn)

@@ -51,7 +51,12 @@ impl SourceError {
     /// Another relay streams from the slot: PostgreSQL lets one session at a time use a slot, which
     /// makes every other relay on the same slot a standby.
     pub fn is_slot_in_use(&self) -> bool {
-        matches!(self, SourceError::Replication(ReplicationError::Server(e)) if e.code == "55006")
+        match self {
+            SourceError::Catalog(CatalogError::SlotInUse(_)) => true,
+            // The slot was taken between the catalog check and START_REPLICATION.
+            SourceError::Replication(ReplicationError::Server(e)) => e.code == "55006",
+            _ => false,
+        }
     }
 
     pub fn is_fatal(&self) -> bool {
