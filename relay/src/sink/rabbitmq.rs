@@ -57,6 +57,14 @@ pub async fn connect(config: &RabbitMqConfig) -> Result<RabbitMqSink, SinkError>
         endpoint: redact_url(&config.url),
         reason,
     };
+    // Built without a TLS backend, the AMQP client would open `amqps://` as plain TCP and send the
+    // credentials in clear; refuse it instead.
+    if config.url.starts_with("amqps://") {
+        return Err(SinkError::Misconfigured {
+            sink: NAME,
+            reason: "amqps:// (TLS) is not supported by this build; use amqp:// on a trusted network or a TLS-terminating proxy".into(),
+        });
+    }
     let exchange = ShortString::try_new(config.exchange.as_str())
         .map_err(|e| connect_error(format!("exchange name: {e}")))?;
     let setup = async {

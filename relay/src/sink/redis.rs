@@ -26,7 +26,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// e.g. `redis://127.0.0.1:6379/0` or `rediss://user:password@host/`.
+    /// e.g. `redis://127.0.0.1:6379/0` or `redis://user:password@host/` (no TLS in this build).
     pub url: String,
     /// Trim each stream to about this many entries (`MAXLEN ~ n`); unbounded when absent.
     pub maxlen: Option<usize>,
@@ -44,6 +44,12 @@ pub async fn connect(config: &RedisConfig) -> Result<RedisSink, SinkError> {
         endpoint: redact_url(&config.url),
         reason: e.to_string(),
     };
+    if config.url.starts_with("rediss://") {
+        return Err(SinkError::Misconfigured {
+            sink: NAME,
+            reason: "rediss:// (TLS) is not supported by this build; use redis:// on a trusted network or a TLS-terminating proxy".into(),
+        });
+    }
     let client = redis::Client::open(config.url.as_str()).map_err(connect_error)?;
     let options = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
