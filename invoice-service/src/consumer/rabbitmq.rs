@@ -49,6 +49,13 @@ pub async fn connect(messaging: &Messaging) -> Result<RabbitMqConsumer, Consumer
     let name = |what: &str, value: &str| {
         ShortString::try_new(value).map_err(|e| connect_error(format!("{what}: {e}")))
     };
+    // Without a TLS backend the AMQP client would open `amqps://` as plain TCP, credentials in clear.
+    if settings.url.starts_with("amqps://") {
+        return Err(connect_error(
+            "amqps:// (TLS) is not supported by this build; use amqp:// on a trusted network"
+                .into(),
+        ));
+    }
     let exchange = name("exchange", &settings.exchange)?;
     let queue = name("queue", &settings.queue)?;
     let routing_key = name("destination", &messaging.destination)?;
