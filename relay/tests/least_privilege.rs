@@ -105,3 +105,33 @@ async fn a_role_that_may_not_create_the_publication_is_told_the_sql() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_schema_privilege_stops_the_relay_and_names_it() {
+    let pg = harness::Postgres::start().unwrap();
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE SCHEMA sales;
+             CREATE TABLE sales.outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb);
+             CREATE ROLE relay LOGIN REPLICATION;
+             CREATE PUBLICATION outbox_relay_pub FOR TABLE sales.outbox WITH (publish = 'insert');",
+        )
+        .await
+        .unwrap();
+    let (mut relay, _secret) = relay_as(
+        &pg.url().replace("postgres@", "relay@"),
+        &["--sink", "stdout", "--table", "sales.outbox"],
+    );
+    let status = relay
+        .wait_timeout(DEADLINE)
+        .unwrap()
+        .expect("no retry can grant a privilege");
+    assert!(!status.success());
+    assert!(
+        relay.log().contains("permission denied for schema sales"),
+        "{}",
+        relay.log()
+    );
+}

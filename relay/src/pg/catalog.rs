@@ -36,7 +36,9 @@ impl CatalogError {
                     || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
                     || *c == SqlState::INVALID_CATALOG_NAME
             ),
-            CatalogError::Query(_) | CatalogError::SlotInUse(_) => false,
+            // A missing privilege (e.g. USAGE on the outbox's schema) waits for an administrator.
+            CatalogError::Query(e) => e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            CatalogError::SlotInUse(_) => false,
         }
     }
 
