@@ -261,14 +261,7 @@ async fn limits_on_lines_and_currency_precision() {
 async fn malformed_json_is_400() {
     let app = App::start().await;
     for body in ["{", "{\"customerId\": }", "", "nul", "{\"a\":1}}"] {
-        let response = app
-            .http
-            .post(app.url("/orders"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = app.post_raw_json("/orders", body).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body:?}");
         assert_eq!(
             response.headers()["content-type"],

@@ -58,18 +58,12 @@ struct Outcome {
 }
 
 async fn post(app: &App, body: Vec<u8>) -> Outcome {
-    let before =
-        app.count("outbox").await + app.count("orders").await + app.count("order_lines").await;
-    let response = app
-        .http
-        .post(app.url("/orders"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let after =
-        app.count("outbox").await + app.count("orders").await + app.count("order_lines").await;
+    let rows = || async {
+        app.count("outbox").await + app.count("orders").await + app.count("order_lines").await
+    };
+    let before = rows().await;
+    let response = app.post_raw_json("/orders", body).await;
+    let after = rows().await;
     Outcome {
         status: response.status().as_u16(),
         written: after != before,

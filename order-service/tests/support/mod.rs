@@ -69,6 +69,17 @@ impl App {
             .unwrap()
     }
 
+    /// Sends `body` as it is, declared as JSON: for bodies `post_json` could not produce.
+    pub async fn post_raw_json(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, path: &str) -> Response {
         self.http.post(self.url(path)).send().await.unwrap()
     }
