@@ -27,6 +27,19 @@ async fn replication_is_encrypted(client: &tokio_postgres::Client) -> bool {
         .get(0)
 }
 
+/// The relay logs why it cannot connect (`reason` appears in its log) and never streams.
+fn assert_refused(relay: &harness::Process, reason: &str) {
+    harness::wait_until(DEADLINE, "the relay to refuse the connection", || {
+        relay.log().contains(reason)
+    })
+    .unwrap();
+    assert!(
+        !relay.log().contains("streaming the outbox"),
+        "{}",
+        relay.log()
+    );
+}
+
 fn relay_with_url(url: &str) -> harness::Process {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
     // Relays run side by side here: each serves its metrics on a port of its own.
@@ -90,30 +103,15 @@ async fn verify_full_refuses_a_server_it_cannot_trust() {
         pg.port(),
         other_ca.path().display()
     );
-    let relay = relay_with_url(&url);
-    harness::wait_until(DEADLINE, "a refused certificate", || {
-        relay.log().contains("certificate")
-    })
-    .unwrap();
-    assert!(
-        !relay.log().contains("streaming the outbox"),
-        "{}",
-        relay.log()
-    );
+    assert_refused(&relay_with_url(&url), "certificate");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_refuses_a_server_without_tls() {
     let pg = support::outbox_database().await;
-    let relay = relay_with_url(&format!("{}?sslmode=require", pg.url()));
-    harness::wait_until(DEADLINE, "a refusal to go unencrypted", || {
-        relay.log().contains("TLS")
-    })
-    .unwrap();
-    assert!(
-        !relay.log().contains("streaming the outbox"),
-        "{}",
-        relay.log()
+    assert_refused(
+        &relay_with_url(&format!("{}?sslmode=require", pg.url())),
+        "TLS",
     );
 }
 
