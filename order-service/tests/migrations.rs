@@ -24,7 +24,7 @@ async fn schema_of(client: &tokio_postgres::Client) -> Vec<(String, String, Stri
 async fn running_twice_is_a_no_op() {
     let postgres = harness::Postgres::start().unwrap();
     let mut client = postgres.client().await.unwrap();
-    assert_eq!(store::migrate(&mut client).await.unwrap(), [1, 2]);
+    assert_eq!(store::migrate(&mut client).await.unwrap(), [1, 2, 3]);
     let schema = schema_of(&client).await;
     assert!(schema.iter().any(|(table, ..)| table == "outbox"));
     assert!(schema.iter().any(|(table, ..)| table == "order_lines"));
@@ -40,7 +40,11 @@ async fn running_twice_is_a_no_op() {
         .collect();
     assert_eq!(
         recorded,
-        [(1, "orders".to_owned()), (2, "outbox".to_owned())]
+        [
+            (1, "orders".to_owned()),
+            (2, "outbox".to_owned()),
+            (3, "outbox_polling".to_owned())
+        ]
     );
 
     assert!(store::migrate(&mut client).await.unwrap().is_empty());
@@ -50,7 +54,7 @@ async fn running_twice_is_a_no_op() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 2);
+    assert_eq!(count, 3);
 }
 
 #[tokio::test]
@@ -61,7 +65,7 @@ async fn concurrent_runs_apply_each_migration_once() {
     let (first, second) = tokio::join!(store::migrate(&mut a), store::migrate(&mut b));
     let mut applied = [first.unwrap(), second.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2]]);
+    assert_eq!(applied, [vec![], vec![1, 2, 3]]);
 }
 
 #[tokio::test]
@@ -115,18 +119,26 @@ async fn a_failing_migration_leaves_the_schema_as_it_was() {
     assert!(schema_of(&client).await.is_empty());
 }
 
-/// The relay's DDL in relay/sql/outbox.sql is the wire contract for the outbox table; the migration
-/// carries a copy (after its comment lines) so this crate builds on its own.
+/// The relay's DDL in relay/sql/ is the wire contract for the outbox table; the migrations carry
+/// copies (after their comment lines) so this crate builds on its own.
 #[test]
-fn the_outbox_migration_is_the_relays_ddl() {
-    let relay =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../relay/sql/outbox.sql"))
-            .unwrap();
-    let migration = MIGRATIONS.iter().find(|m| m.name == "outbox").unwrap().sql;
-    let ddl: String = migration
-        .lines()
-        .skip_while(|line| line.starts_with("--"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    assert_eq!(ddl, relay);
+fn the_outbox_migrations_are_the_relays_ddl() {
+    for (name, file) in [
+        ("outbox", "outbox.sql"),
+        ("outbox_polling", "outbox_polling.sql"),
+    ] {
+        let relay = fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../relay/sql")
+                .join(file),
+        )
+        .unwrap();
+        let migration = MIGRATIONS.iter().find(|m| m.name == name).unwrap().sql;
+        let ddl: String = migration
+            .lines()
+            .skip_while(|line| line.starts_with("--"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_eq!(ddl, relay, "{file}");
+    }
 }

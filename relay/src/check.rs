@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
+use crate::cleanup::CleanupMode;
 use crate::config::Config;
 use crate::outbox::quote_ident;
-use crate::pg::{catalog, error_chain};
+use crate::pg::catalog::{self, CatalogError};
 use crate::sink;
+use crate::source::mode::{self, Mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -79,7 +81,7 @@ pub async fn run(config: &Config) -> Vec<Finding> {
                 if let Err(error) = database_checks(&client, config, &mut findings).await {
                     findings.push(Finding::fail(
                         "database",
-                        error_chain(&error),
+                        error.to_string(),
                         "see the error",
                     ));
                 }
@@ -94,7 +96,37 @@ async fn database_checks(
     client: &Client,
     config: &Config,
     findings: &mut Vec<Finding>,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), CatalogError> {
+    let polling = match config.mode {
+        Mode::Logical => false,
+        Mode::Polling => true,
+        Mode::Auto => {
+            let blocker = mode::logical_blocker(client, &config.slot).await?;
+            findings.push(match &blocker {
+                None => Finding::ok("mode", "auto: logical replication"),
+                Some(reason) => Finding::warn(
+                    "mode",
+                    format!("auto: polling the table, because {reason}"),
+                    "nothing if polling suits you; for logical replication, run `check --mode logical` and follow its fixes",
+                ),
+            });
+            blocker.is_some()
+        }
+    };
+    outbox_table_check(client, config, findings).await?;
+    if polling {
+        polling_checks(client, config, findings).await
+    } else {
+        logical_checks(client, config, findings).await
+    }
+}
+
+/// Replication prerequisites: wal_level, the role, the publication, the slot, the WAL guard.
+async fn logical_checks(
+    client: &Client,
+    config: &Config,
+    findings: &mut Vec<Finding>,
+) -> Result<(), CatalogError> {
     let wal_level: String = client.query_one("SHOW wal_level", &[]).await?.get(0);
     findings.push(if wal_level == "logical" {
         Finding::ok("wal_level", "logical")
@@ -128,36 +160,6 @@ async fn database_checks(
 
     let outbox = &config.outbox;
     let (schema, table) = outbox.qualified_name();
-    // pg_attribute rather than information_schema, which hides tables the role cannot read.
-    let columns: Vec<String> = client
-        .query(
-            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
-            &[&outbox.quoted_name()],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    findings.push(if columns.is_empty() {
-        Finding::fail(
-            "outbox table",
-            format!("{} does not exist", outbox.table),
-            "create it with the SQL from `outbox-relay ddl`, or set --table",
-        )
-    } else {
-        match outbox.layout(&columns) {
-            Ok(_) => Finding::ok(
-                "outbox table",
-                format!("{} has the configured columns", outbox.table),
-            ),
-            Err(missing) => Finding::fail(
-                "outbox table",
-                format!("{} lacks {:?}", outbox.table, missing.missing),
-                "add the columns (see `outbox-relay ddl`) or map existing ones in [outbox.columns]",
-            ),
-        }
-    });
-
     let publication = &config.publication;
     let row = client
         .query_one(
@@ -286,6 +288,143 @@ async fn database_checks(
         )
     } else {
         Finding::ok("max_slot_wal_keep_size", keep)
+    });
+    Ok(())
+}
+
+/// The outbox table and its event columns, which both modes read.
+async fn outbox_table_check(
+    client: &Client,
+    config: &Config,
+    findings: &mut Vec<Finding>,
+) -> Result<(), CatalogError> {
+    let outbox = &config.outbox;
+    let columns = table_columns(client, config).await?;
+    findings.push(if columns.is_empty() {
+        Finding::fail(
+            "outbox table",
+            format!("{} does not exist", outbox.table),
+            "create it with the SQL from `outbox-relay ddl`, or set --table",
+        )
+    } else {
+        match outbox.layout(&columns) {
+            Ok(_) => Finding::ok(
+                "outbox table",
+                format!("{} has the configured columns", outbox.table),
+            ),
+            Err(missing) => Finding::fail(
+                "outbox table",
+                format!("{} lacks {:?}", outbox.table, missing.missing),
+                "add the columns (see `outbox-relay ddl`) or map existing ones in [outbox.columns]",
+            ),
+        }
+    });
+    Ok(())
+}
+
+/// pg_attribute rather than information_schema, which hides tables the role cannot read.
+async fn table_columns(client: &Client, config: &Config) -> Result<Vec<String>, CatalogError> {
+    Ok(client
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+            &[&config.outbox.quoted_name()],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+/// Polling prerequisites: the ordering and marking columns, the privileges to claim and settle
+/// rows, and the trigger that wakes the relay on inserts.
+async fn polling_checks(
+    client: &Client,
+    config: &Config,
+    findings: &mut Vec<Finding>,
+) -> Result<(), CatalogError> {
+    let outbox = &config.outbox;
+    let columns = table_columns(client, config).await?;
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let c = &outbox.columns;
+    let missing: Vec<&String> = [&c.sequence, &c.published_at]
+        .into_iter()
+        .filter(|n| !columns.contains(n))
+        .collect();
+    findings.push(if missing.is_empty() {
+        Finding::ok(
+            "polling columns",
+            format!("{} orders rows, {} marks them", c.sequence, c.published_at),
+        )
+    } else {
+        Finding::fail(
+            "polling columns",
+            format!("{} lacks {missing:?}", outbox.table),
+            format!(
+                "as the table's owner: {}",
+                outbox.polling_columns_ddl().trim_end()
+            ),
+        )
+    });
+    let mut needed = vec!["SELECT", "UPDATE"];
+    if config.cleanup == CleanupMode::Delete {
+        needed.push("DELETE");
+    }
+    let row = client
+        .query_one(
+            "SELECT current_user::text,
+                    has_table_privilege($1, 'SELECT'), has_table_privilege($1, 'UPDATE'), has_table_privilege($1, 'DELETE'),
+                    EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = 'outbox_relay_notify'),
+                    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                      OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = $1::text::regclass), 'USAGE')",
+            &[&outbox.quoted_name()],
+        )
+        .await?;
+    let user: String = row.get(0);
+    let granted = [row.get::<_, bool>(1), row.get(2), row.get(3)];
+    let lacking: Vec<&str> = needed
+        .iter()
+        .zip(granted)
+        .filter(|(_, has)| !has)
+        .map(|(p, _)| *p)
+        .collect();
+    findings.push(if lacking.is_empty() {
+        Finding::ok(
+            "table privileges",
+            format!("role {user} may {}", needed.join(", ")),
+        )
+    } else {
+        Finding::fail(
+            "table privileges",
+            format!("role {user} lacks {}", lacking.join(", ")),
+            format!(
+                "GRANT {} ON {} TO {};",
+                lacking.join(", "),
+                outbox.quoted_name(),
+                quote_ident(&user)
+            ),
+        )
+    });
+    let (trigger, owner): (bool, Option<bool>) = (row.get(4), row.get(5));
+    findings.push(if trigger {
+        Finding::ok("notify trigger", "present: inserts wake the relay")
+    } else if config.polling.install_trigger && owner == Some(true) {
+        Finding::ok("notify trigger", "missing; the relay installs it at start")
+    } else {
+        Finding::warn(
+            "notify trigger",
+            format!(
+                "missing: the relay polls every {:?}",
+                config.polling.interval
+            ),
+            format!(
+                "as the table's owner: {}",
+                outbox
+                    .notify_trigger_ddl(&config.polling.channel)
+                    .replace('\n', " ")
+            ),
+        )
     });
     Ok(())
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cleanup::CleanupMode;
 use crate::config::SinkKind;
+use crate::source::mode::Mode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,9 +49,9 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Check every prerequisite (database settings, privileges, table, publication, slot, broker) and print how to fix what fails.
     Check(Box<RunArgs>),
-    /// Print the slot's confirmed position, its lag, and the events waiting behind it.
+    /// Print the slot's confirmed position, its lag, and the events waiting behind it (polling: the unpublished rows).
     Status(Box<RunArgs>),
-    /// Print the SQL that creates the outbox table with the configured names.
+    /// Print the SQL that creates the outbox table with the configured names, polling's columns included.
     Ddl(TableArgs),
     /// Drop the relay's replication slot, e.g. when removing a relay for good (an unused slot keeps WAL forever).
     DropSlot(ConnectionArgs),
@@ -85,6 +86,13 @@ pub struct RunArgs {
     /// Broker to publish to [default: kafka].
     #[arg(long, value_enum)]
     pub sink: Option<SinkKind>,
+    /// Where events come from: logical replication, polling the table, or auto (logical when the
+    /// database allows it) [default: auto].
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Polling: how often to look for rows when no notification arrives, e.g. 500ms [default: 1s].
+    #[arg(long, value_name = "DURATION")]
+    pub poll_interval: Option<String>,
     /// Delete outbox rows once the broker confirmed them, or keep them [default: keep].
     #[arg(long, value_enum)]
     pub cleanup: Option<CleanupMode>,
@@ -155,6 +163,11 @@ impl RunArgs {
             self.table.table.as_ref().map(|v| json!(v)),
         );
         put(&["sink"], self.sink.map(|v| json!(v)));
+        put(&["mode"], self.mode.map(|v| json!(v)));
+        put(
+            &["polling", "interval"],
+            self.poll_interval.as_ref().map(|v| json!(v)),
+        );
         put(&["cleanup"], self.cleanup.map(|v| json!(v)));
         put(
             &["publication"],

@@ -20,6 +20,8 @@ use crate::sink::kafka::KafkaConfig;
 use crate::sink::rabbitmq::RabbitMqConfig;
 use crate::sink::redis::RedisConfig;
 use crate::source::logical::LogicalSettings;
+use crate::source::mode::Mode;
+use crate::source::polling::PollingSettings;
 
 pub const ENV_PREFIX: &str = "OUTBOX_RELAY_";
 
@@ -45,6 +47,8 @@ pub enum SinkKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `logical`, `polling`, or `auto`: logical when the database allows it, polling otherwise.
+    pub mode: Mode,
     /// libpq-style URL or key=value string of the database holding the outbox.
     pub database_url: String,
     /// A file holding `database_url` instead (a mounted secret); its surrounding whitespace is ignored.
@@ -64,6 +68,7 @@ pub struct Config {
     pub rabbitmq: RabbitMqConfig,
     pub redis: RedisConfig,
     pub pipeline: PipelineSettings,
+    pub polling: PollingConfig,
     pub backoff: BackoffSettings,
     /// Where `/metrics`, `/health/live` and `/health/ready` are served.
     pub metrics_addr: SocketAddr,
@@ -77,6 +82,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            mode: Mode::Auto,
             database_url: String::new(),
             database_url_file: None,
             slot: "outbox_relay_slot".into(),
@@ -90,10 +96,37 @@ impl Default for Config {
             rabbitmq: RabbitMqConfig::default(),
             redis: RedisConfig::default(),
             pipeline: PipelineSettings::default(),
+            polling: PollingConfig::default(),
             backoff: BackoffSettings::default(),
             shutdown_grace: Duration::from_secs(30),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9187)),
             slot_lag_warning_bytes: 1 << 30,
+        }
+    }
+}
+
+/// The polling source's settings (`[polling]`); claims are `pipeline.batch_size` rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollingConfig {
+    /// How often to look for rows when no notification arrives.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Claims in flight at once, each a transaction on a connection of its own.
+    pub claims_in_flight: usize,
+    /// The `LISTEN` channel the insert trigger notifies.
+    pub channel: String,
+    /// Install that trigger when missing (needs ownership of the table; without it, the interval).
+    pub install_trigger: bool,
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        PollingConfig {
+            interval: Duration::from_secs(1),
+            claims_in_flight: 4,
+            channel: "outbox_relay".into(),
+            install_trigger: true,
         }
     }
 }
@@ -165,6 +198,12 @@ impl Config {
                     .into(),
             });
         }
+        if self.polling.claims_in_flight == 0 || self.polling.interval.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "polling",
+                reason: "claims_in_flight and interval must be greater than zero".into(),
+            });
+        }
         for (key, name) in [("slot", &self.slot), ("publication", &self.publication)] {
             let valid = !name.is_empty()
                 && name.len() <= 63
@@ -187,6 +226,19 @@ impl Config {
         Database::parse(&self.database_url).map_err(|e| ConfigError::Invalid {
             key: "database_url",
             reason: e.to_string(),
+        })
+    }
+
+    pub fn polling(&self) -> Result<PollingSettings, ConfigError> {
+        Ok(PollingSettings {
+            database: self.database()?,
+            outbox: self.outbox.clone(),
+            cleanup: self.cleanup,
+            claim_size: self.pipeline.batch_size,
+            claims_in_flight: self.polling.claims_in_flight,
+            interval: self.polling.interval,
+            channel: self.polling.channel.clone(),
+            install_trigger: self.polling.install_trigger,
         })
     }
 

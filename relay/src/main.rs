@@ -104,7 +104,7 @@ async fn run(config: Config) -> ExitCode {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let grace = config.shutdown_grace;
     let sink = format!("{:?}", config.sink).to_lowercase();
-    let metrics = Arc::new(Metrics::new(&sink, "logical"));
+    let metrics = Arc::new(Metrics::new(&sink));
     match http::serve(config.metrics_addr, metrics.clone()).await {
         Ok(addr) => tracing::info!(%addr, "serving /metrics, /health/live and /health/ready"),
         Err(error) => {

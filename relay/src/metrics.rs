@@ -26,6 +26,7 @@ pub struct Metrics {
     acknowledged_lsn: IntGauge,
     ready_gauge: IntGauge,
     pub leader: IntGauge,
+    mode: IntGaugeVec,
     /// Commit time of the oldest event not yet confirmed by the broker; kept across failed
     /// sessions, so the lag keeps growing while the broker is down.
     oldest_unconfirmed: Mutex<Option<SystemTime>>,
@@ -40,7 +41,7 @@ pub enum FailureKind {
 }
 
 impl Metrics {
-    pub fn new(sink: &str, mode: &str) -> Metrics {
+    pub fn new(sink: &str) -> Metrics {
         let registry =
             Registry::new_custom(Some("outbox_relay".into()), None).expect("a valid prefix");
         let seconds_buckets = vec![
@@ -95,24 +96,23 @@ impl Metrics {
             .expect("valid metric"),
             ready_gauge: IntGauge::new("ready", "1 while connected to both the database and the broker.")
                 .expect("valid metric"),
+            mode: IntGaugeVec::new(
+                Opts::new(
+                    "mode",
+                    "1 for the source in use: logical (replication) or polling (the table).",
+                ),
+                &["mode"],
+            )
+            .expect("valid metric"),
             leader: IntGauge::new(
                 "leader",
-                "1 while this relay holds the replication slot; other relays on the slot wait as standbys.",
+                "1 while this relay is active (holds the replication slot or the polling lock); other relays wait as standbys.",
             )
             .expect("valid metric"),
             registry,
             oldest_unconfirmed: Mutex::new(None),
             ready: AtomicBool::new(false),
         };
-        let mode_gauge = IntGaugeVec::new(
-            Opts::new(
-                "mode",
-                "The source in use (logical replication; polling is planned).",
-            ),
-            &["mode"],
-        )
-        .expect("valid metric");
-        mode_gauge.with_label_values(&[mode]).set(1);
         let build = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -137,7 +137,7 @@ impl Metrics {
             Box::new(metrics.acknowledged_lsn.clone()),
             Box::new(metrics.ready_gauge.clone()),
             Box::new(metrics.leader.clone()),
-            Box::new(mode_gauge),
+            Box::new(metrics.mode.clone()),
             Box::new(build),
         ];
         for collector in collectors {
@@ -206,6 +206,12 @@ impl Metrics {
         self.batch_size.observe(events as f64);
     }
 
+    /// Shows the source in use; `auto` resolves once the database has been asked.
+    pub fn set_mode(&self, mode: &str) {
+        self.mode.reset();
+        self.mode.with_label_values(&[mode]).set(1);
+    }
+
     pub fn acknowledged(&self, lsn: Lsn) {
         self.acknowledged_lsn.set(lsn.0 as i64);
     }
@@ -219,7 +225,8 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text_with_lag_from_the_oldest_unconfirmed_event() {
-        let metrics = Metrics::new("kafka", "logical");
+        let metrics = Metrics::new("kafka");
+        metrics.set_mode("logical");
         metrics.published("kafka", "outbox.event.order", 3);
         metrics.set_oldest_unconfirmed(Some(SystemTime::now() - Duration::from_secs(5)));
         let text = metrics.render();

@@ -30,6 +30,10 @@ pub struct Columns {
     pub headers: String,
     /// Optional column.
     pub created_at: String,
+    /// Polling only: an identity column that orders rows by insertion.
+    pub sequence: String,
+    /// Polling only: when the row was relayed; `NULL` until then.
+    pub published_at: String,
 }
 
 impl Default for OutboxTable {
@@ -51,6 +55,8 @@ impl Default for Columns {
             payload: "payload".into(),
             headers: "headers".into(),
             created_at: "created_at".into(),
+            sequence: "seq".into(),
+            published_at: "published_at".into(),
         }
     }
 }
@@ -69,11 +75,11 @@ impl OutboxTable {
         format!("{}.{}", quote_ident(schema), quote_ident(table))
     }
 
-    /// The DDL that creates the table with this layout.
+    /// The DDL that creates the table with this layout, then what polling adds to it.
     pub fn ddl(&self) -> String {
         let c = &self.columns;
         format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\n    {id} uuid PRIMARY KEY,\n    {at} text NOT NULL,\n    {ai} text NOT NULL,\n    {ty} text NOT NULL,\n    {payload} jsonb NOT NULL,\n    {headers} jsonb,\n    {created} timestamptz NOT NULL DEFAULT now()\n);\n",
+            "CREATE TABLE IF NOT EXISTS {table} (\n    {id} uuid PRIMARY KEY,\n    {at} text NOT NULL,\n    {ai} text NOT NULL,\n    {ty} text NOT NULL,\n    {payload} jsonb NOT NULL,\n    {headers} jsonb,\n    {created} timestamptz NOT NULL DEFAULT now()\n);\n{polling}",
             table = self.quoted_name(),
             id = quote_ident(&c.id),
             at = quote_ident(&c.aggregate_type),
@@ -82,6 +88,52 @@ impl OutboxTable {
             payload = quote_ident(&c.payload),
             headers = quote_ident(&c.headers),
             created = quote_ident(&c.created_at),
+            polling = self.polling_columns_ddl(),
+        )
+    }
+
+    /// What polling needs on a table made for logical replication (e.g. Debezium's layout): an
+    /// identity column that orders rows by insertion, a column marking relayed rows, and an index
+    /// over the unpublished ones.
+    pub fn polling_columns_ddl(&self) -> String {
+        let c = &self.columns;
+        format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {seq} bigint GENERATED ALWAYS AS IDENTITY, ADD COLUMN IF NOT EXISTS {published} timestamptz;\n{index}",
+            table = self.quoted_name(),
+            seq = quote_ident(&c.sequence),
+            published = quote_ident(&c.published_at),
+            index = self.unpublished_index_ddl(),
+        )
+    }
+
+    /// Polling finds unpublished rows in insertion order through this index, however many
+    /// published rows the table keeps.
+    fn unpublished_index_ddl(&self) -> String {
+        let (_, table) = self.qualified_name();
+        format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} ({seq}) WHERE {published} IS NULL;\n",
+            name = quote_ident(&format!("{table}_unpublished")),
+            table = self.quoted_name(),
+            seq = quote_ident(&self.columns.sequence),
+            published = quote_ident(&self.columns.published_at),
+        )
+    }
+
+    /// A statement-level trigger that wakes polling relays on `channel` when rows are inserted, so
+    /// that latency does not depend on the poll interval. Notifications are sent at commit.
+    pub fn notify_trigger_ddl(&self, channel: &str) -> String {
+        let (schema, table) = self.qualified_name();
+        let function = format!(
+            "{}.{}",
+            quote_ident(schema),
+            quote_ident(&format!("{table}_relay_notify"))
+        );
+        format!(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN PERFORM pg_notify({channel}, ''); RETURN NULL; END $fn$;\n\
+             DROP TRIGGER IF EXISTS outbox_relay_notify ON {table};\n\
+             CREATE TRIGGER outbox_relay_notify AFTER INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {function}();\n",
+            channel = quote_literal(channel),
+            table = self.quoted_name(),
         )
     }
 
@@ -121,6 +173,10 @@ impl OutboxTable {
 
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

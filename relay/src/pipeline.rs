@@ -1,10 +1,11 @@
-//! One replication session: source → router → sink, with the acknowledgement rule.
+//! One session: source → router → sink, with the acknowledgement rule.
 //!
 //! Batches go to the sink without waiting for earlier ones (a bounded window of in-flight events),
 //! and their confirmations are awaited strictly in order. A position from the source is attached to
 //! the batch that holds the events before it and acknowledged only when that batch is confirmed, so
-//! the position reported to PostgreSQL never passes an unconfirmed event. Any failure ends the
-//! session; the supervisor restarts from the slot, which re-sends at most the unconfirmed window.
+//! the position acknowledged to the source never passes an unconfirmed event. Any failure ends the
+//! session; the supervisor restarts from the source's acknowledged position, which re-sends at most
+//! the unconfirmed window.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -19,8 +20,7 @@ use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::sink::{Delivery, Sink, SinkError};
-use crate::source::logical::{LogicalSource, SourceError};
-use crate::source::Change;
+use crate::source::{Change, Source, SourceError};
 use crate::telemetry;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,8 +277,8 @@ impl Routing<'_> {
 /// Runs until `shutdown` (then drains and returns the position to acknowledge) or the first error.
 /// `acked` is the position already confirmed; it is updated as batches are confirmed, so that on
 /// error the caller still knows how far the session got.
-pub async fn run(
-    source: &mut LogicalSource,
+pub async fn run<S: Source>(
+    source: &mut S,
     sink: &mut dyn Sink,
     routing: &Routing<'_>,
     settings: &PipelineSettings,
@@ -358,13 +358,15 @@ pub async fn run(
 }
 
 /// Confirms `acked` to PostgreSQL, which may then recycle the WAL before it.
-async fn report(
-    source: &mut LogicalSource,
+async fn report<S: Source>(
+    source: &mut S,
     acked: Lsn,
     metrics: &Metrics,
 ) -> Result<(), SourceError> {
-    source.send_status(acked, false).await?;
-    metrics.acknowledged(acked);
+    source.acknowledge(acked, false).await?;
+    if S::POSITION_IS_LSN {
+        metrics.acknowledged(acked);
+    }
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! `outbox-relay status`: where the slot stands and what waits behind it.
+//! `outbox-relay status`: where the slot stands and what waits behind it, or, in polling mode, the
+//! table's unpublished rows.
 //!
 //! Pending events are counted by peeking at the slot (decoding without consuming), which PostgreSQL
 //! allows only while no relay streams from it; with a relay running, its `/metrics` has the live view.
@@ -10,14 +11,17 @@ use tokio_postgres::Client;
 
 use crate::config::Config;
 use crate::lsn::Lsn;
+use crate::outbox::quote_ident;
 use crate::pg::catalog::CatalogError;
 use crate::pg::pgoutput::{self, LogicalMessage};
+use crate::source::mode::{self, Mode};
 
 /// Peeking decodes the backlog; past this many changes the count is reported as a lower bound.
 const PEEK_LIMIT: i32 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {
+    pub mode: Mode,
     pub slot: String,
     pub confirmed: Option<Lsn>,
     pub lag_bytes: Option<i64>,
@@ -41,6 +45,10 @@ pub enum Pending {
 }
 
 pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogError> {
+    let (mode, _) = mode::resolve(config.mode, client, &config.slot).await?;
+    if mode == Mode::Polling {
+        return unpublished(client, config).await;
+    }
     let row = client
         .query_opt(
             "SELECT confirmed_flush_lsn::text, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, active_pid,
@@ -51,6 +59,7 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
         .await?;
     let Some(row) = row else {
         return Ok(Status {
+            mode,
             slot: config.slot.clone(),
             confirmed: None,
             lag_bytes: None,
@@ -69,11 +78,40 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
         peek(client, config).await?
     };
     Ok(Status {
+        mode,
         slot: config.slot.clone(),
         confirmed: confirmed.and_then(|text| text.parse().ok()),
         lag_bytes: row.get(1),
         active_pid,
         pending,
+    })
+}
+
+/// Polling: rows not yet relayed, and the oldest one's `created_at`.
+async fn unpublished(client: &Client, config: &Config) -> Result<Status, CatalogError> {
+    let c = &config.outbox.columns;
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), min({}::timestamptz) FROM {} WHERE {} IS NULL",
+                quote_ident(&c.created_at),
+                config.outbox.quoted_name(),
+                quote_ident(&c.published_at)
+            ),
+            &[],
+        )
+        .await?;
+    Ok(Status {
+        mode: Mode::Polling,
+        slot: config.slot.clone(),
+        confirmed: None,
+        lag_bytes: None,
+        active_pid: None,
+        pending: Pending::Counted {
+            events: row.get::<_, i64>(0) as u64,
+            oldest_commit: row.get(1),
+            complete: true,
+        },
     })
 }
 
@@ -118,8 +156,17 @@ async fn peek(client: &Client, config: &Config) -> Result<Pending, CatalogError>
 
 pub fn render(status: &Status) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "slot               {}", status.slot);
+    let _ = writeln!(out, "mode               {}", status.mode.name());
+    if status.mode != Mode::Polling {
+        render_slot(status, &mut out);
+    }
+    render_pending(status, &mut out);
+    out
+}
+
+fn render_slot(status: &Status, out: &mut String) {
     let unknown = || "-".to_owned();
+    let _ = writeln!(out, "slot               {}", status.slot);
     let _ = writeln!(
         out,
         "confirmed LSN      {}",
@@ -132,6 +179,10 @@ pub fn render(status: &Status) -> String {
             .lag_bytes
             .map_or_else(unknown, |b| format!("{b} bytes"))
     );
+}
+
+fn render_pending(status: &Status, out: &mut String) {
+    let unknown = || "-".to_owned();
     match &status.pending {
         Pending::NoSlot => {
             let _ = writeln!(
@@ -165,5 +216,4 @@ pub fn render(status: &Status) -> String {
             let _ = writeln!(out, "oldest pending     {age}");
         }
     }
-    out
 }

@@ -1,7 +1,8 @@
-//! Keeps the relay running: connects the sink and the source, runs pipeline sessions, and restarts
-//! them with backoff after transient failures until shut down or a fatal error.
+//! Keeps the relay running: chooses the source, connects it and the sink, runs pipeline sessions,
+//! and restarts them with backoff after transient failures until shut down or a fatal error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,20 +13,24 @@ use crate::cleanup::{Cleaner, CleanupMode};
 use crate::config::{Config, ConfigError};
 use crate::lsn::Lsn;
 use crate::metrics::{FailureKind, Metrics};
+use crate::pg::catalog;
 use crate::pipeline::{self, PipelineError, Routing};
 use crate::router::Router;
 use crate::sink::{self, SinkError};
 use crate::slot_monitor;
 use crate::source::logical::LogicalSource;
+use crate::source::mode::{self, Mode};
+use crate::source::polling::PollingSource;
+use crate::source::{Source, SourceError};
 
 /// A session that ran this long was healthy; the next failure starts the backoff afresh.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
-/// How often a standby asks for the slot: a dead leader's session ends with its TCP connection,
-/// so the slot frees almost at once and takeover takes about this long.
+/// How often a standby asks for the slot or the polling lock: a dead leader's session ends with its
+/// TCP connection, so either frees almost at once and takeover takes about this long.
 const STANDBY_POLL: Duration = Duration::from_secs(1);
 
-/// How long the slot must stay busy before this relay counts itself a standby.
+/// How long the slot or lock must stay busy before this relay counts itself a standby.
 const STANDBY_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
@@ -50,18 +55,25 @@ pub async fn run(
         key: "destination",
         reason: e.to_string(),
     })?;
-    let settings = config.logical()?;
     let mut backoff = Backoff::new(config.backoff.clone());
+    let Some(mode) = choose_mode(config, &mut backoff, &shutdown).await? else {
+        return Ok(());
+    };
+    metrics.set_mode(mode.name());
+    let logical = config.logical()?;
+    let polling = config.polling()?;
     let mut dead_letters = HashMap::new();
-    let cleaner = (config.cleanup == CleanupMode::Delete)
-        .then(|| Cleaner::spawn(settings.database.clone(), settings.outbox.clone()));
-    let monitor = tokio::spawn(slot_monitor::run(
-        settings.database.clone(),
-        settings.slot.clone(),
-        config.slot_lag_warning_bytes,
-        metrics.clone(),
-    ));
-    let _stop_monitor = AbortOnDrop(monitor);
+    // Polling settles rows itself; logical replication reads the WAL and leaves the table alone.
+    let cleaner = (mode == Mode::Logical && config.cleanup == CleanupMode::Delete)
+        .then(|| Cleaner::spawn(logical.database.clone(), logical.outbox.clone()));
+    let _stop_monitor = (mode == Mode::Logical).then(|| {
+        AbortOnDrop(tokio::spawn(slot_monitor::run(
+            logical.database.clone(),
+            logical.slot.clone(),
+            config.slot_lag_warning_bytes,
+            metrics.clone(),
+        )))
+    });
     let mut standby_since: Option<Instant> = None;
     let mut standing_by = false;
     loop {
@@ -73,7 +85,18 @@ pub async fn run(
             dead_letters: &dead_letters,
             cleaner: cleaner.as_ref(),
         };
-        let result = session(config, &settings, &routing, &mut acked, &metrics, &shutdown).await;
+        let result = match mode {
+            Mode::Polling => {
+                let dead: HashSet<String> = dead_letters.keys().cloned().collect();
+                let connect =
+                    async { Ok((PollingSource::connect(&polling, dead).await?, Lsn::ZERO)) };
+                session(connect, config, &routing, &mut acked, &metrics, &shutdown).await
+            }
+            _ => {
+                let connect = LogicalSource::connect(&logical);
+                session(connect, config, &routing, &mut acked, &metrics, &shutdown).await
+            }
+        };
         metrics.set_ready(false);
         if metrics.leader.get() == 1 {
             // This session held the slot: whatever comes next starts a new standby episode.
@@ -85,12 +108,12 @@ pub async fn run(
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => e,
         };
-        if matches!(&error, PipelineError::Source(e) if e.is_slot_in_use()) {
+        if matches!(&error, PipelineError::Source(e) if e.is_held_elsewhere()) {
             let since = *standby_since.get_or_insert_with(Instant::now);
             // Our own last session's walsender may hold the slot for a moment after a failure;
             // only a slot busy for longer belongs to another relay.
             if !standing_by && since.elapsed() >= STANDBY_GRACE {
-                tracing::info!(slot = %settings.slot, "another relay streams from the slot; standing by to take over");
+                tracing::info!(mode = mode.name(), reason = %error, "another relay is active on this outbox; standing by to take over");
                 // Whatever this relay had in flight is the new leader's now.
                 metrics.set_oldest_unconfirmed(None);
                 metrics.in_flight_events.set(0);
@@ -121,7 +144,7 @@ pub async fn run(
                     destination,
                     reason,
                     dead_letter_destination = %config.dead_letter_destination,
-                    "the broker refuses this event for good; resuming from the slot and dead-lettering it"
+                    "the broker refuses this event for good; resuming and dead-lettering it"
                 );
                 dead_letters.insert(event_id.clone(), reason.clone());
                 continue;
@@ -140,7 +163,7 @@ pub async fn run(
                 last: error,
             });
         };
-        tracing::warn!(error = %error, acked = %acked, retry_in = ?delay, "relay session failed; resuming from the slot after a pause");
+        tracing::warn!(error = %error, acked = %acked, retry_in = ?delay, "relay session failed; resuming from the last acknowledged position after a pause");
         tokio::select! {
             _ = tokio::time::sleep(delay) => metrics.retries.inc(),
             _ = shutdown.cancelled() => return Ok(()),
@@ -148,16 +171,16 @@ pub async fn run(
     }
 }
 
-async fn session(
+async fn session<S: Source>(
+    connect: impl Future<Output = Result<(S, Lsn), SourceError>>,
     config: &Config,
-    settings: &crate::source::logical::LogicalSettings,
     routing: &Routing<'_>,
     acked: &mut Lsn,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(), PipelineError> {
-    // The slot first: a standby then never opens broker connections it cannot use.
-    let (mut source, confirmed) = LogicalSource::connect(settings).await?;
+    // The slot or lock first: a standby then never opens broker connections it cannot use.
+    let (mut source, confirmed) = connect.await?;
     *acked = confirmed;
     metrics.leader.set(1);
     let mut sink = sink::connect(config).await?;
@@ -181,9 +204,50 @@ async fn session(
         Err(error) => {
             // The source may still be healthy (a broker failed): report how far we got before leaving.
             if !matches!(error, PipelineError::Source(_)) {
-                let _ = source.send_status(*acked, false).await;
+                let _ = source.acknowledge(*acked, false).await;
             }
             Err(error)
+        }
+    }
+}
+
+/// The configured mode, with `auto` resolved from the database's catalog; `None` when shut down
+/// while the database could not be reached.
+async fn choose_mode(
+    config: &Config,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+) -> Result<Option<Mode>, RelayError> {
+    if config.mode != Mode::Auto {
+        return Ok(Some(config.mode));
+    }
+    let database = config.database()?;
+    loop {
+        let resolved = async {
+            let client = catalog::connect(&database).await?;
+            mode::resolve(config.mode, &client, &config.slot).await
+        };
+        let error = match resolved.await {
+            Ok((mode, reason)) => {
+                tracing::info!(mode = mode.name(), reason, "mode auto: chose the source");
+                backoff.reset();
+                return Ok(Some(mode));
+            }
+            Err(e) => PipelineError::Source(e.into()),
+        };
+        if error.is_fatal() {
+            return Err(error.into());
+        }
+        let Some(delay) = backoff.next_delay() else {
+            return Err(RelayError::GaveUp {
+                attempts: backoff.attempts(),
+                last: error,
+            });
+        };
+        tracing::warn!(error = %error, retry_in = ?delay, "cannot ask the database which source to use; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return Ok(None),
         }
     }
 }

@@ -26,7 +26,7 @@ async fn names_each_problem_of_a_misconfigured_cluster_and_its_fix() {
         .await
         .unwrap();
     let url = pg.url().replace("postgres@", "app@");
-    let output = check(&url, &["--sink", "stdout"]);
+    let output = check(&url, &["--sink", "stdout", "--mode", "logical"]);
     let report = String::from_utf8(output.stdout).unwrap();
     assert!(!output.status.success(), "{report}");
     for expected in [

@@ -80,10 +80,32 @@ async fn assert_parked(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_parks_an_event_whose_stream_key_holds_another_type() {
-    let pg = support::outbox_database().await;
+    redis_parks_an_event_on_a_wrongtype_key(false).await;
+}
+
+/// Polling with `cleanup = delete`: relayed rows go, the poison row stays, marked, since its dead
+/// letter may not carry the whole payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_parks_a_poison_event_and_keeps_its_row() {
+    let pg = redis_parks_an_event_on_a_wrongtype_key(true).await;
+    let rows = pg
+        .client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT aggregatetype, published_at IS NOT NULL FROM outbox",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(rows, vec![("poison".to_owned(), true)]);
+}
+
+async fn redis_parks_an_event_on_a_wrongtype_key(polling: bool) -> harness::Postgres {
     let url = harness::Redis::shared().unwrap();
     let dead_letters = harness::unique("dlq");
-    let target = Target::new(&[
+    let mut target = Target::new(&[
         "--sink",
         "redis",
         "--redis-url",
@@ -91,6 +113,12 @@ async fn redis_parks_an_event_whose_stream_key_holds_another_type() {
         "--dead-letter-destination",
         &dead_letters,
     ]);
+    let mut extra = Vec::new();
+    if polling {
+        target = target.polling();
+        extra = vec!["--mode", "polling", "--cleanup", "delete"];
+    }
+    let pg = target.database().await;
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("SET")
@@ -101,10 +129,11 @@ async fn redis_parks_an_event_whose_stream_key_holds_another_type() {
         .unwrap();
     let good = Reader::redis(&url, &[format!("{}.order", target.prefix)]);
     let parked = Reader::redis(&url, std::slice::from_ref(&dead_letters));
-    let mut relay = target.relay(&pg, &[]);
+    let mut relay = target.relay(&pg, &extra);
     write_around_a_poison_event(&pg, 0).await;
     assert_parked(&target, &relay, good, parked, "WRONGTYPE").await;
     support::stop_relay(&mut relay);
+    pg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

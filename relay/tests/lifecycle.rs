@@ -29,7 +29,7 @@ const SMALL: Workload = Workload {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_wal_level_replica_and_says_how_to_fix_it() {
     let pg = harness::Postgres::start_with_wal_level("replica").unwrap();
-    let mut relay = support::start_relay(&pg, &["--sink", "stdout"]);
+    let mut relay = support::start_relay(&pg, &["--sink", "stdout", "--mode", "logical"]);
     let status = relay
         .wait_timeout(DEADLINE)
         .unwrap()
@@ -56,7 +56,15 @@ async fn refuses_a_role_without_replication_and_names_the_grant() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
     // Relays run side by side here: each serves its metrics on a port of its own.
     cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
-    cmd.args(["run", "--sink", "stdout", "--database-url", &url]);
+    cmd.args([
+        "run",
+        "--sink",
+        "stdout",
+        "--mode",
+        "logical",
+        "--database-url",
+        &url,
+    ]);
     let mut relay = harness::Process::start(cmd).unwrap();
     relay
         .wait_timeout(DEADLINE)
@@ -267,7 +275,7 @@ fn passwords_stay_out_of_the_logs() {
     ]);
     let mut relay = harness::Process::start(cmd).unwrap();
     harness::wait_until(DEADLINE, "a failed attempt", || {
-        relay.log().contains("relay session failed")
+        relay.log().contains("retry_in")
     })
     .unwrap();
     relay.terminate().unwrap();
@@ -283,8 +291,11 @@ fn ddl_matches_the_shipped_sql_file() {
         .arg("ddl")
         .output()
         .unwrap();
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/outbox.sql")).unwrap();
+    let shipped = [
+        include_str!("../sql/outbox.sql"),
+        include_str!("../sql/outbox_polling.sql"),
+    ]
+    .concat();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), shipped);
 }
 

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox",
         sql: include_str!("../../migrations/V2__outbox.sql"),
     },
+    Migration {
+        version: 3,
+        name: "outbox_polling",
+        sql: include_str!("../../migrations/V3__outbox_polling.sql"),
+    },
 ];
 
 /// Serializes concurrent start-ups of several instances: an arbitrary constant, unique to this service.

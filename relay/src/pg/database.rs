@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use rustls::ClientConfig;
-use tokio_postgres::Client;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, Connection};
 
 use crate::pg::redact_url;
 use crate::pg::tls::{self, SslMode, TlsError};
@@ -90,6 +93,56 @@ impl Database {
             }
         };
         Ok(client)
+    }
+}
+
+impl Database {
+    /// Opens an ordinary session whose `LISTEN` notifications wake the returned receiver. Wake-ups
+    /// coalesce: one pending is as good as many. The receiver closes with the session.
+    pub async fn connect_listening(
+        &self,
+    ) -> Result<(Client, mpsc::Receiver<()>), tokio_postgres::Error> {
+        let (wake, woken) = mpsc::channel(1);
+        let client = match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self
+                    .config
+                    .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+                        ClientConfig::clone(tls),
+                    ))
+                    .await?;
+                tokio::spawn(drive_listening(connection, wake));
+                client
+            }
+            None => {
+                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(drive_listening(connection, wake));
+                client
+            }
+        };
+        Ok((client, woken))
+    }
+}
+
+async fn drive_listening<S, T>(mut connection: Connection<S, T>, wake: mpsc::Sender<()>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut messages = std::pin::pin!(futures::stream::poll_fn(
+        move |cx| connection.poll_message(cx)
+    ));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(AsyncMessage::Notification(_)) => {
+                let _ = wake.try_send(());
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%error, "listening connection closed");
+                return;
+            }
+        }
     }
 }
 

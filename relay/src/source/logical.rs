@@ -10,22 +10,14 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use crate::lsn::Lsn;
-use crate::outbox::{MissingColumns, OutboxTable, RowLayout};
-use crate::pg::catalog::{self, CatalogError};
+use crate::outbox::{OutboxTable, RowLayout};
+use crate::pg::catalog;
 use crate::pg::database::Database;
-use crate::pg::pgoutput::{self, DecodeError, LogicalMessage};
+use crate::pg::pgoutput::{self, LogicalMessage};
 use crate::pg::replication::{
     ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
 };
-use crate::source::Change;
-
-/// SQLSTATEs after which retrying cannot succeed.
-const FATAL_SQLSTATES: &[&str] = &[
-    "28000", // invalid authorization: role lacks REPLICATION or is refused by pg_hba.conf
-    "28P01", // wrong password
-    "42501", // insufficient privilege
-    "55000", // object not in prerequisite state: slot invalidated, wal_level too low
-];
+use crate::source::{Change, Source, SourceError};
 
 #[derive(Debug, Clone)]
 pub struct LogicalSettings {
@@ -33,42 +25,6 @@ pub struct LogicalSettings {
     pub slot: String,
     pub publication: String,
     pub outbox: OutboxTable,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    #[error(transparent)]
-    Replication(#[from] ReplicationError),
-    #[error("cannot decode the replication stream: {0}")]
-    Decode(#[from] DecodeError),
-    #[error(transparent)]
-    Layout(#[from] MissingColumns),
-}
-
-impl SourceError {
-    /// Another relay streams from the slot: PostgreSQL lets one session at a time use a slot, which
-    /// makes every other relay on the same slot a standby.
-    pub fn is_slot_in_use(&self) -> bool {
-        match self {
-            SourceError::Catalog(CatalogError::SlotInUse(_)) => true,
-            // The slot was taken between the catalog check and START_REPLICATION.
-            SourceError::Replication(ReplicationError::Server(e)) => e.code == "55006",
-            _ => false,
-        }
-    }
-
-    pub fn is_fatal(&self) -> bool {
-        match self {
-            SourceError::Catalog(e) => e.is_fatal(),
-            SourceError::Replication(ReplicationError::Server(e)) => {
-                FATAL_SQLSTATES.contains(&e.code.as_str())
-            }
-            SourceError::Replication(ReplicationError::Auth(_)) | SourceError::Layout(_) => true,
-            SourceError::Replication(_) | SourceError::Decode(_) => false,
-        }
-    }
 }
 
 pub struct LogicalSource {
@@ -112,18 +68,6 @@ impl LogicalSource {
             last_position: confirmed,
         };
         Ok((source, confirmed))
-    }
-
-    /// The next change. Cancel-safe: a cancelled call loses no message.
-    pub async fn next(&mut self) -> Result<Change, SourceError> {
-        loop {
-            let message = self.stream.next().await?.ok_or_else(|| {
-                ReplicationError::Protocol("server ended the replication stream".into())
-            })?;
-            if let Some(change) = self.apply(message)? {
-                return Ok(change);
-            }
-        }
     }
 
     fn apply(&mut self, message: ReplicationMessage) -> Result<Option<Change>, SourceError> {
@@ -189,17 +133,28 @@ impl LogicalSource {
             },
         }
     }
+}
 
-    pub async fn send_status(
-        &mut self,
-        flush: Lsn,
-        reply_requested: bool,
-    ) -> Result<(), SourceError> {
+impl Source for LogicalSource {
+    const POSITION_IS_LSN: bool = true;
+    const MODE: &'static str = "logical";
+
+    async fn next(&mut self) -> Result<Change, SourceError> {
+        loop {
+            let message = self.stream.next().await?.ok_or_else(|| {
+                ReplicationError::Protocol("server ended the replication stream".into())
+            })?;
+            if let Some(change) = self.apply(message)? {
+                return Ok(change);
+            }
+        }
+    }
+
+    async fn acknowledge(&mut self, flush: Lsn, reply_requested: bool) -> Result<(), SourceError> {
         Ok(self.stream.send_status(flush, reply_requested).await?)
     }
 
-    /// Acknowledges `flush` and closes the session cleanly.
-    pub async fn finish(self, flush: Lsn) -> Result<(), SourceError> {
+    async fn finish(self, flush: Lsn) -> Result<(), SourceError> {
         Ok(self.stream.finish(flush, Duration::from_secs(5)).await?)
     }
 }

@@ -18,15 +18,21 @@ pub async fn outbox_database() -> Postgres {
     pg
 }
 
-/// Creates the default outbox table with the shipped DDL (which `ddl` prints, as a test checks).
+/// Creates the default outbox table with the shipped DDL (which `ddl` prints, as a test checks),
+/// polling's columns included.
 pub async fn create_outbox(pg: &Postgres) {
     pg.client()
         .await
         .unwrap()
-        .batch_execute(include_str!("../../sql/outbox.sql"))
+        .batch_execute(OUTBOX_DDL)
         .await
         .unwrap();
 }
+
+pub const OUTBOX_DDL: &str = concat!(
+    include_str!("../../sql/outbox.sql"),
+    include_str!("../../sql/outbox_polling.sql")
+);
 
 /// A configuration file setting librdkafka `properties`, for `--config`.
 pub fn kafka_properties(properties: &[(&str, &str)]) -> tempfile::NamedTempFile {

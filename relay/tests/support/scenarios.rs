@@ -15,6 +15,8 @@ pub struct Target {
     pub sink_args: Vec<String>,
     /// The template prefix; destinations are `{prefix}.{aggregatetype}`.
     pub prefix: String,
+    /// Run against a cluster without logical decoding, where `--mode auto` polls the table.
+    pub polling: bool,
 }
 
 impl Target {
@@ -22,6 +24,26 @@ impl Target {
         Target {
             sink_args: sink_args.iter().map(|s| s.to_string()).collect(),
             prefix: unique("t"),
+            polling: false,
+        }
+    }
+
+    /// The same target, relayed by polling: the cluster has `wal_level=replica`, so `auto` polls.
+    pub fn polling(self) -> Target {
+        Target {
+            polling: true,
+            ..self
+        }
+    }
+
+    /// A throwaway cluster with the outbox table, as this target's mode needs it.
+    pub async fn database(&self) -> Postgres {
+        if self.polling {
+            let pg = Postgres::start_with_wal_level("replica").expect("PostgreSQL starts");
+            super::create_outbox(&pg).await;
+            pg
+        } else {
+            outbox_database().await
         }
     }
 
@@ -91,7 +113,7 @@ fn has_all(written: &Written) -> impl FnMut(&[Received]) -> bool + '_ {
 /// Thousands of events in hundreds of transactions from concurrent writers, rolled-back transactions
 /// among them, and one 1 MiB payload: all arrive once, in order per aggregate, with headers.
 pub async fn delivers_everything_in_order(target: Target, mut reader: Reader) {
-    let pg = outbox_database().await;
+    let pg = target.database().await;
     let mut relay = target.relay(&pg, &[]);
     let written = workload::write(&pg.url(), &CLEAN).await;
     let big = "y".repeat(1024 * 1024);
@@ -134,7 +156,7 @@ pub async fn delivers_everything_in_order(target: Target, mut reader: Reader) {
 /// kill -9 of the relay mid-stream, then a restart: nothing lost, order of first deliveries kept, and
 /// no more re-sent than the unconfirmed window.
 pub async fn survives_relay_kill(target: Target, mut reader: Reader) {
-    let pg = outbox_database().await;
+    let pg = target.database().await;
     let window = ["--batch-size", "50", "--max-in-flight", "300"];
     let mut relay = target.relay(&pg, &window);
     let url = pg.url();
@@ -165,7 +187,7 @@ pub async fn survives_broker_restart(
     mut reader: Reader,
     restart: impl FnOnce(),
 ) -> Report {
-    let pg = outbox_database().await;
+    let pg = target.database().await;
     let mut relay = target.relay(&pg, &["--batch-size", "50", "--max-in-flight", "300"]);
     let url = pg.url();
     let writers = tokio::spawn(async move { workload::write(&url, &FAULT).await });

@@ -26,6 +26,9 @@ pub struct Written {
     pub per_aggregate: HashMap<String, Vec<String>>,
     pub rolled_back: Vec<String>,
     pub correlation: HashMap<String, String>,
+    /// Pairs of transactions that committed in the opposite order of their outbox rows' `seq`
+    /// (counted by `write_contended` only).
+    pub commit_inversions: usize,
 }
 
 impl Written {
@@ -109,4 +112,81 @@ pub async fn connect(url: &str) -> Client {
         .unwrap();
     tokio::spawn(connection);
     client
+}
+
+/// Writers that share aggregates, as services under load do: each transaction locks its aggregate's
+/// row (bumping its version) before inserting the event, then lingers a random moment before it
+/// commits. Transactions therefore commit out of sequence order all the time, while each aggregate's
+/// events stay in the order its lock granted, which its version records.
+pub async fn write_contended(
+    url: &str,
+    writers: usize,
+    transactions_per_writer: usize,
+    aggregates: usize,
+) -> Written {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    connect(url)
+        .await
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS aggregates (id text PRIMARY KEY, version int NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..writers)
+        .map(|writer| {
+            let (url, run) = (url.to_owned(), run.clone());
+            tokio::spawn(async move {
+                let mut client = connect(&url).await;
+                let mut events = Vec::new();
+                for t in 0..transactions_per_writer {
+                    let n = (writer * 7 + t * 3) % aggregates;
+                    let aggregate = format!("{run}-{n}");
+                    // One type per aggregate: order is kept per destination.
+                    let aggregate_type = AGGREGATE_TYPES[n % 2];
+                    let tx = client.transaction().await.unwrap();
+                    let version: i32 = tx
+                        .query_one(
+                            "INSERT INTO aggregates VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET version = aggregates.version + 1 RETURNING version",
+                            &[&aggregate],
+                        )
+                        .await
+                        .unwrap()
+                        .get(0);
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let correlation = uuid::Uuid::new_v4().to_string();
+                    let payload = json!({"aggregate": aggregate, "seq": version});
+                    let headers = json!({"correlation_id": correlation, "traceparent": format!("00-{}-{}-01", uuid::Uuid::new_v4().simple(), &uuid::Uuid::new_v4().simple().to_string()[..16])});
+                    let seq: i64 = tx.query_one(
+                        "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ($1::text::uuid, $2, $3, 'Changed', $4::text::jsonb, $5::text::jsonb) RETURNING seq",
+                        &[&id, &aggregate_type, &aggregate, &payload.to_string(), &headers.to_string()],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                    let linger = rand::random_range(0..15);
+                    tokio::time::sleep(std::time::Duration::from_millis(linger)).await;
+                    tx.commit().await.unwrap();
+                    let committed = std::time::Instant::now();
+                    events.push((aggregate, version, id, correlation, seq, committed));
+                }
+                events
+            })
+        })
+        .collect();
+    let mut events = Vec::new();
+    for task in tasks {
+        events.extend(task.await.expect("writer task"));
+    }
+    let mut written = Written::default();
+    events.sort_by_key(|e| e.5);
+    written.commit_inversions = events
+        .windows(2)
+        .filter(|pair| pair[0].4 > pair[1].4)
+        .count();
+    events.sort_by_key(|e| e.1);
+    for (aggregate, _, id, correlation, _, _) in events {
+        written.correlation.insert(id.clone(), correlation);
+        written.per_aggregate.entry(aggregate).or_default().push(id);
+    }
+    written
 }

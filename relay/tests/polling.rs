@@ -1,0 +1,222 @@
+//! Polling mode, on clusters without logical decoding (`wal_level=replica`): `auto` chooses it, it
+//! passes the end-to-end and kill -9 scenarios of logical mode, keeps per-aggregate order while
+//! writers commit out of sequence order, wakes on notifications, runs one leader at a time, and
+//! parks poison events.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use harness::Reader;
+use support::check::check;
+use support::scenarios::{self, Target, FAULT};
+use support::{http_get, metric, metrics_addr, workload};
+
+const DEADLINE: Duration = Duration::from_secs(180);
+
+fn redis_target() -> (Target, Reader) {
+    let url = harness::Redis::shared().unwrap();
+    let target = Target::new(&["--sink", "redis", "--redis-url", &url]).polling();
+    let reader = Reader::redis(&url, &target.destinations());
+    (target, reader)
+}
+
+async fn unpublished(pg: &harness::Postgres) -> i64 {
+    pg.client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_everything_in_order() {
+    let (target, reader) = redis_target();
+    scenarios::delivers_everything_in_order(target, reader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_relay_kill() {
+    let (target, reader) = redis_target();
+    scenarios::survives_relay_kill(target, reader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_chooses_polling_without_logical_decoding_and_marks_relayed_rows() {
+    let (target, mut reader) = redis_target();
+    let pg = target.database().await;
+    let mut relay = target.relay(&pg, &[]);
+    assert!(
+        relay
+            .log()
+            .lines()
+            .any(|l| l.contains("mode auto: chose the source")
+                && l.contains("polling")
+                && l.contains("wal_level is 'replica'")),
+        "{}",
+        relay.log()
+    );
+    let addr = metrics_addr(&relay);
+    let text = http_get(&addr, "/metrics").1;
+    assert_eq!(
+        metric(&text, "outbox_relay_mode", &["mode=\"polling\""]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "outbox_relay_leader", &[]), Some(1.0));
+    let written = workload::write(&pg.url(), &scenarios::CLEAN).await;
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    check(&written, &received).assert_lossless();
+    // Rows are marked once confirmed; the mark commits right after the broker's confirmation.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while unpublished(&pg).await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(unpublished(&pg).await, 0, "every relayed row is marked");
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_delete_deletes_relayed_rows() {
+    let (target, mut reader) = redis_target();
+    let pg = target.database().await;
+    let mut relay = target.relay(&pg, &["--mode", "polling", "--cleanup", "delete"]);
+    let written = workload::write(&pg.url(), &scenarios::CLEAN).await;
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    check(&written, &received).assert_lossless();
+    support::stop_relay(&mut relay);
+    let left: i64 = pg
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM outbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "a drained relay leaves no relayed row behind");
+}
+
+/// Sequence values are taken at insert, not at commit: here transactions commit out of sequence
+/// order all the time. A relay that kept a cursor on `seq` would skip the late ones; one that
+/// ignored the aggregates' locks would reorder them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_aggregate_order_while_writers_commit_out_of_sequence_order() {
+    let (target, mut reader) = redis_target();
+    let pg = target.database().await;
+    let mut relay = target.relay(&pg, &["--batch-size", "20", "--max-in-flight", "100"]);
+    let written = workload::write_contended(&pg.url(), 6, 120, 8).await;
+    assert!(
+        written.commit_inversions > 20,
+        "transactions committed out of sequence order only {} times",
+        written.commit_inversions
+    );
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    let report = check(&written, &received);
+    eprintln!(
+        "{} committed, {} adjacent commits out of sequence order: {report:?}",
+        written.committed(),
+        written.commit_inversions
+    );
+    report.assert_lossless();
+    assert_eq!(report.delivered, 720);
+    support::stop_relay(&mut relay);
+}
+
+/// With an hour between polls, only the insert trigger's notification can bring the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_wakes_the_relay_long_before_the_interval() {
+    let (target, mut reader) = redis_target();
+    let pg = target.database().await;
+    let mut relay = target.relay(&pg, &["--poll-interval", "1h"]);
+    assert!(
+        relay.log().contains("installed the trigger"),
+        "{}",
+        relay.log()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let written = workload::write(
+        &pg.url(),
+        &workload::Workload {
+            writers: 1,
+            transactions_per_writer: 3,
+            ..scenarios::CLEAN
+        },
+    )
+    .await;
+    let received = reader
+        .collect_until(Duration::from_secs(30), |r| check(&written, r).lost == 0)
+        .await;
+    check(&written, &received).assert_lossless();
+    support::stop_relay(&mut relay);
+}
+
+/// The leader holds an advisory lock; the standby takes it within seconds of a kill -9.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_from_a_killed_leader_within_seconds() {
+    let (target, mut reader) = redis_target();
+    let pg = target.database().await;
+    let window = [
+        "--mode",
+        "polling",
+        "--batch-size",
+        "50",
+        "--max-in-flight",
+        "300",
+    ];
+    let mut leader = target.relay(&pg, &window);
+    let destination = format!("{}.{{aggregatetype}}", target.prefix);
+    let mut args: Vec<&str> = target.sink_args.iter().map(String::as_str).collect();
+    args.extend(["--destination", &destination]);
+    args.extend(window);
+    let mut standby = support::start_relay(&pg, &args);
+    harness::wait_until(
+        Duration::from_secs(60),
+        "the second relay to stand by",
+        || standby.log().contains("standing by to take over"),
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", standby.log()));
+    let gauge = |relay: &harness::Process| {
+        metric(
+            &http_get(&metrics_addr(relay), "/metrics").1,
+            "outbox_relay_leader",
+            &[],
+        )
+        .unwrap()
+    };
+    assert_eq!((gauge(&leader), gauge(&standby)), (1.0, 0.0));
+
+    let url = pg.url();
+    let writers = tokio::spawn(async move { workload::write(&url, &FAULT).await });
+    scenarios::wait_confirmed_batches(&leader, 10);
+    assert!(!writers.is_finished(), "the leader dies mid-stream");
+    leader.kill9().unwrap();
+    let killed = Instant::now();
+    harness::wait_until(Duration::from_secs(30), "the standby to take over", || {
+        standby.log().contains("streaming the outbox")
+    })
+    .unwrap();
+    let takeover = killed.elapsed();
+    eprintln!("polling takeover after {takeover:?}");
+    assert!(takeover < Duration::from_secs(5), "took {takeover:?}");
+    assert_eq!(gauge(&standby), 1.0);
+
+    let written = writers.await.unwrap();
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    let report = check(&written, &received);
+    eprintln!("after failover: {report:?}");
+    report.assert_lossless();
+    support::stop_relay(&mut standby);
+}
