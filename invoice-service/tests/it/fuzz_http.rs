@@ -2,7 +2,8 @@
 //! `GET /invoices`, generated paths, and generated methods, headers and bodies on every route.
 //! None gets a 5xx; every 4xx is `application/problem+json` with its status; nothing is written to
 //! the database; and `GET /invoices` answers 200 exactly when the query holds one valid `orderId`.
-//! 3 properties × `CASES` requests per run; the test prints the total.
+//! 3 properties × `CASES` generated requests per run, after the saved failing cases in
+//! `tests/proptest-regressions/`; the test prints the total.
 //!
 //! Requests are raw HTTP/1.1 written to the socket, so that they reach the service exactly as
 //! generated (a client library would normalise paths and refuse some headers). They stay valid
@@ -28,6 +29,8 @@ static SENT: AtomicUsize = AtomicUsize::new(0);
 struct Response {
     status: u16,
     content_type: String,
+    /// The `Allow` header, which a 405 must carry (RFC 9110).
+    allow: String,
     body: Vec<u8>,
 }
 
@@ -80,6 +83,7 @@ async fn send(addr: SocketAddr, head: &str, body: &[u8], is_head: bool) -> Respo
         Response {
             status: headers.split(' ').nth(1).unwrap().parse().unwrap(),
             content_type: header("content-type").unwrap_or_default(),
+            allow: header("allow").unwrap_or_default(),
             body: received[header_end..header_end + length].to_vec(),
         }
     };
@@ -97,6 +101,13 @@ fn well_formed(response: &Response, is_head: bool) -> Result<(), TestCaseError> 
             .map_err(|e| TestCaseError::fail(format!("problem is not JSON: {e}")))?;
         prop_assert_eq!(&problem["status"], &Value::from(response.status));
         prop_assert!(problem["title"].is_string() && problem["detail"].is_string());
+    }
+    if response.status == 405 {
+        prop_assert!(
+            response.allow.contains("GET"),
+            "405 without Allow: GET ({:?})",
+            response.allow
+        );
     }
     Ok(())
 }
