@@ -41,6 +41,7 @@ struct WriteArgs {
     /// Events per aggregate (N).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     events: u64,
+    /// The outbox table, `name` or `schema.name`.
     #[arg(long, default_value = "public.outbox")]
     table: String,
     /// Run id; a fresh one by default.
@@ -54,17 +55,15 @@ struct WriteArgs {
     aggregate_type: String,
 }
 
+/// The queue `bind` binds and `verify` reads (RabbitMQ).
 #[derive(Args)]
-struct RabbitMqArgs {
-    /// The relay's exchange (RabbitMQ).
-    #[arg(long, default_value = "outbox")]
-    exchange: String,
+struct QueueArgs {
     /// The queue bound to the destination (RabbitMQ) [default: relay-check.<destination>].
     #[arg(long)]
     queue: Option<String>,
 }
 
-impl RabbitMqArgs {
+impl QueueArgs {
     fn queue(&self, destination: &str) -> String {
         self.queue
             .clone()
@@ -80,8 +79,11 @@ struct BindArgs {
     /// The routing key the relay publishes the run's events with.
     #[arg(long)]
     destination: String,
+    /// The relay's exchange.
+    #[arg(long, default_value = "outbox")]
+    exchange: String,
     #[command(flatten)]
-    rabbitmq: RabbitMqArgs,
+    queue: QueueArgs,
 }
 
 #[derive(Args)]
@@ -89,13 +91,16 @@ struct VerifyArgs {
     /// Where the run's rows are; not needed with --expect.
     #[arg(long, env = "DATABASE_URL", required_unless_present = "expect")]
     database_url: Option<String>,
+    /// The run id `write` printed.
     #[arg(long)]
     run_id: String,
     /// The run's shape, `K x N`, when its rows were deleted from the outbox table.
     #[arg(long)]
     expect: Option<String>,
+    /// The outbox table, `name` or `schema.name`.
     #[arg(long, default_value = "public.outbox")]
     table: String,
+    /// kafka, rabbitmq or redis.
     #[arg(long)]
     broker: Broker,
     /// Kafka bootstrap servers (host:port,...), AMQP URI, or Redis URL.
@@ -105,7 +110,7 @@ struct VerifyArgs {
     #[arg(long)]
     destination: String,
     #[command(flatten)]
-    rabbitmq: RabbitMqArgs,
+    queue: QueueArgs,
     /// How long to wait for missing events.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -126,14 +131,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Write(args) => write_run(args).await,
         Command::Bind(args) => {
-            let queue = args.rabbitmq.queue(&args.destination);
-            broker::bind_queue(
-                &args.broker_url,
-                &args.rabbitmq.exchange,
-                &args.destination,
-                &queue,
-            )
-            .await?;
+            let queue = args.queue.queue(&args.destination);
+            broker::bind_queue(&args.broker_url, &args.exchange, &args.destination, &queue).await?;
             println!("{queue}");
             Ok(ExitCode::SUCCESS)
         }
@@ -181,8 +180,7 @@ async fn verify_run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut reader = match args.broker {
         Broker::Kafka => Reader::Kafka(KafkaReader::new(&args.broker_url, &args.destination)),
         Broker::RabbitMq => Reader::RabbitMq(Box::new(
-            RabbitMqReader::connect(&args.broker_url, &args.rabbitmq.queue(&args.destination))
-                .await?,
+            RabbitMqReader::connect(&args.broker_url, &args.queue.queue(&args.destination)).await?,
         )),
         Broker::Redis => {
             Reader::Redis(RedisReader::connect(&args.broker_url, &args.destination).await?)

@@ -74,8 +74,6 @@ async fn a_relayed_run_verifies_repeatably_and_a_missing_message_fails() {
         "rabbitmq",
         "--broker-url",
         &url,
-        "--exchange",
-        &exchange,
         "--queue",
         &queue,
         "--destination",
