@@ -22,6 +22,13 @@ pub fn router(store: Store) -> Router {
         .route("/invoices/{id}", get(get_invoice))
         .route("/health", get(health))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such resource") })
+        // Without this, a wrong method gets axum's bare 405 instead of a problem document.
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this resource only answers GET and HEAD",
+            )
+        })
         .with_state(store)
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 mod crash;
+mod fuzz_http;
 mod http;
 mod kafka;
 mod rabbitmq;

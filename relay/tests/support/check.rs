@@ -1,7 +1,11 @@
 //! The delivery check: nothing lost, nothing from rolled-back transactions, per-aggregate order of
 //! first deliveries kept, headers carried; duplicates counted (allowed only after faults).
+//!
+//! Lost, duplicated and out-of-order events are counted by the `relay-check` library, as the
+//! `relay-check verify` command counts them; what only these tests know (rolled-back ids, the
+//! headers each event was written with) is checked here.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::workload::Written;
 use harness::Received;
@@ -32,28 +36,34 @@ impl Report {
     }
 }
 
+fn id(message: &Received) -> &str {
+    message
+        .headers
+        .get("id")
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
 pub fn check(written: &Written, received: &[Received]) -> Report {
     let rolled_back: HashSet<&str> = written.rolled_back.iter().map(String::as_str).collect();
-    let mut seen = HashSet::new();
-    let mut first_deliveries: HashMap<&str, Vec<&str>> = HashMap::new();
-    let (mut duplicates, mut from_rolled_back, mut bad_headers) = (0, 0, 0);
+    let tally = relay_check::tally(
+        written
+            .per_aggregate
+            .iter()
+            .map(|(aggregate, ids)| (aggregate.as_str(), ids.as_slice())),
+        received.iter().map(id),
+    );
+    let totals = tally.totals();
+    let mut first_seen = HashSet::new();
+    let (mut from_rolled_back, mut bad_headers) = (0, 0);
     for message in received {
-        let id = message
-            .headers
-            .get("id")
-            .map(String::as_str)
-            .unwrap_or_default();
-        if !written.per_aggregate.contains_key(&message.key)
-            && !written.rolled_back.iter().any(|r| r == id)
-        {
-            continue; // not part of this workload, e.g. a test's own probe event
-        }
+        let id = id(message);
         if rolled_back.contains(id) {
             from_rolled_back += 1;
-        }
-        if !seen.insert(id) {
-            duplicates += 1;
             continue;
+        }
+        if !written.per_aggregate.contains_key(&message.key) || !first_seen.insert(id) {
+            continue; // a test's own probe event, or a duplicate whose first copy was checked
         }
         let expected_correlation = written.correlation.get(id);
         if expected_correlation.is_none()
@@ -65,35 +75,12 @@ pub fn check(written: &Written, received: &[Received]) -> Report {
         {
             bad_headers += 1;
         }
-        first_deliveries
-            .entry(message.key.as_str())
-            .or_default()
-            .push(id);
-    }
-    let mut lost = 0;
-    let mut out_of_order = 0;
-    for (aggregate, ids) in &written.per_aggregate {
-        lost += ids.iter().filter(|id| !seen.contains(id.as_str())).count();
-        let arrived: Vec<&str> = first_deliveries
-            .get(aggregate.as_str())
-            .cloned()
-            .unwrap_or_default();
-        let expected: Vec<&str> = ids
-            .iter()
-            .map(String::as_str)
-            .filter(|id| arrived.contains(id))
-            .collect();
-        out_of_order += arrived
-            .iter()
-            .zip(&expected)
-            .filter(|(a, e)| a != e)
-            .count();
     }
     Report {
-        delivered: seen.len(),
-        lost,
-        duplicates,
-        out_of_order,
+        delivered: totals.received - totals.duplicated,
+        lost: totals.lost,
+        duplicates: totals.duplicated,
+        out_of_order: totals.out_of_order,
         from_rolled_back,
         bad_headers,
     }
