@@ -75,3 +75,10 @@ async fn kafka_authenticates_with_sasl_scram() {
     let reader = Reader::kafka_with(&kafka.brokers(), &target.destinations(), &credentials);
     scenarios::delivers_everything_in_order(target, reader).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_delivers_everything_in_order_when_polling() {
+    let kafka = harness::Kafka::start().unwrap();
+    let (target, reader) = target_and_reader(&kafka.brokers());
+    scenarios::delivers_everything_in_order(target.polling(), reader).await;
+}

@@ -37,3 +37,9 @@ async fn rabbitmq_survives_broker_restart() {
     let (target, reader) = target_and_reader(&rabbitmq.url()).await;
     scenarios::survives_broker_restart(target, reader, || rabbitmq.restart().unwrap()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_delivers_everything_in_order_when_polling() {
+    let (target, reader) = target_and_reader(&harness::RabbitMq::shared().unwrap()).await;
+    scenarios::delivers_everything_in_order(target.polling(), reader).await;
+}
