@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::BackoffSettings;
 use crate::cleanup::CleanupMode;
+use crate::http::Endpoint;
 use crate::outbox::OutboxTable;
 use crate::pg::database::Database;
 use crate::pipeline::PipelineSettings;
@@ -27,6 +28,9 @@ pub const ENV_PREFIX: &str = "OUTBOX_RELAY_";
 
 /// `OUTBOX_RELAY_*` variables read by the command line itself, not configuration keys.
 const CLI_ONLY_ENV: &[&str] = &["config", "log_format", "log_level"];
+
+/// The Kubernetes-secret convention: `OUTBOX_RELAY_<KEY>_FILE` names a file holding `<KEY>`'s value.
+const FILE_SUFFIX: &str = "_FILE";
 
 /// Kubernetes injects `<SERVICE>_PORT`, `<SERVICE>_PORT_9187_TCP`, `<SERVICE>_SERVICE_HOST`, ... for
 /// every Service; one named `outbox-relay` lands in our prefix. No configuration key starts so.
@@ -72,6 +76,11 @@ pub struct Config {
     pub backoff: BackoffSettings,
     /// Where `/metrics`, `/health/live` and `/health/ready` are served.
     pub metrics_addr: SocketAddr,
+    /// Serve them over TLS with this PEM certificate chain (and `metrics_tls_key_file`).
+    pub metrics_tls_cert_file: Option<PathBuf>,
+    pub metrics_tls_key_file: Option<PathBuf>,
+    /// Demand this bearer token on `/metrics` (not on the health endpoints, which probes call).
+    pub metrics_token: Option<String>,
     /// Warn when the slot holds back at least this much WAL (0: never).
     pub slot_lag_warning_bytes: u64,
     /// How long a stop signal may take to drain in-flight events before the relay gives up.
@@ -100,6 +109,9 @@ impl Default for Config {
             backoff: BackoffSettings::default(),
             shutdown_grace: Duration::from_secs(30),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9187)),
+            metrics_tls_cert_file: None,
+            metrics_tls_key_file: None,
+            metrics_token: None,
             slot_lag_warning_bytes: 1 << 30,
         }
     }
@@ -136,6 +148,12 @@ impl Default for PollingConfig {
 pub enum ConfigError {
     #[error("{0}")]
     Figment(#[from] Box<figment::Error>),
+    #[error("cannot read {variable}'s file {path}: {reason}")]
+    SecretFile {
+        variable: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("invalid value for `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -160,6 +178,18 @@ impl Config {
     }
 
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        for (property, path) in &self.kafka.property_files {
+            if self.kafka.properties.contains_key(property) {
+                return Err(ConfigError::Invalid {
+                    key: "kafka.property_files",
+                    reason: format!(
+                        "{property:?} is set in kafka.properties too; set it in one place"
+                    ),
+                });
+            }
+            let value = read_secret(&format!("kafka.property_files.{property:?}"), path)?;
+            self.kafka.properties.insert(property.clone(), value);
+        }
         let Some(path) = &self.database_url_file else {
             return Ok(());
         };
@@ -169,13 +199,7 @@ impl Config {
                 reason: "set either database_url or database_url_file, not both".into(),
             });
         }
-        self.database_url = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Invalid {
-                key: "database_url_file",
-                reason: format!("cannot read {}: {e}", path.display()),
-            })?
-            .trim()
-            .to_owned();
+        self.database_url = read_secret("database_url_file", path)?;
         Ok(())
     }
 
@@ -187,6 +211,7 @@ impl Config {
             });
         }
         self.database()?;
+        self.endpoint()?;
         Router::new(&self.destination).map_err(|e| ConfigError::Invalid {
             key: "destination",
             reason: e.to_string(),
@@ -229,6 +254,31 @@ impl Config {
         })
     }
 
+    pub fn endpoint(&self) -> Result<Endpoint, ConfigError> {
+        let tls = match (&self.metrics_tls_cert_file, &self.metrics_tls_key_file) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "metrics_tls_cert_file",
+                    reason: "set both metrics_tls_cert_file and metrics_tls_key_file, or neither"
+                        .into(),
+                })
+            }
+        };
+        if self.metrics_token.as_deref() == Some("") {
+            return Err(ConfigError::Invalid {
+                key: "metrics_token",
+                reason: "an empty token would let anyone in; leave it unset instead".into(),
+            });
+        }
+        Ok(Endpoint {
+            addr: self.metrics_addr,
+            tls,
+            token: self.metrics_token.clone(),
+        })
+    }
+
     pub fn polling(&self) -> Result<PollingSettings, ConfigError> {
         Ok(PollingSettings {
             database: self.database()?,
@@ -252,6 +302,56 @@ impl Config {
     }
 }
 
+/// A secret's file, without the surrounding whitespace editors and `echo` leave.
+fn read_secret(variable: &str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim().to_owned())
+        .map_err(|e| ConfigError::SecretFile {
+            variable: variable.to_owned(),
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// Values of `OUTBOX_RELAY_<KEY>_FILE` variables, keyed as figment nests `<KEY>`. `database_url_file`
+/// is a key of its own (it also works from the file and a flag), so it is left to it.
+fn secret_files_from_env() -> Result<figment::value::Dict, ConfigError> {
+    let mut values = figment::value::Dict::new();
+    for (name, path) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let Some(key) = name
+            .strip_prefix(ENV_PREFIX)
+            .and_then(|k| k.strip_suffix(FILE_SUFFIX))
+        else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        if key == "database_url" || key.is_empty() {
+            continue;
+        }
+        let value = read_secret(name, Path::new(&path))?;
+        insert_path(&mut values, &key.replace("__", "."), value);
+    }
+    Ok(values)
+}
+
+fn insert_path(dict: &mut figment::value::Dict, path: &str, value: String) {
+    use figment::value::Value;
+    match path.split_once('.') {
+        None => {
+            dict.insert(path.to_owned(), Value::from(value));
+        }
+        Some((head, rest)) => {
+            let entry = dict
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::from(figment::value::Dict::new()));
+            if let Value::Dict(_, nested) = entry {
+                insert_path(nested, rest, value);
+            }
+        }
+    }
+}
+
 fn layers(file: Option<&Path>, overrides: serde_json::Value) -> Result<Figment, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     if let Some(file) = file {
@@ -267,9 +367,14 @@ fn layers(file: Option<&Path>, overrides: serde_json::Value) -> Result<Figment, 
         .merge(
             Env::prefixed(ENV_PREFIX)
                 .ignore(CLI_ONLY_ENV)
-                .filter(|key| !is_service_link(key.as_str()))
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    !is_service_link(&key)
+                        && (key == "database_url_file" || !key.ends_with("_file"))
+                })
                 .split("__"),
         )
+        .merge(Serialized::defaults(secret_files_from_env()?))
         .merge(Serialized::defaults(overrides)))
 }
 
@@ -353,6 +458,37 @@ mod tests {
             jail.set_env("OUTBOX_RELAY_SERVICE_HOST", "10.0.0.1");
             // Only these two: other tests run in parallel and read the environment too.
             Config::load(None, json!({"database_url": "postgres://u@h/db"})).unwrap();
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn secrets_come_from_files_named_by_file_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("amqp", "amqp://relay:s3cret@mq:5672/%2f\n")?;
+            jail.create_file("sasl", "k4fka\n")?;
+            jail.create_file(
+                "relay.toml",
+                "[kafka.property_files]\n\"sasl.password\" = \"sasl\"\n",
+            )?;
+            jail.set_env("OUTBOX_RELAY_RABBITMQ__URL_FILE", "amqp");
+            let config = Config::load(
+                Some(Path::new("relay.toml")),
+                json!({"database_url": "postgres://u@h/db"}),
+            )
+            .unwrap();
+            assert_eq!(config.rabbitmq.url, "amqp://relay:s3cret@mq:5672/%2f");
+            assert_eq!(config.kafka.properties["sasl.password"], "k4fka");
+
+            jail.set_env("OUTBOX_RELAY_REDIS__URL_FILE", "missing");
+            let error = Config::load(None, json!({"database_url": "postgres://u@h/db"}))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("OUTBOX_RELAY_REDIS__URL_FILE") && error.contains("missing"),
+                "{error}"
+            );
             Ok(())
         });
     }

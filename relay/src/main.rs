@@ -105,13 +105,19 @@ async fn run(config: Config) -> ExitCode {
     let grace = config.shutdown_grace;
     let sink = format!("{:?}", config.sink).to_lowercase();
     let metrics = Arc::new(Metrics::new(&sink));
-    match http::serve(config.metrics_addr, metrics.clone()).await {
-        Ok(addr) => tracing::info!(%addr, "serving /metrics, /health/live and /health/ready"),
+    let endpoint = match config.endpoint() {
+        Ok(endpoint) => endpoint,
+        Err(error) => return config_error(&error),
+    };
+    match http::serve(&endpoint, metrics.clone()).await {
+        Ok(addr) => tracing::info!(
+            %addr,
+            tls = endpoint.tls.is_some(),
+            token = endpoint.token.is_some(),
+            "serving /metrics, /health/live and /health/ready"
+        ),
         Err(error) => {
-            eprintln!(
-                "error: cannot serve metrics on {} (`metrics_addr`): {error}",
-                config.metrics_addr
-            );
+            eprintln!("error: cannot serve metrics (`metrics_addr`, `metrics_tls_*`): {error}");
             return ExitCode::from(EXIT_CONFIG);
         }
     }

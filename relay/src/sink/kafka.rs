@@ -42,6 +42,8 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last so they
     /// override the relay's defaults.
     pub properties: BTreeMap<String, String>,
+    /// Properties whose values are secrets kept in files (e.g. `sasl.password`), read at start.
+    pub property_files: BTreeMap<String, std::path::PathBuf>,
 }
 
 pub struct KafkaSink {
@@ -271,6 +273,7 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             message_timeout: Duration::from_secs(30),
             properties: BTreeMap::new(),
+            property_files: BTreeMap::new(),
         }
     }
 }
