@@ -165,6 +165,15 @@ impl Config {
                     .into(),
             });
         }
+        let tls = match self.sink {
+            SinkKind::Rabbitmq => self.rabbitmq.tls().map(drop),
+            SinkKind::Redis => self.redis.tls().map(drop),
+            SinkKind::Kafka | SinkKind::Stdout => Ok(()),
+        };
+        tls.map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            reason: e.reason,
+        })?;
         for (key, name) in [("slot", &self.slot), ("publication", &self.publication)] {
             let valid = !name.is_empty()
                 && name.len() <= 63
