@@ -5,6 +5,7 @@
 //! stopped, and its temp dir deleted, when its value is dropped, including while a test panics; children
 //! are also killed if the test binary itself is killed (see `spawner`).
 
+mod certificates;
 mod kafka;
 mod port;
 mod postgres;
@@ -15,6 +16,7 @@ mod redis;
 mod spawner;
 mod wait;
 
+pub use certificates::{Certificates, UNNAMED_HOST};
 pub use kafka::Kafka;
 pub use port::free_port;
 pub use postgres::Postgres;

@@ -13,6 +13,16 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A free port that is none of `taken`: two binds to port 0 in a row may both get the same port.
+pub(crate) fn free_port_other_than(taken: &[u16]) -> Result<u16> {
+    loop {
+        let candidate = free_port()?;
+        if !taken.contains(&candidate) {
+            return Ok(candidate);
+        }
+    }
+}
+
 pub(crate) fn accepts_connections(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()

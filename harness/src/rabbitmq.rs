@@ -1,6 +1,6 @@
 //! RabbitMQ for the AMQP sink's tests: the machine's shared broker, or a private node of its own (own
 //! node name, ports, data and Erlang cookie) that a test may stop and restart without disturbing tests
-//! that share the machine's broker.
+//! that share the machine's broker, optionally with a TLS listener.
 
 use std::fs;
 use std::path::Path;
@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tempfile::TempDir;
 
-use crate::port::{accepts_connections, free_port};
+use crate::certificates::{Certificates, TlsListener, UNNAMED_HOST};
+use crate::port::{accepts_connections, free_port, free_port_other_than};
 use crate::process::Process;
 use crate::wait::wait_for;
 
@@ -28,6 +29,7 @@ pub struct RabbitMq {
     port: u16,
     dist_port: u16,
     node: String,
+    tls: Option<TlsListener>,
 }
 
 impl RabbitMq {
@@ -44,16 +46,41 @@ impl RabbitMq {
 
     /// A private node with no plugins; `guest` may log in from loopback as on the shared broker.
     pub fn start() -> Result<RabbitMq> {
+        Self::start_with(false, false)
+    }
+
+    /// A private node that also listens for TLS on [`RabbitMq::tls_url`], with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a throwaway CA ([`RabbitMq::certificates`]). Clients need
+    /// no certificate. The plain port stays open so that tests can read what arrived without TLS. The
+    /// TLS port also listens on [`crate::UNNAMED_HOST`], for host-name tests.
+    pub fn start_with_tls() -> Result<RabbitMq> {
+        Self::start_with(true, false)
+    }
+
+    /// As [`RabbitMq::start_with_tls`], but TLS clients must present a certificate signed by the CA
+    /// (they still log in with a password).
+    pub fn start_with_mutual_tls() -> Result<RabbitMq> {
+        Self::start_with(true, true)
+    }
+
+    fn start_with(tls: bool, client_certificates_required: bool) -> Result<RabbitMq> {
         static NODES: AtomicU32 = AtomicU32::new(0);
         let dir = tempfile::Builder::new()
             .prefix("outbox-rabbitmq-")
             .tempdir()
             .context("creating a temp dir for RabbitMQ")?;
         let port = free_port()?;
-        fs::write(
-            dir.path().join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\n"),
-        )?;
+        let dist_port = free_port_other_than(&[port])?;
+        let tls = tls
+            .then(|| {
+                TlsListener::new(
+                    &dir.path().join("tls"),
+                    &[port, dist_port],
+                    client_certificates_required,
+                )
+            })
+            .transpose()?;
+        fs::write(dir.path().join("rabbitmq.conf"), config(port, tls.as_ref()))?;
         fs::write(dir.path().join("enabled_plugins"), "[].\n")?;
         // Replaces /etc/rabbitmq/rabbitmq-env.conf, which would set the machine node's name.
         fs::write(dir.path().join("rabbitmq-env.conf"), "")?;
@@ -62,13 +89,6 @@ impl RabbitMq {
             std::process::id(),
             NODES.fetch_add(1, Ordering::Relaxed)
         );
-        // Two binds to port 0 in a row may both get the same port.
-        let dist_port = loop {
-            let candidate = free_port()?;
-            if candidate != port {
-                break candidate;
-            }
-        };
         let (server, log_start) = spawn(dir.path(), &node, port, dist_port)?;
         let mut rabbitmq = RabbitMq {
             server,
@@ -76,6 +96,7 @@ impl RabbitMq {
             port,
             dist_port,
             node,
+            tls,
         };
         rabbitmq.wait_ready(log_start)?;
         Ok(rabbitmq)
@@ -87,6 +108,18 @@ impl RabbitMq {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `amqps://guest:guest@127.0.0.1:PORT/%2f` of a node from [`RabbitMq::start_with_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|tls| format!("amqps://guest:guest@127.0.0.1:{}/%2f", tls.port))
+    }
+
+    /// The CA, server and client certificates of a node from [`RabbitMq::start_with_tls`].
+    pub fn certificates(&self) -> Option<&Certificates> {
+        self.tls.as_ref().map(|tls| &tls.certificates)
     }
 
     /// SIGTERM, which RabbitMQ handles as a clean shutdown.
@@ -128,6 +161,32 @@ impl RabbitMq {
             Ok(String::from_utf8_lossy(new).contains(READY_LINE))
         })
     }
+}
+
+/// `rabbitmq.conf`: loopback listeners only.
+fn config(port: u16, tls: Option<&TlsListener>) -> String {
+    let mut config = format!("listeners.tcp.default = 127.0.0.1:{port}\n");
+    if let Some(tls) = tls {
+        let files = &tls.certificates;
+        let verify = if tls.client_certificates_required {
+            "verify_peer\nssl_options.fail_if_no_peer_cert = true"
+        } else {
+            "verify_none\nssl_options.fail_if_no_peer_cert = false"
+        };
+        config.push_str(&format!(
+            "listeners.ssl.default = 127.0.0.1:{port}\n\
+             listeners.ssl.unnamed = {UNNAMED_HOST}:{port}\n\
+             ssl_options.cacertfile = {ca}\n\
+             ssl_options.certfile = {cert}\n\
+             ssl_options.keyfile = {key}\n\
+             ssl_options.verify = {verify}\n",
+            port = tls.port,
+            ca = files.ca_cert.display(),
+            cert = files.server_cert.display(),
+            key = files.server_key.display(),
+        ));
+    }
+    config
 }
 
 /// Starts the node; also returns where this start's lines begin in the log, which restarts append to.

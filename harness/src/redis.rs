@@ -1,14 +1,16 @@
 //! Redis for the Redis Streams sink's tests: the machine's shared server, or a private one whose data
-//! survives [`Redis::restart`] (append-only file, fsync on every write).
+//! survives [`Redis::restart`] (append-only file, fsync on every write), optionally with a TLS port.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tempfile::TempDir;
 
+use crate::certificates::{Certificates, TlsListener, UNNAMED_HOST};
 use crate::port::free_port;
 use crate::process::Process;
 use crate::wait::wait_for;
@@ -22,6 +24,7 @@ pub struct Redis {
     server: Process,
     dir: TempDir,
     port: u16,
+    tls: Option<TlsListener>,
 }
 
 impl Redis {
@@ -37,13 +40,44 @@ impl Redis {
 
     /// A private redis-server on a free port, its data in a temp dir.
     pub fn start() -> Result<Redis> {
+        Self::start_with(false, false)
+    }
+
+    /// A private server that also listens for TLS on [`Redis::tls_url`], with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a throwaway CA ([`Redis::certificates`]). Clients need no
+    /// certificate. The plain port stays open so that tests can read what arrived without TLS. Both
+    /// ports also listen on [`crate::UNNAMED_HOST`], for host-name tests.
+    pub fn start_with_tls() -> Result<Redis> {
+        Self::start_with(true, false)
+    }
+
+    /// As [`Redis::start_with_tls`], but TLS clients must present a certificate signed by the CA.
+    pub fn start_with_mutual_tls() -> Result<Redis> {
+        Self::start_with(true, true)
+    }
+
+    fn start_with(tls: bool, client_certificates_required: bool) -> Result<Redis> {
         let dir = tempfile::Builder::new()
             .prefix("outbox-redis-")
             .tempdir()
             .context("creating a temp dir for Redis")?;
         let port = free_port()?;
-        let server = spawn(dir.path(), port)?;
-        let mut redis = Redis { server, dir, port };
+        let tls = tls
+            .then(|| {
+                TlsListener::new(
+                    &dir.path().join("tls"),
+                    &[port],
+                    client_certificates_required,
+                )
+            })
+            .transpose()?;
+        let server = spawn(dir.path(), port, tls.as_ref())?;
+        let mut redis = Redis {
+            server,
+            dir,
+            port,
+            tls,
+        };
         redis.wait_ready()?;
         Ok(redis)
     }
@@ -56,15 +90,27 @@ impl Redis {
         self.port
     }
 
+    /// `rediss://127.0.0.1:PORT` of a server from [`Redis::start_with_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|tls| format!("rediss://127.0.0.1:{}", tls.port))
+    }
+
+    /// The CA, server and client certificates of a server from [`Redis::start_with_tls`].
+    pub fn certificates(&self) -> Option<&Certificates> {
+        self.tls.as_ref().map(|tls| &tls.certificates)
+    }
+
     /// SIGTERM: Redis flushes its append-only file and exits.
     pub fn stop(&mut self) -> Result<()> {
         self.server.stop(libc::SIGTERM, STOP_TIMEOUT)?;
         Ok(())
     }
 
-    /// Starts the stopped server again on the same port and data.
+    /// Starts the stopped server again on the same ports and data.
     pub fn start_again(&mut self) -> Result<()> {
-        self.server = spawn(self.dir.path(), self.port)?;
+        self.server = spawn(self.dir.path(), self.port, self.tls.as_ref())?;
         self.wait_ready()
     }
 
@@ -78,6 +124,7 @@ impl Redis {
     }
 
     /// PING answers `-LOADING` while the append-only file is replayed, so PONG means the data is back.
+    /// The TLS port opens with the plain one.
     fn wait_ready(&mut self) -> Result<()> {
         let (server, port) = (&mut self.server, self.port);
         wait_for(START_TIMEOUT, "the private Redis to answer PING", || {
@@ -87,15 +134,35 @@ impl Redis {
     }
 }
 
-fn spawn(dir: &std::path::Path, port: u16) -> Result<Process> {
+fn spawn(dir: &Path, port: u16, tls: Option<&TlsListener>) -> Result<Process> {
     let mut cmd = Command::new("redis-server");
-    cmd.current_dir(dir)
-        .args(["--bind", "127.0.0.1", "--port"])
+    cmd.current_dir(dir).args(["--bind", "127.0.0.1"]);
+    if tls.is_some() {
+        cmd.arg(UNNAMED_HOST);
+    }
+    cmd.arg("--port")
         .arg(port.to_string())
         .arg("--dir")
         .arg(dir)
         .args(["--daemonize", "no", "--save", "", "--logfile", ""])
         .args(["--appendonly", "yes", "--appendfsync", "always"]);
+    if let Some(tls) = tls {
+        let files = &tls.certificates;
+        cmd.arg("--tls-port")
+            .arg(tls.port.to_string())
+            .arg("--tls-cert-file")
+            .arg(&files.server_cert)
+            .arg("--tls-key-file")
+            .arg(&files.server_key)
+            .arg("--tls-ca-cert-file")
+            .arg(&files.ca_cert)
+            .arg("--tls-auth-clients")
+            .arg(if tls.client_certificates_required {
+                "yes"
+            } else {
+                "no"
+            });
+    }
     Process::start_logging_to(cmd, &dir.join("redis.log"))
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -78,8 +78,10 @@ pub struct KafkaSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RabbitMqSettings {
-    /// AMQP URI, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// AMQP URI, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`, or `amqps://…` for TLS.
     pub url: String,
+    /// PEM file of CA certificates an `amqps://` broker may chain to, besides the system roots.
+    pub ca_file: Option<PathBuf>,
     /// The relay's durable topic exchange; dead letters are published to it too.
     pub exchange: String,
     /// The service's durable queue, bound to the exchange with the destination as routing key.
@@ -91,8 +93,10 @@ pub struct RabbitMqSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// e.g. `redis://127.0.0.1:6379/0`.
+    /// e.g. `redis://127.0.0.1:6379/0`, or `rediss://…` for TLS.
     pub url: String,
+    /// PEM file of the CA certificates a `rediss://` server must chain to, instead of the system roots.
+    pub ca_file: Option<PathBuf>,
     /// Consumer group; created at the start of the stream if missing.
     pub group: String,
     /// This instance's name in the group; must differ between instances running at once.
@@ -164,6 +168,19 @@ impl Config {
                 "must differ from messaging.destination, or dead letters would be consumed again",
             );
         }
+        // A CA file next to a plain URL suggests the operator believes the connection is encrypted.
+        if messaging.rabbitmq.ca_file.is_some() && !messaging.rabbitmq.url.starts_with("amqps://") {
+            return invalid(
+                "messaging.rabbitmq.ca_file",
+                "needs an amqps:// URL in messaging.rabbitmq.url",
+            );
+        }
+        if messaging.redis.ca_file.is_some() && !messaging.redis.url.starts_with("rediss://") {
+            return invalid(
+                "messaging.redis.ca_file",
+                "needs a rediss:// URL in messaging.redis.url",
+            );
+        }
         if messaging.rabbitmq.prefetch == 0 {
             return invalid("messaging.rabbitmq.prefetch", "must be at least 1");
         }
@@ -199,12 +216,14 @@ impl Default for Config {
                 },
                 rabbitmq: RabbitMqSettings {
                     url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+                    ca_file: None,
                     exchange: "outbox".to_owned(),
                     queue: "invoice-service".to_owned(),
                     prefetch: 32,
                 },
                 redis: RedisSettings {
                     url: "redis://127.0.0.1:6379".to_owned(),
+                    ca_file: None,
                     group: "invoice-service".to_owned(),
                     consumer: "invoice-service".to_owned(),
                     batch_size: 32,

@@ -29,8 +29,10 @@ pub const ENV_PREFIX: &str = "OUTBOX_RELAY_";
 /// `OUTBOX_RELAY_*` variables read by the command line itself, not configuration keys.
 const CLI_ONLY_ENV: &[&str] = &["config", "log_format", "log_level"];
 
-/// The Kubernetes-secret convention: `OUTBOX_RELAY_<KEY>_FILE` names a file holding `<KEY>`'s value.
-const FILE_SUFFIX: &str = "_FILE";
+/// Keys that hold secrets, which the Kubernetes-secret convention may also read from a file:
+/// `OUTBOX_RELAY_<KEY>_FILE` names a file holding `<KEY>`'s value. A list, not a rule, because other
+/// keys end in `_file` themselves (`redis.ca_file`). `database_url_file` is a key of its own.
+const SECRET_KEYS: &[&str] = &["rabbitmq__url", "redis__url", "metrics_token"];
 
 /// Kubernetes injects `<SERVICE>_PORT`, `<SERVICE>_PORT_9187_TCP`, `<SERVICE>_SERVICE_HOST`, ... for
 /// every Service; one named `outbox-relay` lands in our prefix. No configuration key starts so.
@@ -229,6 +231,15 @@ impl Config {
                 reason: "claims_in_flight and interval must be greater than zero".into(),
             });
         }
+        let tls = match self.sink {
+            SinkKind::Rabbitmq => self.rabbitmq.tls().map(drop),
+            SinkKind::Redis => self.redis.tls().map(drop),
+            SinkKind::Kafka | SinkKind::Stdout => Ok(()),
+        };
+        tls.map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            reason: e.reason,
+        })?;
         for (key, name) in [("slot", &self.slot), ("publication", &self.publication)] {
             let valid = !name.is_empty()
                 && name.len() <= 63
@@ -313,24 +324,15 @@ fn read_secret(variable: &str, path: &Path) -> Result<String, ConfigError> {
         })
 }
 
-/// Values of `OUTBOX_RELAY_<KEY>_FILE` variables, keyed as figment nests `<KEY>`. `database_url_file`
-/// is a key of its own (it also works from the file and a flag), so it is left to it.
+/// Values of the `OUTBOX_RELAY_<SECRET_KEY>_FILE` variables that are set, keyed as figment nests them.
 fn secret_files_from_env() -> Result<figment::value::Dict, ConfigError> {
     let mut values = figment::value::Dict::new();
-    for (name, path) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        let Some(key) = name
-            .strip_prefix(ENV_PREFIX)
-            .and_then(|k| k.strip_suffix(FILE_SUFFIX))
-        else {
-            continue;
-        };
-        let key = key.to_ascii_lowercase();
-        if key == "database_url" || key.is_empty() {
-            continue;
+    for key in SECRET_KEYS {
+        let variable = format!("{ENV_PREFIX}{}_FILE", key.to_ascii_uppercase());
+        if let Some(path) = std::env::var_os(&variable) {
+            let value = read_secret(&variable, Path::new(&path))?;
+            insert_path(&mut values, &key.replace("__", "."), value);
         }
-        let value = read_secret(name, Path::new(&path))?;
-        insert_path(&mut values, &key.replace("__", "."), value);
     }
     Ok(values)
 }
@@ -370,7 +372,9 @@ fn layers(file: Option<&Path>, overrides: serde_json::Value) -> Result<Figment, 
                 .filter(|key| {
                     let key = key.as_str().to_ascii_lowercase();
                     !is_service_link(&key)
-                        && (key == "database_url_file" || !key.ends_with("_file"))
+                        && !SECRET_KEYS
+                            .iter()
+                            .any(|secret| key.strip_suffix("_file") == Some(secret))
                 })
                 .split("__"),
         )

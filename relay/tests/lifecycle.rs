@@ -414,34 +414,6 @@ async fn unfixable_settings_stop_the_relay() {
         relay.log()
     );
 
-    // Without TLS in the AMQP and Redis clients, a TLS URL must not quietly become plain TCP.
-    for tls_url in [
-        [
-            "--sink",
-            "rabbitmq",
-            "--rabbitmq-url",
-            "amqps://u:secret@127.0.0.1:5671/%2f",
-        ],
-        [
-            "--sink",
-            "redis",
-            "--redis-url",
-            "rediss://u:secret@127.0.0.1:6380",
-        ],
-    ] {
-        let mut relay = support::start_relay(&pg, &tls_url);
-        let status = relay
-            .wait_timeout(DEADLINE)
-            .unwrap()
-            .expect("a TLS URL without TLS is fatal");
-        assert!(
-            !status.success() && relay.log().contains("is not supported by this build"),
-            "{}",
-            relay.log()
-        );
-        assert!(!relay.log().contains("secret"), "{}", relay.log());
-    }
-
     let config = support::kafka_properties(&[("no.such.property", "1")]);
     let mut relay = support::start_relay(
         &pg,

@@ -130,3 +130,59 @@ async fn slot_lag_is_reported_in_bytes() {
     .unwrap();
     support::stop_relay(&mut relay);
 }
+
+/// For users who expose the endpoint beyond the pod: TLS, and a bearer token on `/metrics` only
+/// (probes carry none). The token comes from a file, by the `_FILE` convention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_over_tls_demand_the_bearer_token() {
+    let pg = support::outbox_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let certificates = harness::Certificates::make(dir.path()).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-scrape-token\n").unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0")
+        .env(
+            "OUTBOX_RELAY_METRICS_TLS_CERT_FILE",
+            &certificates.server_cert,
+        )
+        .env(
+            "OUTBOX_RELAY_METRICS_TLS_KEY_FILE",
+            &certificates.server_key,
+        )
+        .env("OUTBOX_RELAY_METRICS_TOKEN_FILE", &token_file)
+        .args(["run", "--sink", "stdout", "--database-url", &pg.url()]);
+    let mut relay = harness::Process::start(cmd).unwrap();
+    let addr = metrics_addr(&relay);
+    let ca = &certificates.ca_cert;
+
+    let (status, body) = support::https_get(&addr, ca, "/metrics", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"status\":401"), "{body}");
+    let (status, _) = support::https_get(&addr, ca, "/metrics", Some("wrong")).await;
+    assert_eq!(status, 401);
+    let (status, body) =
+        support::https_get(&addr, ca, "/metrics", Some("s3cret-scrape-token")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("outbox_relay_build_info"), "{body}");
+    assert_eq!(
+        support::https_get(&addr, ca, "/health/live", None).await.0,
+        200
+    );
+    let plain = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        answer
+    };
+    assert!(
+        !plain.starts_with(b"HTTP/"),
+        "plain HTTP gets no HTTP answer from a TLS endpoint"
+    );
+    assert!(!relay.log().contains("s3cret-scrape-token"));
+    support::stop_relay(&mut relay);
+}

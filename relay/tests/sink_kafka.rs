@@ -3,7 +3,6 @@
 
 mod sink_common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use outbox_relay::sink::kafka::{connect, KafkaConfig};
@@ -18,7 +17,7 @@ fn config(brokers: String) -> KafkaConfig {
         topic_partitions: 3,
         replication_factor: 1,
         message_timeout: Duration::from_secs(10),
-        properties: BTreeMap::new(),
+        ..KafkaConfig::default()
     }
 }
 

@@ -113,6 +113,7 @@ async fn rabbitmq_delivers_overlapping_batches_in_order_per_key() {
     let mut sink = connect(&RabbitMqConfig {
         url: url.clone(),
         exchange: exchange.clone(),
+        ..RabbitMqConfig::default()
     })
     .await
     .unwrap();
@@ -134,6 +135,7 @@ async fn rabbitmq_refuses_unroutable_message_for_good() {
     let mut sink = connect(&RabbitMqConfig {
         url: url.clone(),
         exchange: exchange.clone(),
+        ..RabbitMqConfig::default()
     })
     .await
     .unwrap();
@@ -168,6 +170,7 @@ async fn rabbitmq_connect_to_closed_port_fails() {
     let config = RabbitMqConfig {
         url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
         exchange: "x".into(),
+        ..RabbitMqConfig::default()
     };
     match connect(&config).await {
         Err(SinkError::Connect { endpoint, .. }) => {
@@ -187,6 +190,7 @@ async fn rabbitmq_throughput() {
     let mut sink = connect(&RabbitMqConfig {
         url: url.clone(),
         exchange: exchange.clone(),
+        ..RabbitMqConfig::default()
     })
     .await
     .unwrap();

@@ -30,6 +30,7 @@ async fn redis_delivers_overlapping_batches_in_order_per_key() {
     let mut sink = connect(&RedisConfig {
         url: url.clone(),
         maxlen: None,
+        ..RedisConfig::default()
     })
     .await
     .unwrap();
@@ -50,6 +51,7 @@ async fn redis_trims_streams_to_about_maxlen() {
     let mut sink = connect(&RedisConfig {
         url: url.clone(),
         maxlen: Some(100),
+        ..RedisConfig::default()
     })
     .await
     .unwrap();
@@ -89,6 +91,7 @@ async fn redis_refuses_event_for_key_of_another_type_for_good() {
     let mut sink = connect(&RedisConfig {
         url: url.clone(),
         maxlen: None,
+        ..RedisConfig::default()
     })
     .await
     .unwrap();
@@ -120,6 +123,7 @@ async fn redis_connect_to_closed_port_fails() {
     let result = connect(&RedisConfig {
         url: format!("redis://127.0.0.1:{port}"),
         maxlen: None,
+        ..RedisConfig::default()
     })
     .await;
     assert!(
@@ -138,6 +142,7 @@ async fn redis_throughput() {
     let mut sink = connect(&RedisConfig {
         url: url.clone(),
         maxlen: None,
+        ..RedisConfig::default()
     })
     .await
     .unwrap();

@@ -2,7 +2,6 @@
 //! logical replication and for crash and restart tests.
 
 mod installation;
-mod tls;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
 
+use crate::certificates::make_certificates;
 use crate::port::free_port;
 use crate::process::Process;
 use crate::wait::wait_for;
@@ -72,7 +72,7 @@ impl Postgres {
         }
         let mut settings = settings.to_vec();
         let ca_cert = if tls {
-            let files = tls::make_certificates(&dir.path().join("tls"), |path| {
+            let files = make_certificates(&dir.path().join("tls"), |path| {
                 installation.give_to_owner(path)
             })?;
             settings.extend([

@@ -8,6 +8,7 @@
 pub mod kafka;
 pub mod rabbitmq;
 pub mod redis;
+mod tls;
 
 use std::collections::BTreeMap;
 

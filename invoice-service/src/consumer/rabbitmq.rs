@@ -16,9 +16,11 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 
+use super::tls::read_ca_file;
 use super::{Consumer, ConsumerError, Envelope, Received};
 use crate::config::Messaging;
 use crate::redact::redact;
@@ -49,13 +51,16 @@ pub async fn connect(messaging: &Messaging) -> Result<RabbitMqConsumer, Consumer
     let name = |what: &str, value: &str| {
         ShortString::try_new(value).map_err(|e| connect_error(format!("{what}: {e}")))
     };
-    // Without a TLS backend the AMQP client would open `amqps://` as plain TCP, credentials in clear.
-    if settings.url.starts_with("amqps://") {
-        return Err(connect_error(
-            "amqps:// (TLS) is not supported by this build; use amqp:// on a trusted network"
-                .into(),
-        ));
-    }
+    // lapin uses these only for `amqps://`, which it opens with rustls, trusting the system roots.
+    let tls = OwnedTLSConfig {
+        identity: None,
+        cert_chain: settings
+            .ca_file
+            .as_deref()
+            .map(|path| read_ca_file("messaging.rabbitmq.ca_file", path))
+            .transpose()
+            .map_err(connect_error)?,
+    };
     let exchange = name("exchange", &settings.exchange)?;
     let queue = name("queue", &settings.queue)?;
     let routing_key = name("destination", &messaging.destination)?;
@@ -67,7 +72,13 @@ pub async fn connect(messaging: &Messaging) -> Result<RabbitMqConsumer, Consumer
     let setup = async {
         let properties = ConnectionProperties::default()
             .with_connection_name(LongString::from("invoice-service"));
-        let connection = Connection::connect(&settings.url, properties).await?;
+        let connection = Connection::connect_with_config(
+            &settings.url,
+            properties,
+            tls,
+            lapin::runtime::default_runtime()?,
+        )
+        .await?;
         let channel = connection.create_channel().await?;
         channel
             .basic_qos(settings.prefetch, BasicQosOptions::default())

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
-use redis::{AsyncCommands, AsyncConnectionConfig, RedisError};
+use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, TlsCertificates};
 
+use super::tls::read_ca_file;
 use super::{Consumer, ConsumerError, Envelope, Received};
 use crate::config::Messaging;
 use crate::redact::redact;
@@ -63,7 +64,24 @@ pub async fn connect(messaging: &Messaging) -> Result<RedisConsumer, ConsumerErr
         endpoint: redact(&settings.url),
         reason: e.to_string(),
     };
-    let client = redis::Client::open(settings.url.as_str()).map_err(connect_error)?;
+    let client = match &settings.ca_file {
+        Some(path) => {
+            let root_cert = read_ca_file("messaging.redis.ca_file", path).map_err(|reason| {
+                ConsumerError::Connect {
+                    broker: BROKER,
+                    endpoint: redact(&settings.url),
+                    reason,
+                }
+            })?;
+            let certificates = TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert.into_bytes()),
+            };
+            redis::Client::build_with_tls(settings.url.as_str(), certificates)
+        }
+        None => redis::Client::open(settings.url.as_str()),
+    }
+    .map_err(connect_error)?;
     let options = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));

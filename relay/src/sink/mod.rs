@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod rabbitmq;
 pub mod redis;
 pub mod stdout;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -6,25 +6,40 @@
 //! reports as unacceptable (to be dead-lettered) rather than letting the event vanish. Dead letters
 //! go to the same exchange with the dead-letter destination as routing key, into a durable queue of
 //! that name which the sink declares on first use, so they are kept even if nobody listens yet.
+//!
+//! `amqps://` connects over TLS (rustls with ring): the broker must present a certificate for the
+//! URL's host that chains to the system roots or to `ca_file`, which lapin adds to them. A client
+//! certificate is sent when the broker asks for one and `client_cert_file` is set.
 
 use async_trait::async_trait;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     PublisherConfirm,
 };
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls::{self, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 use super::{Delivery, Sink, SinkError};
 use crate::event::Routed;
 use crate::pg::redact_url;
 
 const NAME: &str = "rabbitmq";
+
+const TLS_KEYS: TlsKeys = TlsKeys {
+    url: "rabbitmq.url",
+    tls_scheme: "amqps://",
+    ca_file: "rabbitmq.ca_file",
+    client_cert_file: "rabbitmq.client_cert_file",
+    client_key_file: "rabbitmq.client_key_file",
+};
 
 /// Bounds connecting, opening the channel and declaring the exchange, so an unresponsive broker
 /// fails `connect` instead of hanging it.
@@ -40,6 +55,42 @@ pub struct RabbitMqConfig {
     pub url: String,
     /// Durable topic exchange the relay declares and publishes to.
     pub exchange: String,
+    /// PEM file of CA certificates an `amqps://` broker may chain to, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for brokers that verify clients; needs `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`, unencrypted.
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl RabbitMqConfig {
+    /// The TLS files, read and checked.
+    pub fn tls(&self) -> Result<TlsMaterial, TlsFileError> {
+        tls::load(
+            &TLS_KEYS,
+            &self.url,
+            &TlsFiles {
+                ca_file: self.ca_file.as_deref(),
+                client_cert_file: self.client_cert_file.as_deref(),
+                client_key_file: self.client_key_file.as_deref(),
+            },
+        )
+    }
+
+    /// lapin's TLS settings; it uses them only for `amqps://`.
+    fn tls_config(&self) -> Result<OwnedTLSConfig, SinkError> {
+        let material = self.tls().map_err(|e| SinkError::Misconfigured {
+            sink: NAME,
+            reason: e.to_string(),
+        })?;
+        Ok(OwnedTLSConfig {
+            identity: material.client.map(|identity| OwnedIdentity::PKCS8 {
+                pem: identity.cert.into_bytes(),
+                key: identity.key.into_bytes(),
+            }),
+            cert_chain: material.ca,
+        })
+    }
 }
 
 pub struct RabbitMqSink {
@@ -52,25 +103,30 @@ pub struct RabbitMqSink {
 
 /// Opens one connection and one confirm-mode channel, and declares the exchange.
 pub async fn connect(config: &RabbitMqConfig) -> Result<RabbitMqSink, SinkError> {
+    // A failed handshake reads like any I/O error; say that TLS was in play and what it trusted.
+    let over = if config.url.starts_with(TLS_KEYS.tls_scheme) {
+        format!(" ({})", tls::trust(config.ca_file.as_deref(), true))
+    } else {
+        String::new()
+    };
     let connect_error = |reason: String| SinkError::Connect {
         sink: NAME,
         endpoint: redact_url(&config.url),
-        reason,
+        reason: format!("{reason}{over}"),
     };
-    // Built without a TLS backend, the AMQP client would open `amqps://` as plain TCP and send the
-    // credentials in clear; refuse it instead.
-    if config.url.starts_with("amqps://") {
-        return Err(SinkError::Misconfigured {
-            sink: NAME,
-            reason: "amqps:// (TLS) is not supported by this build; use amqp:// on a trusted network or a TLS-terminating proxy".into(),
-        });
-    }
+    let tls_config = config.tls_config()?;
     let exchange = ShortString::try_new(config.exchange.as_str())
         .map_err(|e| connect_error(format!("exchange name: {e}")))?;
     let setup = async {
         let properties =
             ConnectionProperties::default().with_connection_name(LongString::from("outbox-relay"));
-        let connection = Connection::connect(&config.url, properties).await?;
+        let connection = Connection::connect_with_config(
+            &config.url,
+            properties,
+            tls_config,
+            lapin::runtime::default_runtime()?,
+        )
+        .await?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -243,6 +299,9 @@ impl Default for RabbitMqConfig {
         RabbitMqConfig {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             exchange: "outbox".into(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }

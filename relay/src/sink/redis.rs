@@ -2,20 +2,33 @@
 //!
 //! One connection carries one pipeline per batch. Redis executes a connection's commands in the
 //! order they arrive, so events of one aggregate land in their stream in commit order.
+//!
+//! `rediss://` connects over TLS (rustls with ring): the server must present a certificate for the
+//! URL's host that chains to `ca_file`, or to the system roots without it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamMaxlen;
-use redis::{AsyncConnectionConfig, RedisResult};
+use redis::{AsyncConnectionConfig, ClientTlsConfig, RedisResult, TlsCertificates};
 use serde::{Deserialize, Serialize};
 
+use super::tls::{self, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 use super::{Delivery, Sink, SinkError};
 use crate::event::Routed;
 use crate::pg::redact_url;
 
 const NAME: &str = "redis";
+
+const TLS_KEYS: TlsKeys = TlsKeys {
+    url: "redis.url",
+    tls_scheme: "rediss://",
+    ca_file: "redis.ca_file",
+    client_cert_file: "redis.client_cert_file",
+    client_key_file: "redis.client_key_file",
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -26,10 +39,56 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// e.g. `redis://127.0.0.1:6379/0` or `redis://user:password@host/` (no TLS in this build).
+    /// e.g. `redis://127.0.0.1:6379/0`, `redis://user:password@host/`, or `rediss://…` for TLS.
     pub url: String,
     /// Trim each stream to about this many entries (`MAXLEN ~ n`); unbounded when absent.
     pub maxlen: Option<usize>,
+    /// PEM file of the CA certificates a `rediss://` server must chain to, instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for servers with `tls-auth-clients yes`; needs `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`, unencrypted.
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl RedisConfig {
+    /// The TLS files, read and checked.
+    pub fn tls(&self) -> Result<TlsMaterial, TlsFileError> {
+        tls::load(
+            &TLS_KEYS,
+            &self.url,
+            &TlsFiles {
+                ca_file: self.ca_file.as_deref(),
+                client_cert_file: self.client_cert_file.as_deref(),
+                client_key_file: self.client_key_file.as_deref(),
+            },
+        )
+    }
+
+    /// The client for the URL, with the CA and client certificate when they are set.
+    fn client(&self) -> Result<redis::Client, SinkError> {
+        let material = self.tls().map_err(|e| SinkError::Misconfigured {
+            sink: NAME,
+            reason: e.to_string(),
+        })?;
+        let client = if material.ca.is_none() && material.client.is_none() {
+            redis::Client::open(self.url.as_str())
+        } else {
+            let certificates = TlsCertificates {
+                client_tls: material.client.map(|identity| ClientTlsConfig {
+                    client_cert: identity.cert.into_bytes(),
+                    client_key: identity.key.into_bytes(),
+                }),
+                root_cert: material.ca.map(String::into_bytes),
+            };
+            redis::Client::build_with_tls(self.url.as_str(), certificates)
+        };
+        // The URL cannot be parsed; its text is not repeated, as it may hold a password.
+        client.map_err(|e| SinkError::Misconfigured {
+            sink: NAME,
+            reason: format!("`redis.url`: {e}"),
+        })
+    }
 }
 
 pub struct RedisSink {
@@ -39,18 +98,18 @@ pub struct RedisSink {
 
 /// Opens the connection and checks it with `PING`.
 pub async fn connect(config: &RedisConfig) -> Result<RedisSink, SinkError> {
+    // A failed handshake reads like any I/O error; say that TLS was in play and what it trusted.
+    let over = if config.url.starts_with(TLS_KEYS.tls_scheme) {
+        format!(" ({})", tls::trust(config.ca_file.as_deref(), false))
+    } else {
+        String::new()
+    };
     let connect_error = |e: redis::RedisError| SinkError::Connect {
         sink: NAME,
         endpoint: redact_url(&config.url),
-        reason: e.to_string(),
+        reason: format!("{e}{over}"),
     };
-    if config.url.starts_with("rediss://") {
-        return Err(SinkError::Misconfigured {
-            sink: NAME,
-            reason: "rediss:// (TLS) is not supported by this build; use redis:// on a trusted network or a TLS-terminating proxy".into(),
-        });
-    }
-    let client = redis::Client::open(config.url.as_str()).map_err(connect_error)?;
+    let client = config.client()?;
     let options = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
@@ -149,6 +208,9 @@ impl Default for RedisConfig {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
             maxlen: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }

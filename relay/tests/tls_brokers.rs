@@ -1,0 +1,342 @@
+//! TLS to the brokers: the relay streams through `rediss://` and `amqps://` when it can verify the
+//! server, and refuses (retrying, streaming nothing, keeping the password out of its log) a server
+//! signed by another CA, one without the CA configured, or one reached under a name its certificate
+//! does not hold. Real servers with TLS listeners and throwaway CAs; the tests read what arrived
+//! through the servers' plain ports.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::{Certificates, Process, Reader, UNNAMED_HOST};
+use support::check::check;
+use support::scenarios::{self, Target};
+use support::workload::{self, Workload};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Enough transactions, some rolled back, to show events arrive whole and in order; the full
+/// scenario runs once per broker.
+const SMALL: Workload = Workload {
+    writers: 2,
+    transactions_per_writer: 10,
+    events_per_transaction: 5,
+    aggregates_per_writer: 3,
+    rollback_every: 4,
+    padding: 32,
+    pause: Duration::ZERO,
+};
+
+/// A configuration file setting `[section]` keys to paths, for `--config`.
+fn config_file(section: &str, paths: &[(&str, &Path)]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let lines: String = paths
+        .iter()
+        .map(|(key, path)| format!("{key} = \"{}\"\n", path.display()))
+        .collect();
+    std::fs::write(file.path(), format!("[{section}]\n{lines}")).unwrap();
+    file
+}
+
+fn ca(certificates: &Certificates) -> [(&'static str, &Path); 1] {
+    [("ca_file", &certificates.ca_cert)]
+}
+
+fn ca_and_client(certificates: &Certificates) -> [(&'static str, &Path); 3] {
+    [
+        ("ca_file", &certificates.ca_cert),
+        ("client_cert_file", &certificates.client_cert),
+        ("client_key_file", &certificates.client_key),
+    ]
+}
+
+/// Certificates of a CA that signed none of the servers' certificates.
+fn stranger() -> (tempfile::TempDir, Certificates) {
+    let dir = tempfile::tempdir().unwrap();
+    let certificates = Certificates::make(dir.path()).unwrap();
+    (dir, certificates)
+}
+
+fn redis_target(url: &str, config: &tempfile::NamedTempFile) -> Target {
+    Target::new(&[
+        "--sink",
+        "redis",
+        "--redis-url",
+        url,
+        "--config",
+        config.path().to_str().unwrap(),
+    ])
+}
+
+/// The target and a reader on the node's plain port, its queue bound before the relay publishes.
+async fn rabbitmq_target(
+    rabbitmq: &harness::RabbitMq,
+    url: &str,
+    config: &tempfile::NamedTempFile,
+) -> (Target, Reader) {
+    let exchange = support::unique("outbox");
+    let target = Target::new(&[
+        "--sink",
+        "rabbitmq",
+        "--rabbitmq-url",
+        url,
+        "--rabbitmq-exchange",
+        &exchange,
+        "--config",
+        config.path().to_str().unwrap(),
+    ]);
+    let reader = Reader::rabbitmq(&rabbitmq.url(), &exchange, &target.destinations()).await;
+    (target, reader)
+}
+
+/// A small workload through a relay on a fresh database: everything arrives, in order.
+async fn streams_small_workload(target: Target, mut reader: Reader) {
+    let pg = support::outbox_database().await;
+    let mut relay = target.relay(&pg, &[]);
+    let written = workload::write(&pg.url(), &SMALL).await;
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    check(&written, &received).assert_lossless();
+    assert_no_secret(&relay);
+    support::stop_relay(&mut relay);
+}
+
+/// The relay on a fresh database cannot connect to its broker: each attempt logs `sink`'s connect
+/// error with every one of `reasons`, an event committed meanwhile never arrives, and the log never
+/// shows the URL's password.
+async fn refuses(target: Target, mut reader: Reader, sink: &str, reasons: &[&str]) {
+    let pg = support::outbox_database().await;
+    let relay = target.relay(&pg, &[]);
+    let refused = format!("cannot connect to {sink}");
+    let attempts = |relay: &Process| {
+        relay
+            .log()
+            .lines()
+            .filter(|line| line.contains(&refused) && reasons.iter().all(|r| line.contains(r)))
+            .count()
+    };
+    harness::wait_until(DEADLINE, "the relay to refuse the broker", || {
+        attempts(&relay) >= 1
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES (gen_random_uuid(), 'order', 'o-1', 'OrderConfirmed', '{}')")
+        .await
+        .unwrap();
+    // The relay has retried since the event was committed, and still refuses.
+    let before = attempts(&relay);
+    harness::wait_until(DEADLINE, "the relay to retry", || attempts(&relay) > before)
+        .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
+    let received = reader.collect_until(DEADLINE, |_| true).await;
+    assert!(received.is_empty(), "nothing arrives: {received:?}");
+    assert_no_secret(&relay);
+}
+
+/// The test URLs carry the password `secret` (Redis) or `guest` (RabbitMQ).
+fn assert_no_secret(relay: &Process) {
+    let log = relay.log();
+    assert!(
+        !log.contains(":secret@") && !log.contains(":guest@"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_delivers_everything_in_order_verified_against_the_ca() {
+    let redis = harness::Redis::start_with_tls().unwrap();
+    let config = config_file("redis", &ca(redis.certificates().unwrap()));
+    let target = redis_target(&redis.tls_url().unwrap(), &config);
+    let reader = Reader::redis(&redis.url(), &target.destinations());
+    scenarios::delivers_everything_in_order(target, reader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_refuses_a_server_signed_by_another_ca() {
+    let redis = harness::Redis::start_with_tls().unwrap();
+    let (_dir, stranger) = stranger();
+    let config = config_file("redis", &ca(&stranger));
+    let url = redis
+        .tls_url()
+        .unwrap()
+        .replace("rediss://", "rediss://default:secret@");
+    let target = redis_target(&url, &config);
+    let reader = Reader::redis(&redis.url(), &target.destinations());
+    let trusting = format!("TLS, trusting the CA in {}", stranger.ca_cert.display());
+    refuses(
+        target,
+        reader,
+        "redis at rediss://default:***@127.0.0.1",
+        &["UnknownIssuer", &trusting],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_refuses_a_host_name_the_certificate_does_not_hold() {
+    let redis = harness::Redis::start_with_tls().unwrap();
+    let config = config_file("redis", &ca(redis.certificates().unwrap()));
+    let url = redis.tls_url().unwrap().replace("127.0.0.1", UNNAMED_HOST);
+    let target = redis_target(&url, &config);
+    let reader = Reader::redis(&redis.url(), &target.destinations());
+    refuses(target, reader, "redis", &["not valid for name", "TLS"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_presents_the_client_certificate_a_server_requires() {
+    let redis = harness::Redis::start_with_mutual_tls().unwrap();
+    let certificates = redis.certificates().unwrap();
+
+    let without = config_file("redis", &ca(certificates));
+    let target = redis_target(&redis.tls_url().unwrap(), &without);
+    let reader = Reader::redis(&redis.url(), &target.destinations());
+    refuses(target, reader, "redis", &["TLS"]).await;
+
+    let with = config_file("redis", &ca_and_client(certificates));
+    let target = redis_target(&redis.tls_url().unwrap(), &with);
+    let reader = Reader::redis(&redis.url(), &target.destinations());
+    streams_small_workload(target, reader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_delivers_everything_in_order_verified_against_the_ca() {
+    let rabbitmq = harness::RabbitMq::start_with_tls().unwrap();
+    let config = config_file("rabbitmq", &ca(rabbitmq.certificates().unwrap()));
+    let (target, reader) = rabbitmq_target(&rabbitmq, &rabbitmq.tls_url().unwrap(), &config).await;
+    scenarios::delivers_everything_in_order(target, reader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_refuses_servers_it_cannot_trust() {
+    let rabbitmq = harness::RabbitMq::start_with_tls().unwrap();
+    let url = rabbitmq.tls_url().unwrap();
+    let (_dir, stranger) = stranger();
+
+    let config = config_file("rabbitmq", &ca(&stranger));
+    let (target, reader) = rabbitmq_target(&rabbitmq, &url, &config).await;
+    let trusting = format!(
+        "TLS, trusting the system roots and the CA in {}",
+        stranger.ca_cert.display()
+    );
+    refuses(
+        target,
+        reader,
+        "rabbitmq at amqps://guest:***@127.0.0.1",
+        &["UnknownIssuer", &trusting],
+    )
+    .await;
+
+    // Without a CA file only the system roots count, and they do not hold the test CA.
+    let config = config_file("rabbitmq", &[]);
+    let (target, reader) = rabbitmq_target(&rabbitmq, &url, &config).await;
+    refuses(
+        target,
+        reader,
+        "rabbitmq",
+        &["UnknownIssuer", "TLS, trusting the system roots)"],
+    )
+    .await;
+
+    let config = config_file("rabbitmq", &ca(rabbitmq.certificates().unwrap()));
+    let (target, reader) =
+        rabbitmq_target(&rabbitmq, &url.replace("127.0.0.1", UNNAMED_HOST), &config).await;
+    refuses(target, reader, "rabbitmq", &["not valid for name", "TLS"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_presents_the_client_certificate_a_server_requires() {
+    let rabbitmq = harness::RabbitMq::start_with_mutual_tls().unwrap();
+    let certificates = rabbitmq.certificates().unwrap();
+    let url = rabbitmq.tls_url().unwrap();
+
+    let without = config_file("rabbitmq", &ca(certificates));
+    let (target, reader) = rabbitmq_target(&rabbitmq, &url, &without).await;
+    refuses(target, reader, "rabbitmq", &["TLS"]).await;
+
+    let with = config_file("rabbitmq", &ca_and_client(certificates));
+    let (target, reader) = rabbitmq_target(&rabbitmq, &url, &with).await;
+    streams_small_workload(target, reader).await;
+}
+
+/// Settings for one sink that must stop the relay, and the key the error must name.
+struct Unusable<'a> {
+    sink: &'static str,
+    flag: &'static str,
+    url: &'static str,
+    paths: Vec<(&'static str, &'a Path)>,
+    key: &'static str,
+}
+
+/// TLS files that cannot work stop the relay at start (exit 2) naming the key, without the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_tls_files_stop_the_relay_naming_the_key() {
+    let pg = support::outbox_database().await;
+    let (_dir, certificates) = stranger();
+    let missing = Path::new("/nonexistent/ca.pem");
+    let ca_key = certificates.ca_cert.with_file_name("ca.key");
+    let redis = |url, paths, key| Unusable {
+        sink: "redis",
+        flag: "--redis-url",
+        url,
+        paths,
+        key,
+    };
+    let rabbitmq = |paths, key| Unusable {
+        sink: "rabbitmq",
+        flag: "--rabbitmq-url",
+        url: "amqps://guest:secret@127.0.0.1:1/%2f",
+        paths,
+        key,
+    };
+    let cases = [
+        // A CA file with a plain URL: the operator expects encryption the URL does not ask for.
+        redis(
+            "redis://default:secret@127.0.0.1:1",
+            ca(&certificates).to_vec(),
+            "redis.ca_file",
+        ),
+        rabbitmq(vec![("ca_file", missing)], "rabbitmq.ca_file"),
+        rabbitmq(
+            vec![("client_cert_file", &certificates.client_cert)],
+            "rabbitmq.client_key_file",
+        ),
+        // A key where the CA belongs.
+        redis(
+            "rediss://default:secret@127.0.0.1:1",
+            vec![("ca_file", &ca_key)],
+            "redis.ca_file",
+        ),
+    ];
+    for Unusable {
+        sink,
+        flag,
+        url,
+        paths,
+        key,
+    } in cases
+    {
+        let config = config_file(sink, &paths);
+        let mut relay = support::start_relay(
+            &pg,
+            &[
+                "--sink",
+                sink,
+                flag,
+                url,
+                "--config",
+                config.path().to_str().unwrap(),
+            ],
+        );
+        let status = relay
+            .wait_timeout(DEADLINE)
+            .unwrap()
+            .expect("unusable TLS files are fatal");
+        let log = relay.log();
+        assert_eq!(status.code(), Some(2), "{log}");
+        assert!(log.contains(key), "the error names {key}:\n{log}");
+        assert!(!log.contains("secret"), "{log}");
+    }
+}
