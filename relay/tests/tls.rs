@@ -40,22 +40,8 @@ fn assert_refused(relay: &harness::Process, reason: &str) {
     );
 }
 
-fn relay_with_url(url: &str) -> harness::Process {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
-    // Relays run side by side here: each serves its metrics on a port of its own.
-    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
-    cmd.args(["run", "--sink", "stdout", "--database-url", url]);
-    harness::Process::start(cmd).unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streams_over_verified_tls() {
-    let pg = tls_database().await;
-    let ca = pg.ca_cert().unwrap().display().to_string();
-    let url = format!(
-        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
-        pg.port()
-    );
+/// The relay streams an event from `pg` through `url`, and its replication session is encrypted.
+async fn assert_streams_encrypted(pg: &harness::Postgres, url: &str) {
     let redis = harness::Redis::shared().unwrap();
     let target = Target::new(&["--sink", "redis", "--redis-url", &redis]);
     let mut reader = Reader::redis(&redis, &target.destinations());
@@ -66,7 +52,7 @@ async fn streams_over_verified_tls() {
     cmd.args([
         "run",
         "--database-url",
-        &url,
+        url,
         "--sink",
         "redis",
         "--redis-url",
@@ -89,6 +75,25 @@ async fn streams_over_verified_tls() {
         "the replication session runs over TLS"
     );
     support::stop_relay(&mut relay);
+}
+
+fn relay_with_url(url: &str) -> harness::Process {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    // Relays run side by side here: each serves its metrics on a port of its own.
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
+    cmd.args(["run", "--sink", "stdout", "--database-url", url]);
+    harness::Process::start(cmd).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_over_verified_tls() {
+    let pg = tls_database().await;
+    let ca = pg.ca_cert().unwrap().display().to_string();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
+        pg.port()
+    );
+    assert_streams_encrypted(&pg, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,4 +126,36 @@ async fn require_encrypts_without_a_root_certificate() {
     let relay = relay_with_url(&format!("{}?sslmode=require", pg.url()));
     support::scenarios::wait_streaming(&relay);
     assert!(replication_is_encrypted(&pg.client().await.unwrap()).await);
+}
+
+/// As managed services run PostgreSQL: over TCP only `hostssl` lines with SCRAM-SHA-256 and a client
+/// certificate. The relay streams with verify-full, its certificate and its password; without the
+/// certificate, or without TLS, it is refused and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_from_a_cluster_that_demands_tls_scram_and_a_client_certificate() {
+    let pg = harness::Postgres::start_with_tls_only().unwrap();
+    support::create_outbox(&pg).await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("CREATE ROLE relay LOGIN SUPERUSER PASSWORD 'scram-pw-51'")
+        .await
+        .unwrap();
+    let ca = pg.ca_cert().unwrap().display().to_string();
+    let (cert, key) = pg.client_identity().unwrap();
+    let base = format!(
+        "postgres://relay:scram-pw-51@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
+        pg.port()
+    );
+    let with_identity = format!("{base}&sslcert={}&sslkey={}", cert.display(), key.display());
+    assert_streams_encrypted(&pg, &with_identity).await;
+
+    let relay = relay_with_url(&base);
+    assert_refused(&relay, "certificate");
+    assert!(!relay.log().contains("scram-pw-51"), "{}", relay.log());
+    let plain = format!(
+        "postgres://relay:scram-pw-51@127.0.0.1:{}/postgres?sslmode=disable",
+        pg.port()
+    );
+    assert_refused(&relay_with_url(&plain), "no encryption");
 }

@@ -4,7 +4,7 @@
 mod installation;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
 
-use crate::certificates::make_certificates;
+use crate::certificates::{make_certificates, Certificates};
 use crate::port::free_port;
 use crate::process::Process;
 use crate::wait::wait_for;
@@ -26,7 +26,17 @@ pub struct Postgres {
     dir: TempDir,
     port: u16,
     settings: Vec<String>,
-    ca_cert: Option<PathBuf>,
+    certificates: Option<Certificates>,
+}
+
+/// Whether and how a cluster takes TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    Off,
+    /// TLS or plain, as the client likes.
+    Accepted,
+    /// TLS with SCRAM and a client certificate, except for the harness's own superuser.
+    Required,
 }
 
 impl Postgres {
@@ -37,23 +47,30 @@ impl Postgres {
 
     /// E.g. `"replica"`, to test how the relay reports a server that cannot decode logically.
     pub fn start_with_wal_level(wal_level: &str) -> Result<Postgres> {
-        Self::start_with(&[format!("wal_level={wal_level}")], false)
+        Self::start_with(&[format!("wal_level={wal_level}")], Tls::Off)
     }
 
     /// A logical-replication cluster with extra `name=value` server settings.
     pub fn start_with_settings(settings: &[&str]) -> Result<Postgres> {
         let mut all = vec!["wal_level=logical".to_owned()];
         all.extend(settings.iter().map(|s| s.to_string()));
-        Self::start_with(&all, false)
+        Self::start_with(&all, Tls::Off)
     }
 
     /// A logical-replication cluster that also accepts TLS, with a certificate for `localhost` and
     /// `127.0.0.1` signed by a throwaway CA (see [`Postgres::ca_cert`]).
     pub fn start_with_tls() -> Result<Postgres> {
-        Self::start_with(&["wal_level=logical".to_owned()], true)
+        Self::start_with(&["wal_level=logical".to_owned()], Tls::Accepted)
     }
 
-    fn start_with(settings: &[String], tls: bool) -> Result<Postgres> {
+    /// A logical-replication cluster as managed services run them: over TCP it takes only TLS with
+    /// SCRAM-SHA-256 and a client certificate signed by its CA ([`Postgres::client_identity`]). The
+    /// harness's own `postgres` superuser keeps a plain, trusted line so that tests can set up roles.
+    pub fn start_with_tls_only() -> Result<Postgres> {
+        Self::start_with(&["wal_level=logical".to_owned()], Tls::Required)
+    }
+
+    fn start_with(settings: &[String], tls: Tls) -> Result<Postgres> {
         let installation = installation()?;
         let dir = tempfile::Builder::new()
             .prefix("outbox-pg-")
@@ -71,7 +88,9 @@ impl Postgres {
             bail!("copying the PostgreSQL template data dir failed ({status})");
         }
         let mut settings = settings.to_vec();
-        let ca_cert = if tls {
+        let certificates = if tls == Tls::Off {
+            None
+        } else {
             let files = make_certificates(&dir.path().join("tls"), |path| {
                 installation.give_to_owner(path)
             })?;
@@ -79,11 +98,21 @@ impl Postgres {
                 "ssl=on".to_owned(),
                 format!("ssl_cert_file={}", files.server_cert.display()),
                 format!("ssl_key_file={}", files.server_key.display()),
+                format!("ssl_ca_file={}", files.ca_cert.display()),
             ]);
-            Some(files.ca_cert)
-        } else {
-            None
+            Some(files)
         };
+        if tls == Tls::Required {
+            let hba = dir.path().join("data/pg_hba.conf");
+            std::fs::write(
+                &hba,
+                "local all all trust\n\
+                 host all postgres 127.0.0.1/32 trust\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n",
+            )
+            .context("writing pg_hba.conf")?;
+            installation.give_to_owner(&hba)?;
+        }
         let port = free_port()?;
         let server = spawn(installation, dir.path(), port, &settings)?;
         let mut postgres = Postgres {
@@ -91,7 +120,7 @@ impl Postgres {
             dir,
             port,
             settings,
-            ca_cert,
+            certificates,
         };
         postgres.wait_ready()?;
         Ok(postgres)
@@ -108,7 +137,14 @@ impl Postgres {
 
     /// The CA that signed the server certificate of a cluster from [`Postgres::start_with_tls`].
     pub fn ca_cert(&self) -> Option<&Path> {
-        self.ca_cert.as_deref()
+        self.certificates.as_ref().map(|c| c.ca_cert.as_path())
+    }
+
+    /// A client certificate and key the cluster's CA signed, for `sslcert` and `sslkey`.
+    pub fn client_identity(&self) -> Option<(&Path, &Path)> {
+        self.certificates
+            .as_ref()
+            .map(|c| (c.client_cert.as_path(), c.client_key.as_path()))
     }
 
     /// A connection as `postgres`, its connection task spawned on the current tokio runtime.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Connection};
 
 use crate::pg::redact_url;
-use crate::pg::tls::{self, SslMode, TlsError};
+use crate::pg::tls::{self, ClientIdentity, SslMode, TlsError};
 
 #[derive(Clone)]
 pub struct Database {
@@ -46,7 +46,13 @@ impl Database {
             reason,
             url: redact_url(url),
         };
-        let (rest, ssl_mode, root_cert) = take_tls_options(url);
+        let TlsOptions {
+            rest,
+            ssl_mode,
+            root_cert,
+            client_cert,
+            client_key,
+        } = take_tls_options(url);
         let ssl_mode = match ssl_mode {
             None => SslMode::Prefer,
             Some(value) => SslMode::parse(&value).ok_or_else(|| {
@@ -65,7 +71,12 @@ impl Database {
         if config.get_application_name().is_none() {
             config.application_name("outbox-relay");
         }
-        let tls = tls::client_config(ssl_mode, root_cert.as_deref())?;
+        let identity = match (&client_cert, &client_key) {
+            (Some(cert), Some(key)) => Some(ClientIdentity { cert, key }),
+            (None, None) => None,
+            _ => return Err(TlsError::HalfIdentity.into()),
+        };
+        let tls = tls::client_config(ssl_mode, root_cert.as_deref(), identity)?;
         Ok(Database {
             config,
             ssl_mode,
@@ -152,20 +163,32 @@ async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>
     }
 }
 
-/// Splits `sslmode` and `sslrootcert` off a URL's query or a key=value string.
-fn take_tls_options(url: &str) -> (String, Option<String>, Option<PathBuf>) {
+/// The TLS options of a connection string, which tokio-postgres does not know, and the rest.
+struct TlsOptions {
+    rest: String,
+    ssl_mode: Option<String>,
+    root_cert: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+}
+
+/// Splits `sslmode`, `sslrootcert`, `sslcert` and `sslkey` off a URL's query or a key=value string.
+fn take_tls_options(url: &str) -> TlsOptions {
     let mut ssl_mode = None;
-    let mut root_cert = None;
-    let mut take = |key: &str, value: &str| match key {
-        "sslmode" => {
-            ssl_mode = Some(value.to_owned());
-            true
-        }
-        "sslrootcert" => {
-            root_cert = Some(PathBuf::from(value));
-            true
-        }
-        _ => false,
+    let (mut root_cert, mut client_cert, mut client_key) = (None, None, None);
+    let mut take = |key: &str, value: &str| {
+        let slot = match key {
+            "sslmode" => {
+                ssl_mode = Some(value.to_owned());
+                return true;
+            }
+            "sslrootcert" => &mut root_cert,
+            "sslcert" => &mut client_cert,
+            "sslkey" => &mut client_key,
+            _ => return false,
+        };
+        *slot = Some(PathBuf::from(value));
+        true
     };
     let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         match url.split_once('?') {
@@ -197,7 +220,13 @@ fn take_tls_options(url: &str) -> (String, Option<String>, Option<PathBuf>) {
         }
         rest.trim_end().to_owned()
     };
-    (rest, ssl_mode, root_cert)
+    TlsOptions {
+        rest,
+        ssl_mode,
+        root_cert,
+        client_cert,
+        client_key,
+    }
 }
 
 /// `key=value` tokens of a libpq keyword string, quotes kept so the rest parses as before.
@@ -257,26 +286,49 @@ mod tests {
 
     #[test]
     fn takes_libpq_tls_options_out_of_urls() {
-        let (rest, mode, root) =
-            take_tls_options("postgres://u:p@db:5432/app?sslmode=verify-full&connect_timeout=5&sslrootcert=%2Fetc%2Fca.pem");
-        assert_eq!(rest, "postgres://u:p@db:5432/app?connect_timeout=5");
-        assert_eq!(mode.as_deref(), Some("verify-full"));
-        assert_eq!(root, Some(PathBuf::from("/etc/ca.pem")));
-        let (rest, mode, root) = take_tls_options("postgres://db/app?sslmode=disable");
+        let options = take_tls_options("postgres://u:p@db:5432/app?sslmode=verify-full&connect_timeout=5&sslrootcert=%2Fetc%2Fca.pem&sslcert=/etc/c.pem&sslkey=/etc/k.pem");
+        assert_eq!(options.rest, "postgres://u:p@db:5432/app?connect_timeout=5");
+        assert_eq!(options.ssl_mode.as_deref(), Some("verify-full"));
+        assert_eq!(options.root_cert, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(options.client_cert, Some(PathBuf::from("/etc/c.pem")));
+        assert_eq!(options.client_key, Some(PathBuf::from("/etc/k.pem")));
+        let options = take_tls_options("postgres://db/app?sslmode=disable");
         assert_eq!(
-            (rest.as_str(), mode.as_deref(), root),
+            (
+                options.rest.as_str(),
+                options.ssl_mode.as_deref(),
+                options.root_cert
+            ),
             ("postgres://db/app", Some("disable"), None)
         );
     }
 
     #[test]
     fn takes_libpq_tls_options_out_of_keyword_strings() {
-        let (rest, mode, root) = take_tls_options(
-            "host=db password='a b\\' c' sslmode=verify-ca sslrootcert='/etc/ca.pem' dbname=app",
+        let options = take_tls_options(
+            "host=db password='a b\\' c' sslmode=verify-ca sslrootcert='/etc/ca.pem' sslkey=/k dbname=app",
         );
-        assert_eq!(rest, "host=db password='a b\\' c' dbname=app");
-        assert_eq!(mode.as_deref(), Some("verify-ca"));
-        assert_eq!(root, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(options.rest, "host=db password='a b\\' c' dbname=app");
+        assert_eq!(options.ssl_mode.as_deref(), Some("verify-ca"));
+        assert_eq!(options.root_cert, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(options.client_key, Some(PathBuf::from("/k")));
+    }
+
+    #[test]
+    fn a_client_key_needs_its_certificate() {
+        let err = Database::parse("postgres://u:secret@h/db?sslmode=require&sslkey=/k.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sslcert and sslkey"), "{err}");
+        let err = Database::parse(
+            "postgres://u:secret@h/db?sslmode=require&sslcert=/nonexistent.pem&sslkey=/k.pem",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/nonexistent.pem") && !err.contains("secret"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
@@ -48,14 +48,26 @@ pub enum TlsError {
         "sslmode={0} needs root certificates, and neither sslrootcert nor the system store has any"
     )]
     NoRoots(&'static str),
+    #[error("cannot use the client certificate {path}: {reason}")]
+    ClientCert { path: PathBuf, reason: String },
+    #[error("sslcert and sslkey go together: set both, or neither")]
+    HalfIdentity,
     #[error("TLS setup failed: {0}")]
     Rustls(#[from] Error),
+}
+
+/// A client certificate chain and its key (`sslcert`, `sslkey`), for servers that ask for one.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIdentity<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
 }
 
 /// The rustls client configuration for `mode`, or `None` when TLS is disabled.
 pub fn client_config(
     mode: SslMode,
     root_cert: Option<&Path>,
+    identity: Option<ClientIdentity<'_>>,
 ) -> Result<Option<Arc<ClientConfig>>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -65,12 +77,11 @@ pub fn client_config(
         (SslMode::Require, Some(_)) => SslMode::VerifyCa,
         (mode, _) => mode,
     };
-    let config = match mode {
+    let builder = match mode {
         SslMode::Disable => return Ok(None),
         SslMode::Prefer | SslMode::Require => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider))),
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let label = if mode == SslMode::VerifyCa {
                 "verify-ca"
@@ -89,10 +100,36 @@ pub fn client_config(
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth()
+        }
+    };
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let (chain, key) = load_identity(identity)?;
+            builder.with_client_auth_cert(chain, key)?
         }
     };
     Ok(Some(Arc::new(config)))
+}
+
+fn load_identity(
+    identity: ClientIdentity<'_>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let error = |path: &Path, reason: String| TlsError::ClientCert {
+        path: path.to_owned(),
+        reason,
+    };
+    let read = |path: &Path| std::fs::read(path).map_err(|e| error(path, e.to_string()));
+    let chain = rustls_pemfile::certs(&mut read(identity.cert)?.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(identity.cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(error(identity.cert, "no PEM certificate in it".into()));
+    }
+    let key = rustls_pemfile::private_key(&mut read(identity.key)?.as_slice())
+        .map_err(|e| error(identity.key, e.to_string()))?
+        .ok_or_else(|| error(identity.key, "no PEM private key in it".into()))?;
+    Ok((chain, key))
 }
 
 fn root_store(root_cert: Option<&Path>, mode: &'static str) -> Result<RootCertStore, TlsError> {
