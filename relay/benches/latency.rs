@@ -24,7 +24,8 @@
 //!
 //! Environment: `BENCH_RATES` (events/s offered, comma-separated, default `1000,5000,10000`),
 //! `BENCH_POLLING_RATES` (default `5000`; empty for none), `BENCH_SECONDS` (default 10),
-//! `BENCH_TX_EVENTS` (default 10), `BENCH_WRITERS` (default 2), `BENCH_RELAY_ARGS` (extra flags for
+//! `BENCH_TX_EVENTS` (default 10), `BENCH_WRITERS` (default 4: with `fsync=on` two connections
+//! commit only about 4,800 events/s here), `BENCH_RELAY_ARGS` (extra flags for
 //! `outbox-relay run`). `cargo bench` builds the release profile; `cargo test --bench latency`
 //! runs debug builds, as CI does at a tiny size to check that it still works (scripts/test.sh).
 
@@ -106,7 +107,7 @@ impl Settings {
             runs,
             seconds: single("BENCH_SECONDS", 10)?,
             tx_events: single("BENCH_TX_EVENTS", 10)?,
-            writers: single("BENCH_WRITERS", 2)?,
+            writers: single("BENCH_WRITERS", 4)?,
             relay_args: common::relay_args(),
         })
     }
@@ -121,6 +122,9 @@ struct Measurement {
     latencies: Vec<f64>,
     peak_rss: Option<u64>,
     relay_cpu: Option<f64>,
+    walsender_cpu: Option<f64>,
+    /// The machine's one-minute load average when the run ended: other work shares the cores.
+    load: String,
 }
 
 impl Measurement {
@@ -160,9 +164,10 @@ fn main() -> Result<()> {
 }
 
 fn print_table(results: &[Measurement]) {
+    let seconds = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.2}"));
     println!();
     println!(
-        "{:<8} {:>9} {:>10} {:>8} {:>7} {:>7} {:>7} {:>13} {:>9}",
+        "{:<8} {:>9} {:>10} {:>8} {:>7} {:>7} {:>7} {:>13} {:>9} {:>13} {:>5}",
         "mode",
         "offered/s",
         "achieved/s",
@@ -171,11 +176,13 @@ fn print_table(results: &[Measurement]) {
         "p99 ms",
         "max ms",
         "peak RSS MiB",
-        "relay cpu"
+        "relay cpu",
+        "walsender cpu",
+        "load"
     );
     for m in results {
         println!(
-            "{:<8} {:>9} {:>10.0} {:>8} {:>7.1} {:>7.1} {:>7.1} {:>13} {:>9}",
+            "{:<8} {:>9} {:>10.0} {:>8} {:>7.1} {:>7.1} {:>7.1} {:>13} {:>9} {:>13} {:>5}",
             m.mode,
             m.offered,
             m.achieved,
@@ -184,12 +191,15 @@ fn print_table(results: &[Measurement]) {
             m.percentile(99.0),
             m.latencies.last().copied().unwrap_or(f64::NAN),
             common::mib(m.peak_rss),
-            m.relay_cpu.map_or("-".into(), |s| format!("{s:.2}")),
+            seconds(m.relay_cpu),
+            seconds(m.walsender_cpu),
+            m.load,
         );
     }
     println!(
         "latency: commit returned to the writer → Redis XADD (entry id ms, so 0–1 ms low); \
-         relay cpu: CPU seconds of the whole run, startup included; peak RSS is the relay's VmHWM"
+         cpu: CPU seconds of the whole run, startup included (polling has no walsender); peak RSS \
+         is the relay's VmHWM; load: one-minute load average at the end of the run"
     );
     println!("load average at the end: {}", common::load());
 }
@@ -288,6 +298,18 @@ async fn load_and_read(
     }
     let peak_rss = common::peak_rss(relay.id());
     let relay_cpu = common::cpu_seconds(relay.id());
+    let walsender = pg
+        .client()
+        .await?
+        .query_opt("SELECT pid FROM pg_stat_replication", &[])
+        .await?;
+    let walsender_cpu =
+        walsender.and_then(|row| common::cpu_seconds(row.get::<_, i32>(0).try_into().ok()?));
+    let load = common::load()
+        .split_whitespace()
+        .next()
+        .unwrap_or("-")
+        .to_owned();
     relay.terminate()?;
     let status = relay
         .wait_timeout(Duration::from_secs(30))?
@@ -312,6 +334,8 @@ async fn load_and_read(
         latencies,
         peak_rss,
         relay_cpu,
+        walsender_cpu,
+        load,
     })
 }
 

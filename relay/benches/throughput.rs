@@ -11,9 +11,11 @@
 //! `outbox-relay run` (default batch settings, `--mode logical`) until the slot's
 //! `confirmed_flush_lsn` reaches the end, polled every 50 ms. `polling-redis` runs the relay with
 //! `--mode polling` (no publication or slot is created for it) until no row is left with
-//! `published_at IS NULL`. The relay's startup (process start to "streaming the outbox") is included
-//! in its time and also shown on its own, and its peak RSS (`VmHWM`) is read just before it is
-//! stopped. After each relay run the broker's message count is read back and printed.
+//! `published_at IS NULL`. The table is analyzed and checkpointed before the clock starts. The
+//! relay's startup (process start to "streaming the outbox") is included in its time and also
+//! shown on its own, and its peak RSS (`VmHWM`) is read just before it is stopped. CPU seconds over
+//! the drain are read for the relay, its walsender and all PostgreSQL processes together. After
+//! each relay run the broker's message count is read back and printed.
 //!
 //! Run it with
 //!
@@ -34,6 +36,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -150,6 +153,8 @@ struct Measurement {
     /// Relay only: CPU seconds of the relay and of the walsender decoding for it, while draining.
     relay_cpu: Option<f64>,
     walsender_cpu: Option<f64>,
+    /// Relay only: CPU seconds of every PostgreSQL process while draining, walsender included.
+    server_cpu: Option<f64>,
     /// Relay only: peak resident set size in bytes.
     peak_rss: Option<u64>,
     /// What the broker holds afterwards; `None` where nothing can be counted.
@@ -196,7 +201,7 @@ fn print_table(settings: &Settings, results: &[Measurement]) {
     let seconds = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.2}"));
     println!();
     println!(
-        "{:<15} {:>9} {:>8} {:>9} {:>17} {:>9} {:>9} {:>13} {:>13} {:>9}",
+        "{:<15} {:>9} {:>8} {:>9} {:>17} {:>9} {:>9} {:>13} {:>10} {:>13} {:>9}",
         "target",
         "events",
         "seconds",
@@ -205,6 +210,7 @@ fn print_table(settings: &Settings, results: &[Measurement]) {
         "startup s",
         "relay cpu",
         "walsender cpu",
+        "server cpu",
         "peak RSS MiB",
         "delivered"
     );
@@ -213,7 +219,7 @@ fn print_table(settings: &Settings, results: &[Measurement]) {
         let ratio = limit.map_or("-".into(), |limit| format!("{:.2}", rate / limit));
         let delivered = m.delivered.map_or("-".into(), |n| n.to_string());
         println!(
-            "{:<15} {:>9} {:>8.2} {:>9.0} {:>17} {:>9} {:>9} {:>13} {:>13} {:>9}",
+            "{:<15} {:>9} {:>8.2} {:>9.0} {:>17} {:>9} {:>9} {:>13} {:>10} {:>13} {:>9}",
             m.target,
             settings.events,
             m.seconds,
@@ -222,13 +228,14 @@ fn print_table(settings: &Settings, results: &[Measurement]) {
             m.startup.map_or("-".into(), |s| format!("{s:.3}")),
             seconds(m.relay_cpu),
             seconds(m.walsender_cpu),
+            seconds(m.server_cpu),
             common::mib(m.peak_rss),
             delivered
         );
     }
     println!(
         "seconds include the relay's startup; cpu columns are CPU seconds used while draining \
-         (polling has no walsender); peak RSS is the relay's VmHWM; stdout goes to /dev/null, so it \
+         (server: every PostgreSQL process; polling has no walsender); peak RSS is the relay's VmHWM; stdout goes to /dev/null, so it \
          has no count"
     );
     println!("load average at the end: {}", common::load());
@@ -254,6 +261,7 @@ async fn measure(target: Target, settings: &Settings) -> Result<Measurement> {
                 startup: None,
                 relay_cpu: None,
                 walsender_cpu: None,
+                server_cpu: None,
                 peak_rss: None,
                 delivered: None,
             }
@@ -267,6 +275,7 @@ async fn measure(target: Target, settings: &Settings) -> Result<Measurement> {
                 startup: Some(run.startup),
                 relay_cpu: run.relay_cpu,
                 walsender_cpu: run.walsender_cpu,
+                server_cpu: run.server_cpu,
                 peak_rss: run.peak_rss,
                 delivered,
             }
@@ -336,6 +345,11 @@ impl Backlog {
         let (end, rows, payload, version): (String, i64, f64, String) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
         ensure!(rows == settings.events, "wrote {rows} rows");
+        // Statistics as autovacuum keeps them on a long-lived table. Without them the planner
+        // expects few unpublished rows and plans polling's claim as a sort of all of them, which
+        // makes a backlog drain quadratic (docs/BENCHMARKS.md); with them, and by chance when
+        // autovacuum's analyze ran first, the claim reads the partial index in order.
+        client.batch_execute("ANALYZE outbox").await?;
         // Otherwise a checkpoint triggered by the backlog's WAL could write pages during the timed drain.
         client.batch_execute("CHECKPOINT").await?;
         eprintln!(
@@ -356,6 +370,21 @@ impl Backlog {
             )
             .await?;
         Ok((row.get(0), row.get(1), row.get(2)))
+    }
+
+    /// CPU seconds so far of each PostgreSQL process, by pid.
+    async fn server_cpu(&self) -> Result<HashMap<i32, f64>> {
+        let rows = self
+            .client
+            .query("SELECT pid FROM pg_stat_activity", &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let pid: i32 = row.get(0);
+                Some((pid, common::cpu_seconds(pid.try_into().ok()?)?))
+            })
+            .collect())
     }
 
     /// Whether polling has published every row.
@@ -426,6 +455,7 @@ struct RelayRun {
     startup: f64,
     relay_cpu: Option<f64>,
     walsender_cpu: Option<f64>,
+    server_cpu: Option<f64>,
     peak_rss: Option<u64>,
 }
 
@@ -449,6 +479,7 @@ async fn run_relay(
         .args(broker.sink_args())
         .args(&settings.relay_args);
     let deadline = Duration::from_secs(120 + settings.events as u64 / 1000);
+    let server_before = backlog.server_cpu().await?;
     let started = Instant::now();
     let mut relay = Process::start(cmd)?;
     let alive = |relay: &mut Process| -> Result<()> {
@@ -492,6 +523,13 @@ async fn run_relay(
     let relay_cpu = common::cpu_seconds(relay.id());
     let walsender_cpu = walsender.and_then(|pid| common::cpu_seconds(pid.try_into().ok()?));
     let peak_rss = common::peak_rss(relay.id());
+    // Processes that started during the run, such as the walsender, count from zero.
+    let server_cpu = backlog
+        .server_cpu()
+        .await?
+        .into_iter()
+        .map(|(pid, cpu)| cpu - server_before.get(&pid).copied().unwrap_or(0.0))
+        .sum();
     relay.terminate()?;
     let status = relay
         .wait_timeout(Duration::from_secs(30))?
@@ -506,6 +544,7 @@ async fn run_relay(
         startup,
         relay_cpu,
         walsender_cpu,
+        server_cpu: Some(server_cpu),
         peak_rss,
     })
 }
