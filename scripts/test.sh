@@ -12,6 +12,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The relay's optional trace export is compiled and tested too.
 cargo clippy -p outbox-relay --all-targets --features otlp -- -D warnings
 
+# The benchmarks at a tiny size in debug builds, so that they keep working: they check what arrives,
+# but their numbers mean nothing (docs/BENCHMARKS.md has the real ones). About 30 s.
+BENCH_EVENTS=2000 BENCH_TARGETS=pg_recvlogical,redis,polling-redis \
+  cargo test -p outbox-relay --bench throughput
+BENCH_RATES=500 BENCH_POLLING_RATES=500 BENCH_SECONDS=2 cargo test -p outbox-relay --bench latency
+
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest runs no doctests.
   cargo test --workspace --doc

@@ -1,15 +1,21 @@
 //! Backlog drain throughput: how fast the relay empties a replication slot into each broker,
 //! against `pg_recvlogical`, which drains the same pgoutput backlog as fast as the server can decode
-//! it (the physical limit, see DESIGN.md "Measure against the limit").
+//! it (the physical limit, see DESIGN.md "Measure against the limit"), and how fast polling mode
+//! empties the same backlog from the table.
 //!
-//! For each target, on a fresh PostgreSQL cluster: the outbox table, publication and slot are
-//! created first, so that the whole backlog is retained; then `BENCH_EVENTS` events are written in
-//! transactions of `BENCH_TX_EVENTS` rows (≈200-byte JSON payloads, a correlation id header, 50
-//! aggregates) and `pg_current_wal_lsn()` is recorded as the end. The clock runs from starting
-//! `pg_recvlogical --endpos` to its exit, or from starting `outbox-relay run` (default batch
-//! settings) until the slot's `confirmed_flush_lsn` reaches the end, polled every 50 ms. The
-//! relay's startup (process start to "streaming the outbox") is included in its time and also shown
-//! on its own. After each relay run the broker's message count is read back and printed.
+//! For each target, on a fresh PostgreSQL cluster: the outbox table (with polling's columns),
+//! publication and slot are created first, so that the whole backlog is retained; then
+//! `BENCH_EVENTS` events are written in transactions of `BENCH_TX_EVENTS` rows (≈200-byte JSON
+//! payloads, a correlation id header, 50 aggregates) and `pg_current_wal_lsn()` is recorded as the
+//! end. The clock runs from starting `pg_recvlogical --endpos` to its exit, or from starting
+//! `outbox-relay run` (default batch settings, `--mode logical`) until the slot's
+//! `confirmed_flush_lsn` reaches the end, polled every 50 ms. `polling-redis` runs the relay with
+//! `--mode polling` (no publication or slot is created for it) until no row is left with
+//! `published_at IS NULL`. The table is analyzed and checkpointed before the clock starts. The
+//! relay's startup (process start to "streaming the outbox") is included in its time and also
+//! shown on its own, and its peak RSS (`VmHWM`) is read just before it is stopped. CPU seconds over
+//! the drain are read for the relay, its walsender and all PostgreSQL processes together. After
+//! each relay run the broker's message count is read back and printed.
 //!
 //! Run it with
 //!
@@ -21,13 +27,18 @@
 //!
 //! Environment: `BENCH_EVENTS` (default 100000, a few minutes on 2 cores; the figure quoted in
 //! issue 6 is for 1000000), `BENCH_TX_EVENTS` (default 100), `BENCH_TARGETS` (comma-separated
-//! subset of `pg_recvlogical,stdout,redis,rabbitmq,kafka`, default all), `BENCH_RELAY_ARGS` (extra
+//! subset of `pg_recvlogical,stdout,redis,rabbitmq,kafka,polling-redis`, default all), `BENCH_RELAY_ARGS` (extra
 //! flags for `outbox-relay run`, e.g. `--batch-size 500` or `--config tuning.toml`; default none, so
 //! the relay's defaults are measured). `cargo bench` builds this
 //! file and the relay binary with the release profile; the header line shows which binary ran.
+//! `cargo test --bench throughput` runs it with debug builds, as CI does at a tiny `BENCH_EVENTS`
+//! to check that it still works (scripts/test.sh); its numbers mean nothing.
 
+mod common;
+
+use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -42,28 +53,15 @@ use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
-const RELAY: &str = env!("CARGO_BIN_EXE_outbox-relay");
+use common::{AGGREGATES, AGGREGATE_TYPE, INSERT, RELAY};
+
 const SLOT: &str = "outbox_relay_slot";
 const PUBLICATION: &str = "outbox_relay_pub";
-const AGGREGATE_TYPE: &str = "order";
-const AGGREGATES: i64 = 50;
 const SLOT_POLL: Duration = Duration::from_millis(50);
 /// Finer than the slot poll: startup takes only tens of milliseconds.
 const LOG_POLL: Duration = Duration::from_millis(5);
 /// Brokers may count a message a moment after confirming it.
 const SETTLE: Duration = Duration::from_secs(10);
-
-/// One transaction's rows. Sequence numbers run on across transactions, so every payload differs.
-const INSERT: &str = "
-INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
-SELECT gen_random_uuid(), $4, 'order-' || (g % $3), 'OrderChanged',
-       jsonb_build_object(
-           'orderId', 'order-' || (g % $3), 'sequence', g, 'customerId', 'customer-' || (g % 997),
-           'status', 'CONFIRMED', 'currency', 'EUR', 'totalCents', 10000 + g % 90000,
-           'lines', jsonb_build_array(
-               jsonb_build_object('sku', 'SKU-' || lpad((g % 500)::text, 5, '0'), 'quantity', 1 + g % 3, 'priceCents', 1999))),
-       jsonb_build_object('correlation_id', gen_random_uuid()::text)
-FROM generate_series($1::int8, $2::int8) AS g";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
@@ -72,16 +70,23 @@ enum Target {
     Redis,
     RabbitMq,
     Kafka,
+    /// The relay in polling mode, to Redis.
+    PollingRedis,
 }
 
 impl Target {
-    const ALL: [Target; 5] = [
+    const ALL: [Target; 6] = [
         Target::PgRecvlogical,
         Target::Stdout,
         Target::Redis,
         Target::RabbitMq,
         Target::Kafka,
+        Target::PollingRedis,
     ];
+
+    fn polls(self) -> bool {
+        self == Target::PollingRedis
+    }
 }
 
 impl fmt::Display for Target {
@@ -93,6 +98,7 @@ impl fmt::Display for Target {
             Target::Redis => "redis",
             Target::RabbitMq => "rabbitmq",
             Target::Kafka => "kafka",
+            Target::PollingRedis => "polling-redis",
         })
     }
 }
@@ -134,11 +140,7 @@ impl Settings {
             events: number("BENCH_EVENTS", 100_000)?,
             tx_events: number("BENCH_TX_EVENTS", 100)?,
             targets,
-            relay_args: std::env::var("BENCH_RELAY_ARGS")
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            relay_args: common::relay_args(),
         })
     }
 }
@@ -151,6 +153,10 @@ struct Measurement {
     /// Relay only: CPU seconds of the relay and of the walsender decoding for it, while draining.
     relay_cpu: Option<f64>,
     walsender_cpu: Option<f64>,
+    /// Relay only: CPU seconds of every PostgreSQL process while draining, walsender included.
+    server_cpu: Option<f64>,
+    /// Relay only: peak resident set size in bytes.
+    peak_rss: Option<u64>,
     /// What the broker holds afterwards; `None` where nothing can be counted.
     delivered: Option<u64>,
 }
@@ -174,32 +180,7 @@ fn main() -> Result<()> {
 }
 
 fn print_machine(settings: &Settings) {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let bench_profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    // cargo puts each profile's binaries in target/<profile>/, so the directory names the build.
-    let relay_profile = Path::new(RELAY)
-        .parent()
-        .and_then(Path::file_name)
-        .map_or("unknown".into(), |d| d.to_string_lossy().into_owned());
-    println!(
-        "machine: nproc {cpus}, {model}, load average {}",
-        load.trim()
-    );
-    println!("build: bench {bench_profile}, relay binary {relay_profile} ({RELAY})");
+    common::print_machine();
     println!(
         "backlog: {} events in transactions of {}, {AGGREGATES} aggregates; relay flags: {}",
         settings.events,
@@ -220,7 +201,7 @@ fn print_table(settings: &Settings, results: &[Measurement]) {
     let seconds = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.2}"));
     println!();
     println!(
-        "{:<15} {:>9} {:>8} {:>9} {:>17} {:>9} {:>9} {:>13} {:>9}",
+        "{:<15} {:>9} {:>8} {:>9} {:>17} {:>9} {:>9} {:>13} {:>10} {:>13} {:>9}",
         "target",
         "events",
         "seconds",
@@ -229,6 +210,8 @@ fn print_table(settings: &Settings, results: &[Measurement]) {
         "startup s",
         "relay cpu",
         "walsender cpu",
+        "server cpu",
+        "peak RSS MiB",
         "delivered"
     );
     for m in results {
@@ -236,7 +219,7 @@ fn print_table(settings: &Settings, results: &[Measurement]) {
         let ratio = limit.map_or("-".into(), |limit| format!("{:.2}", rate / limit));
         let delivered = m.delivered.map_or("-".into(), |n| n.to_string());
         println!(
-            "{:<15} {:>9} {:>8.2} {:>9.0} {:>17} {:>9} {:>9} {:>13} {:>9}",
+            "{:<15} {:>9} {:>8.2} {:>9.0} {:>17} {:>9} {:>9} {:>13} {:>10} {:>13} {:>9}",
             m.target,
             settings.events,
             m.seconds,
@@ -245,26 +228,24 @@ fn print_table(settings: &Settings, results: &[Measurement]) {
             m.startup.map_or("-".into(), |s| format!("{s:.3}")),
             seconds(m.relay_cpu),
             seconds(m.walsender_cpu),
+            seconds(m.server_cpu),
+            common::mib(m.peak_rss),
             delivered
         );
     }
     println!(
-        "seconds include the relay's startup; cpu columns are CPU seconds used while draining; \
-         stdout goes to /dev/null, so it has no count"
+        "seconds include the relay's startup; cpu columns are CPU seconds used while draining \
+         (server: every PostgreSQL process; polling has no walsender); peak RSS is the relay's VmHWM; stdout goes to /dev/null, so it \
+         has no count"
     );
-    println!(
-        "load average at the end: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("load average at the end: {}", common::load());
 }
 
 async fn measure(target: Target, settings: &Settings) -> Result<Measurement> {
     let destination = harness::unique("bench");
     // The broker first: a missing broker should fail before the backlog is written.
     let broker = Broker::start(target, &destination).await?;
-    let backlog = Backlog::write(settings).await?;
+    let backlog = Backlog::write(settings, !target.polls()).await?;
     let result = match target {
         Target::PgRecvlogical => {
             let seconds = run_pg_recvlogical(&backlog)?;
@@ -280,11 +261,13 @@ async fn measure(target: Target, settings: &Settings) -> Result<Measurement> {
                 startup: None,
                 relay_cpu: None,
                 walsender_cpu: None,
+                server_cpu: None,
+                peak_rss: None,
                 delivered: None,
             }
         }
         _ => {
-            let run = run_relay(&backlog, &broker, &destination, settings).await?;
+            let run = run_relay(target, &backlog, &broker, &destination, settings).await?;
             let delivered = broker.delivered(&destination, settings.events).await?;
             Measurement {
                 target,
@@ -292,6 +275,8 @@ async fn measure(target: Target, settings: &Settings) -> Result<Measurement> {
                 startup: Some(run.startup),
                 relay_cpu: run.relay_cpu,
                 walsender_cpu: run.walsender_cpu,
+                server_cpu: run.server_cpu,
+                peak_rss: run.peak_rss,
                 delivered,
             }
         }
@@ -307,7 +292,7 @@ async fn measure(target: Target, settings: &Settings) -> Result<Measurement> {
     Ok(result)
 }
 
-/// A fresh cluster whose slot retains the whole backlog, and where that backlog ends.
+/// A fresh cluster holding the backlog, in its slot for logical targets, and where that backlog ends.
 struct Backlog {
     pg: Postgres,
     client: tokio_postgres::Client,
@@ -315,7 +300,7 @@ struct Backlog {
 }
 
 impl Backlog {
-    async fn write(settings: &Settings) -> Result<Backlog> {
+    async fn write(settings: &Settings, slot: bool) -> Result<Backlog> {
         let pg = Postgres::start()?;
         let client = pg.client().await?;
         let ddl = Command::new(RELAY).arg("ddl").output()?;
@@ -323,19 +308,21 @@ impl Backlog {
         client
             .batch_execute(std::str::from_utf8(&ddl.stdout)?)
             .await?;
-        // The slot must exist before the rows are written, or it would not retain them; the relay
-        // takes over the existing publication and slot.
-        // Two calls: a slot cannot be created in a transaction that has written.
-        client
-            .batch_execute(&format!(
-                "CREATE PUBLICATION {PUBLICATION} FOR TABLE outbox WITH (publish = 'insert')"
-            ))
-            .await?;
-        client
-            .batch_execute(&format!(
-                "SELECT pg_create_logical_replication_slot('{SLOT}', 'pgoutput')"
-            ))
-            .await?;
+        if slot {
+            // The slot must exist before the rows are written, or it would not retain them; the
+            // relay takes over the existing publication and slot.
+            // Two calls: a slot cannot be created in a transaction that has written.
+            client
+                .batch_execute(&format!(
+                    "CREATE PUBLICATION {PUBLICATION} FOR TABLE outbox WITH (publish = 'insert')"
+                ))
+                .await?;
+            client
+                .batch_execute(&format!(
+                    "SELECT pg_create_logical_replication_slot('{SLOT}', 'pgoutput')"
+                ))
+                .await?;
+        }
         let started = Instant::now();
         let insert = client.prepare(INSERT).await?;
         let mut first = 1;
@@ -358,6 +345,11 @@ impl Backlog {
         let (end, rows, payload, version): (String, i64, f64, String) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
         ensure!(rows == settings.events, "wrote {rows} rows");
+        // Statistics as autovacuum keeps them on a long-lived table. Without them the planner
+        // expects few unpublished rows and plans polling's claim as a sort of all of them, which
+        // makes a backlog drain quadratic (docs/BENCHMARKS.md); with them, and by chance when
+        // autovacuum's analyze ran first, the claim reads the partial index in order.
+        client.batch_execute("ANALYZE outbox").await?;
         // Otherwise a checkpoint triggered by the backlog's WAL could write pages during the timed drain.
         client.batch_execute("CHECKPOINT").await?;
         eprintln!(
@@ -378,6 +370,47 @@ impl Backlog {
             )
             .await?;
         Ok((row.get(0), row.get(1), row.get(2)))
+    }
+
+    /// CPU seconds so far of each PostgreSQL process, by pid.
+    async fn server_cpu(&self) -> Result<HashMap<i32, f64>> {
+        let rows = self
+            .client
+            .query("SELECT pid FROM pg_stat_activity", &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let pid: i32 = row.get(0);
+                Some((pid, common::cpu_seconds(pid.try_into().ok()?)?))
+            })
+            .collect())
+    }
+
+    /// Whether polling has published every row.
+    async fn published(&self) -> Result<bool> {
+        // EXISTS stops at the partial index's first live entry, where a count would scan the whole
+        // remaining backlog on every poll, on the cores the relay needs.
+        let row = self
+            .client
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Rows polling has not published yet; for error messages only, as it scans them all.
+    async fn unpublished(&self) -> Result<i64> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 }
 
@@ -422,9 +455,12 @@ struct RelayRun {
     startup: f64,
     relay_cpu: Option<f64>,
     walsender_cpu: Option<f64>,
+    server_cpu: Option<f64>,
+    peak_rss: Option<u64>,
 }
 
 async fn run_relay(
+    target: Target,
     backlog: &Backlog,
     broker: &Broker,
     destination: &str,
@@ -437,9 +473,13 @@ async fn run_relay(
         .args(["--database-url", &backlog.pg.url(), "--slot", SLOT])
         .args(["--publication", PUBLICATION, "--destination"])
         .arg(format!("{destination}.{{aggregatetype}}"))
+        .args(["--mode", if target.polls() { "polling" } else { "logical" }])
+        // Another relay on this machine may hold the default port.
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .args(broker.sink_args())
         .args(&settings.relay_args);
     let deadline = Duration::from_secs(120 + settings.events as u64 / 1000);
+    let server_before = backlog.server_cpu().await?;
     let started = Instant::now();
     let mut relay = Process::start(cmd)?;
     let alive = |relay: &mut Process| -> Result<()> {
@@ -459,18 +499,37 @@ async fn run_relay(
         tokio::time::sleep(LOG_POLL).await;
     }
     let startup = started.elapsed().as_secs_f64();
-    let walsender = loop {
-        let (drained, confirmed, walsender) = backlog.slot().await?;
-        if drained {
-            break walsender;
+    let walsender = if target.polls() {
+        while !backlog.published().await? {
+            if let Err(e) = alive(&mut relay) {
+                let left = backlog.unpublished().await?;
+                return Err(e.context(format!("{left} rows left unpublished")));
+            }
+            tokio::time::sleep(SLOT_POLL).await;
         }
-        alive(&mut relay).with_context(|| format!("slot confirmed up to {confirmed}"))?;
-        tokio::time::sleep(SLOT_POLL).await;
+        None
+    } else {
+        loop {
+            let (drained, confirmed, walsender) = backlog.slot().await?;
+            if drained {
+                break walsender;
+            }
+            alive(&mut relay).with_context(|| format!("slot confirmed up to {confirmed}"))?;
+            tokio::time::sleep(SLOT_POLL).await;
+        }
     };
     let seconds = started.elapsed().as_secs_f64();
     // Read while both still run: CPU time near the wall time marks the busy side.
-    let relay_cpu = cpu_seconds(relay.id());
-    let walsender_cpu = walsender.and_then(|pid| cpu_seconds(pid.try_into().ok()?));
+    let relay_cpu = common::cpu_seconds(relay.id());
+    let walsender_cpu = walsender.and_then(|pid| common::cpu_seconds(pid.try_into().ok()?));
+    let peak_rss = common::peak_rss(relay.id());
+    // Processes that started during the run, such as the walsender, count from zero.
+    let server_cpu = backlog
+        .server_cpu()
+        .await?
+        .into_iter()
+        .map(|(pid, cpu)| cpu - server_before.get(&pid).copied().unwrap_or(0.0))
+        .sum();
     relay.terminate()?;
     let status = relay
         .wait_timeout(Duration::from_secs(30))?
@@ -485,17 +544,9 @@ async fn run_relay(
         startup,
         relay_cpu,
         walsender_cpu,
+        server_cpu: Some(server_cpu),
+        peak_rss,
     })
-}
-
-/// User plus system CPU seconds a live process has used.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields are counted after the command name, which is in parentheses and may hold spaces;
-    // utime and stime (fields 14 and 15) are in USER_HZ, which is 100 on Linux.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
 }
 
 /// The broker a target publishes to, with what it takes to count and remove the run's messages.
@@ -518,7 +569,7 @@ impl Broker {
         Ok(match target {
             Target::PgRecvlogical => Broker::None,
             Target::Stdout => Broker::Stdout,
-            Target::Redis => Broker::Redis {
+            Target::Redis | Target::PollingRedis => Broker::Redis {
                 url: harness::Redis::shared()?,
             },
             Target::RabbitMq => {
