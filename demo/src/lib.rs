@@ -127,16 +127,25 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
     let postgres = stack.start_postgres()?;
     let postgres_port = postgres.port();
     let admin = postgres.client().await?;
+    // Each process with a role of its own, as in production: the services own their databases and
+    // may not replicate; the relay may replicate and nothing else.
+    admin
+        .batch_execute(
+            "CREATE ROLE order_service LOGIN; CREATE ROLE invoice_service LOGIN; \
+             CREATE ROLE outbox_relay LOGIN REPLICATION;",
+        )
+        .await
+        .context("creating the roles")?;
     // CREATE DATABASE refuses to run in the implicit transaction of a multi-statement query.
-    for database in ["orders", "invoices"] {
+    for (database, owner) in [("orders", "order_service"), ("invoices", "invoice_service")] {
         admin
-            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .batch_execute(&format!("CREATE DATABASE {database} OWNER {owner}"))
             .await
             .with_context(|| format!("creating database {database}"))?;
     }
-    let orders_url = database_url(postgres_port, "orders");
-    let invoices_url = database_url(postgres_port, "invoices");
-    println!("PostgreSQL (wal_level=logical) on 127.0.0.1:{postgres_port}, databases orders and invoices");
+    let orders_url = database_url(postgres_port, "order_service", "orders");
+    let invoices_url = database_url(postgres_port, "invoice_service", "invoices");
+    println!("PostgreSQL (wal_level=logical) on 127.0.0.1:{postgres_port}, databases orders and invoices, each owned by its service's role");
 
     let broker = stack.start_broker(kind)?;
     let broker_port = broker.port();
@@ -156,11 +165,20 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
         .start("order-service", command, "serving HTTP")
         .await?;
     println!("order-service on http://{order_service}, its migrations ran on database orders (outbox table included)");
+    // The relay's role owns nothing, so the publication is the administrator's to create.
+    connect(&database_url(postgres_port, "postgres", "orders"))
+        .await?
+        .batch_execute(
+            "CREATE PUBLICATION outbox_relay_pub FOR TABLE outbox WITH (publish = 'insert', publish_via_partition_root = true)",
+        )
+        .await
+        .context("creating the publication")?;
+    let relay_url = database_url(postgres_port, "outbox_relay", "orders");
 
     let relay_args = [
         "run",
         "--database-url",
-        &orders_url,
+        &relay_url,
         "--sink",
         &kind.to_string(),
         &relay_broker_args[0],
@@ -179,7 +197,7 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
     stack
         .start("outbox-relay", command, "streaming the outbox")
         .await?;
-    println!("  the relay created its publication and slot and streams the outbox to {kind}");
+    println!("  the relay (role outbox_relay: LOGIN REPLICATION, no table privilege) created its slot and streams the outbox to {kind}");
 
     let invoice_service = loopback_addr()?;
     let mut command = Command::new(&binaries.invoice_service);
@@ -341,8 +359,8 @@ async fn relayed(stack: &Stack, event_id: &str) -> Result<(String, String)> {
     }
 }
 
-fn database_url(port: u16, database: &str) -> String {
-    format!("postgres://postgres@127.0.0.1:{port}/{database}")
+fn database_url(port: u16, role: &str, database: &str) -> String {
+    format!("postgres://{role}@127.0.0.1:{port}/{database}")
 }
 
 fn loopback_addr() -> Result<SocketAddr> {

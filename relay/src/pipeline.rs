@@ -338,7 +338,15 @@ pub async fn run<S: Source>(
                         window.publish(sink).await?;
                     }
                 }
-                Change::Position(lsn) => window.position(lsn),
+                Change::Position(lsn) => {
+                    window.position(lsn);
+                    // Its events may all be confirmed already (a polling claim that filled one
+                    // batch): report now rather than at the next tick.
+                    if window.acked > reported {
+                        report(source, window.acked, metrics).await?;
+                        (reported, last_report) = (window.acked, Instant::now());
+                    }
+                }
                 Change::Keepalive { position, reply_requested } => {
                     if let Some(lsn) = position {
                         window.position(lsn);
