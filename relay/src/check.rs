@@ -113,9 +113,10 @@ async fn database_checks(
             blocker.is_some()
         }
     };
-    outbox_table_check(client, config, findings).await?;
+    let columns = table_columns(client, config).await?;
+    outbox_table_check(config, &columns, findings);
     if polling {
-        polling_checks(client, config, findings).await
+        polling_checks(client, config, &columns, findings).await
     } else {
         logical_checks(client, config, findings).await
     }
@@ -293,13 +294,8 @@ async fn logical_checks(
 }
 
 /// The outbox table and its event columns, which both modes read.
-async fn outbox_table_check(
-    client: &Client,
-    config: &Config,
-    findings: &mut Vec<Finding>,
-) -> Result<(), CatalogError> {
+fn outbox_table_check(config: &Config, columns: &[String], findings: &mut Vec<Finding>) {
     let outbox = &config.outbox;
-    let columns = table_columns(client, config).await?;
     findings.push(if columns.is_empty() {
         Finding::fail(
             "outbox table",
@@ -307,7 +303,7 @@ async fn outbox_table_check(
             "create it with the SQL from `outbox-relay ddl`, or set --table",
         )
     } else {
-        match outbox.layout(&columns) {
+        match outbox.layout(columns) {
             Ok(_) => Finding::ok(
                 "outbox table",
                 format!("{} has the configured columns", outbox.table),
@@ -319,7 +315,6 @@ async fn outbox_table_check(
             ),
         }
     });
-    Ok(())
 }
 
 /// pg_attribute rather than information_schema, which hides tables the role cannot read.
@@ -340,10 +335,10 @@ async fn table_columns(client: &Client, config: &Config) -> Result<Vec<String>, 
 async fn polling_checks(
     client: &Client,
     config: &Config,
+    columns: &[String],
     findings: &mut Vec<Finding>,
 ) -> Result<(), CatalogError> {
     let outbox = &config.outbox;
-    let columns = table_columns(client, config).await?;
     if columns.is_empty() {
         return Ok(());
     }

@@ -114,6 +114,11 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
+    status_and_body(&response)
+}
+
+/// An HTTP/1.1 response's status code (0 if there is none) and body.
+fn status_and_body(response: &str) -> (u16, String) {
     let status = response
         .split_whitespace()
         .nth(1)
@@ -180,15 +185,5 @@ pub async fn https_get(
     let mut response = Vec::new();
     // A server may close without close_notify; what arrived before that is the response.
     let _ = stream.read_to_end(&mut response).await;
-    let response = String::from_utf8_lossy(&response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    status_and_body(&String::from_utf8_lossy(&response))
 }
