@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
 use crate::certificates::{Certificates, TlsListener, UNNAMED_HOST};
@@ -18,6 +18,7 @@ use crate::wait::wait_for;
 
 const SHARED_PORT: u16 = 5672;
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const READY_LINE: &str = "Server startup complete";
@@ -148,6 +149,32 @@ impl RabbitMq {
 
     pub fn log(&self) -> String {
         self.server.log()
+    }
+
+    /// Runs `rabbitmqctl` against this private node (e.g. `add_user`, `set_permissions`); its
+    /// standard output.
+    pub fn ctl(&self, args: &[&str]) -> Result<String> {
+        let output = Command::new(CTL)
+            .args(["-n", &self.node])
+            .args(args)
+            // The node's Erlang cookie is in its $HOME.
+            .env("HOME", self.dir.path())
+            .env(
+                "RABBITMQ_CONF_ENV_FILE",
+                self.dir.path().join("rabbitmq-env.conf"),
+            )
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .output()
+            .context("running rabbitmqctl")?;
+        if !output.status.success() {
+            bail!(
+                "rabbitmqctl {args:?} failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// The port opens a little before the boot finishes, so the log line is what tells.

@@ -1,6 +1,8 @@
 //! `outbox-relay check`: every prerequisite of the relay, checked against a database it may never
 //! have seen, reported as a table with the SQL or setting that fixes each failing line.
 
+mod publish;
+
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -64,18 +66,24 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Runs every check; a failing one never hides the others.
 pub async fn run(config: &Config) -> Vec<Finding> {
     let mut findings = Vec::new();
-    match config.database() {
-        Err(error) => findings.push(Finding::fail(
-            "database",
-            error.to_string(),
-            "fix database_url",
-        )),
-        Ok(database) => match catalog::connect(&database).await {
-            Err(error) => findings.push(Finding::fail(
+    let client = match config.database() {
+        Err(error) => {
+            findings.push(Finding::fail(
                 "database",
                 error.to_string(),
-                "check database_url, the network path and pg_hba.conf",
-            )),
+                "fix database_url",
+            ));
+            None
+        }
+        Ok(database) => match catalog::connect(&database).await {
+            Err(error) => {
+                findings.push(Finding::fail(
+                    "database",
+                    error.to_string(),
+                    "check database_url, the network path and pg_hba.conf",
+                ));
+                None
+            }
             Ok(client) => {
                 findings.push(Finding::ok("database", "connected"));
                 if let Err(error) = database_checks(&client, config, &mut findings).await {
@@ -85,10 +93,17 @@ pub async fn run(config: &Config) -> Vec<Finding> {
                         "see the error",
                     ));
                 }
+                Some(client)
             }
         },
+    };
+    let broker = broker_check(config).await;
+    let reachable = broker.status == Status::Ok;
+    findings.push(broker);
+    // An unreachable broker cannot be asked, and its line already fails.
+    if reachable {
+        findings.extend(publish::check(config, client.as_ref()).await);
     }
-    findings.push(broker_check(config).await);
     findings
 }
 

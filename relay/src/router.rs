@@ -55,15 +55,45 @@ impl Router {
     }
 
     pub fn route(&self, event: Event) -> Routed {
+        let destination = self.destination(&event.aggregate_type, &event.event_type);
+        Routed::new(destination, event)
+    }
+
+    /// The destination of an event with these types.
+    pub fn destination(&self, aggregate_type: &str, event_type: &str) -> String {
         let mut destination = String::new();
         for part in &self.parts {
             destination.push_str(match part {
                 Part::Literal(s) => s,
-                Part::AggregateType => &event.aggregate_type,
-                Part::EventType => &event.event_type,
+                Part::AggregateType => aggregate_type,
+                Part::EventType => event_type,
             });
         }
-        Routed::new(destination, event)
+        destination
+    }
+
+    /// Whether destinations depend on the event type, not only on the aggregate type.
+    pub fn uses_event_type(&self) -> bool {
+        self.parts.contains(&Part::EventType)
+    }
+
+    /// Whether every event goes to the same destination.
+    pub fn is_fixed(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|part| matches!(part, Part::Literal(_)))
+    }
+
+    /// A pattern covering every destination: literals escaped by `escape`, each placeholder
+    /// replaced by `wildcard` (e.g. a Redis key glob `outbox.event.*`).
+    pub fn pattern(&self, wildcard: &str, escape: impl Fn(&str) -> String) -> String {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(s) => escape(s),
+                Part::AggregateType | Part::EventType => wildcard.to_owned(),
+            })
+            .collect()
     }
 }
 
@@ -106,6 +136,14 @@ mod tests {
             Router::new("fixed").unwrap().route(event()).destination,
             "fixed"
         );
+    }
+
+    #[test]
+    fn describes_every_destination_as_a_pattern() {
+        let router = Router::new("out*.{aggregatetype}.{type}").unwrap();
+        assert_eq!(router.pattern("*", |s| s.replace('*', "\\*")), "out\\*.*.*");
+        assert!(router.uses_event_type() && !router.is_fixed());
+        assert!(Router::new("fixed").unwrap().is_fixed());
     }
 
     #[test]

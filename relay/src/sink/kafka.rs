@@ -5,6 +5,8 @@
 //! its several in-flight requests per connection can neither reorder nor duplicate messages. That is
 //! why batches handed to [`KafkaSink::publish`] may overlap freely.
 
+pub mod publish_check;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 

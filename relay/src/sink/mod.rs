@@ -5,6 +5,7 @@
 //! still acknowledge positions strictly in order.
 
 pub mod kafka;
+pub mod publish_check;
 pub mod rabbitmq;
 pub mod redis;
 pub mod stdout;

@@ -11,6 +11,8 @@
 //! URL's host that chains to the system roots or to `ca_file`, which lapin adds to them. A client
 //! certificate is sent when the broker asks for one and `client_cert_file` is set.
 
+pub mod publish_check;
+
 use async_trait::async_trait;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -103,56 +105,70 @@ pub struct RabbitMqSink {
 
 /// Opens one connection and one confirm-mode channel, and declares the exchange.
 pub async fn connect(config: &RabbitMqConfig) -> Result<RabbitMqSink, SinkError> {
-    // A failed handshake reads like any I/O error; say that TLS was in play and what it trusted.
-    let over = if config.url.starts_with(TLS_KEYS.tls_scheme) {
-        format!(" ({})", tls::trust(config.ca_file.as_deref(), true))
-    } else {
-        String::new()
-    };
-    let connect_error = |reason: String| SinkError::Connect {
-        sink: NAME,
-        endpoint: redact_url(&config.url),
-        reason: format!("{reason}{over}"),
-    };
-    let tls_config = config.tls_config()?;
-    let exchange = ShortString::try_new(config.exchange.as_str())
-        .map_err(|e| connect_error(format!("exchange name: {e}")))?;
+    let exchange = exchange_name(config)?;
     let setup = async {
-        let properties =
-            ConnectionProperties::default().with_connection_name(LongString::from("outbox-relay"));
-        let connection = Connection::connect_with_config(
-            &config.url,
-            properties,
-            tls_config,
-            lapin::runtime::default_runtime()?,
-        )
-        .await?;
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        channel
-            .exchange_declare(
-                exchange.clone(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        Ok::<_, lapin::Error>(channel)
+        let connection = open(config).await?;
+        let declare = async {
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            channel
+                .exchange_declare(
+                    exchange.clone(),
+                    ExchangeKind::Topic,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok::<_, lapin::Error>(channel)
+        };
+        declare
+            .await
+            .map_err(|e| connect_error(config, e.to_string()))
     };
     let channel = tokio::time::timeout(CONNECT_TIMEOUT, setup)
         .await
-        .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-        .map_err(|e| connect_error(e.to_string()))?;
+        .map_err(|_| connect_error(config, format!("no answer within {CONNECT_TIMEOUT:?}")))??;
     Ok(RabbitMqSink {
         channel,
         exchange,
         dead_letter_queues: Vec::new(),
     })
+}
+
+/// Opens a connection with the configured credentials and TLS settings.
+async fn open(config: &RabbitMqConfig) -> Result<Connection, SinkError> {
+    let tls_config = config.tls_config()?;
+    let properties =
+        ConnectionProperties::default().with_connection_name(LongString::from("outbox-relay"));
+    let runtime =
+        lapin::runtime::default_runtime().map_err(|e| connect_error(config, e.to_string()))?;
+    Connection::connect_with_config(&config.url, properties, tls_config, runtime)
+        .await
+        .map_err(|e| connect_error(config, e.to_string()))
+}
+
+fn exchange_name(config: &RabbitMqConfig) -> Result<ShortString, SinkError> {
+    ShortString::try_new(config.exchange.as_str())
+        .map_err(|e| connect_error(config, format!("exchange name: {e}")))
+}
+
+/// A failed handshake reads like any I/O error; say that TLS was in play and what it trusted.
+fn connect_error(config: &RabbitMqConfig, reason: String) -> SinkError {
+    let over = if config.url.starts_with(TLS_KEYS.tls_scheme) {
+        format!(" ({})", tls::trust(config.ca_file.as_deref(), true))
+    } else {
+        String::new()
+    };
+    SinkError::Connect {
+        sink: NAME,
+        endpoint: redact_url(&config.url),
+        reason: format!("{reason}{over}"),
+    }
 }
 
 /// AMQP short strings hold at most 255 bytes; a longer id, type, header name or routing key is a

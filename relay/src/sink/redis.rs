@@ -6,6 +6,8 @@
 //! `rediss://` connects over TLS (rustls with ring): the server must present a certificate for the
 //! URL's host that chains to `ca_file`, or to the system roots without it.
 
+pub mod publish_check;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,0 +1,143 @@
+//! The `publish permission` line of `outbox-relay check`: asks the broker whether the relay's
+//! credentials may publish to the destinations it will use, without delivering anything. Those are
+//! the dead-letter destination and what the template yields for the aggregate types in the outbox
+//! (or the template itself when it has no placeholder).
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use super::{Finding, Status};
+use crate::config::Config;
+use crate::outbox::quote_ident;
+use crate::router::Router;
+use crate::sink::publish_check::{self, Permission, Targets};
+
+const ITEM: &str = "publish permission";
+
+/// Bounds the destinations, and so the line's length, for outboxes with many aggregate types.
+const TYPES_LIMIT: usize = 20;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The line for the configured sink; none for a sink that needs no permission.
+pub async fn check(config: &Config, client: Option<&Client>) -> Option<Finding> {
+    let router = match Router::new(&config.destination) {
+        Ok(router) => router,
+        Err(error) => {
+            return Some(Finding::fail(
+                ITEM,
+                error.to_string(),
+                "fix destination (--destination)",
+            ))
+        }
+    };
+    let (destinations, listing) = destinations(config, &router, client).await;
+    let targets = Targets {
+        destinations: &destinations,
+        dead_letter: &config.dead_letter_destination,
+        router: &router,
+    };
+    let answer =
+        tokio::time::timeout(TIMEOUT, publish_check::check_publish(config, &targets)).await;
+    let mut finding = match answer {
+        Err(_) => Finding::fail(
+            ITEM,
+            format!("the broker did not answer within {TIMEOUT:?}"),
+            "check the broker's health and the relay's network path to it",
+        ),
+        Ok(None) => return None,
+        Ok(Some(Err(error))) => Finding::fail(
+            ITEM,
+            format!("cannot ask: {error}"),
+            "check the broker settings and the user's rights",
+        ),
+        Ok(Some(Ok(Permission::Granted { detail }))) => Finding::ok(ITEM, detail),
+        Ok(Some(Ok(Permission::Unverified { detail, fix }))) => Finding::warn(ITEM, detail, fix),
+        Ok(Some(Ok(Permission::Refused { detail, fix }))) => Finding::fail(ITEM, detail, fix),
+    };
+    match listing {
+        Listing::Complete => {}
+        Listing::Empty => finding
+            .detail
+            .push_str("; the outbox has no rows yet, so no aggregate type to route"),
+        Listing::Truncated => finding
+            .detail
+            .push_str(&format!("; the first {TYPES_LIMIT} aggregate types only")),
+        Listing::Unreadable(reason) => {
+            finding
+                .detail
+                .push_str(&format!("; only the dead-letter destination, as {reason}"));
+            if finding.status == Status::Ok {
+                finding.status = Status::Warn;
+                finding.fix = Some(format!(
+                    "nothing for the relay; to have check cover the routed destinations, run it as a role that may SELECT from {}",
+                    config.outbox.table
+                ));
+            }
+        }
+    }
+    Some(finding)
+}
+
+/// How completely the template's destinations were listed.
+enum Listing {
+    Complete,
+    Empty,
+    Truncated,
+    Unreadable(String),
+}
+
+/// The dead-letter destination first, then the routed ones.
+async fn destinations(
+    config: &Config,
+    router: &Router,
+    client: Option<&Client>,
+) -> (Vec<String>, Listing) {
+    let mut destinations = vec![config.dead_letter_destination.clone()];
+    let mut add = |destination: String| {
+        if !destinations.contains(&destination) {
+            destinations.push(destination);
+        }
+    };
+    if router.is_fixed() {
+        add(router.destination("", ""));
+        return (destinations, Listing::Complete);
+    }
+    let Some(client) = client else {
+        return (
+            destinations,
+            Listing::Unreadable("the database is unreachable".to_owned()),
+        );
+    };
+    let columns = &config.outbox.columns;
+    let event_type = if router.uses_event_type() {
+        quote_ident(&columns.event_type)
+    } else {
+        "''".to_owned()
+    };
+    let query = format!(
+        "SELECT DISTINCT {}::text, {event_type}::text FROM {} LIMIT {}",
+        quote_ident(&columns.aggregate_type),
+        config.outbox.quoted_name(),
+        TYPES_LIMIT + 1
+    );
+    let rows = match client.query(&query, &[]).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            let reason = error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |e| e.message().to_owned());
+            return (destinations, Listing::Unreadable(reason));
+        }
+    };
+    let listing = match rows.len() {
+        0 => Listing::Empty,
+        n if n > TYPES_LIMIT => Listing::Truncated,
+        _ => Listing::Complete,
+    };
+    for row in rows.iter().take(TYPES_LIMIT) {
+        add(router.destination(row.get(0), row.get(1)));
+    }
+    (destinations, listing)
+}

@@ -1,0 +1,142 @@
+//! Whether the RabbitMQ user may publish to the exchange with the relay's routing keys, asked without
+//! delivering: RabbitMQ checks write permission (and topic permission) when `basic.publish` arrives,
+//! before a transaction buffers the message, so `tx.select`, `basic.publish`, `tx.rollback` routes
+//! nothing while a refusal still closes the channel with ACCESS_REFUSED.
+
+use std::str::FromStr;
+
+use lapin::options::BasicPublishOptions;
+use lapin::protocol::AMQPError;
+use lapin::types::ShortString;
+use lapin::uri::AMQPUri;
+use lapin::{BasicProperties, Connection, ErrorKind};
+
+use super::{RabbitMqConfig, NAME};
+use crate::sink::publish_check::{list, Permission, Targets};
+use crate::sink::SinkError;
+
+const ACCESS_REFUSED: u16 = 403;
+const NOT_FOUND: u16 = 404;
+
+pub async fn check(
+    config: &RabbitMqConfig,
+    targets: &Targets<'_>,
+) -> Result<Permission, SinkError> {
+    let connection = tokio::time::timeout(super::CONNECT_TIMEOUT, super::open(config))
+        .await
+        .map_err(|_| {
+            super::connect_error(
+                config,
+                format!("no answer within {:?}", super::CONNECT_TIMEOUT),
+            )
+        })??;
+    let exchange = super::exchange_name(config)?;
+    let (user, vhost) = AMQPUri::from_str(&config.url)
+        .map(|uri| (uri.authority.userinfo.username, uri.vhost))
+        .map_err(|reason| super::connect_error(config, reason))?;
+    let mut refusals: Vec<(String, AMQPError)> = Vec::new();
+    for destination in targets.destinations {
+        if let Some(refusal) = try_publish(&connection, &exchange, destination).await? {
+            refusals.push((destination.clone(), refusal));
+        }
+    }
+    let how = "tx.select, basic.publish, tx.rollback";
+    let Some((_, first)) = refusals.first() else {
+        return Ok(Permission::Granted {
+            detail: format!(
+                "user {user} may publish to exchange {exchange} with routing keys {} ({how})",
+                list(targets.destinations)
+            ),
+        });
+    };
+    let refused: Vec<String> = refusals.iter().map(|(d, _)| d.clone()).collect();
+    let detail = format!(
+        "user {user} may not publish to exchange {exchange} with routing keys {}: {} ({how})",
+        list(&refused),
+        first.get_message()
+    );
+    let vhost = shell_quote(&vhost);
+    let fix = if first.get_id() == NOT_FOUND {
+        format!("start the relay once (it declares exchange {exchange}), or check rabbitmq.exchange and the vhost in rabbitmq.url")
+    } else if first.get_message().as_str().contains("topic") {
+        let keys = targets.router.pattern(".*", escape_regex);
+        format!(
+            "rabbitmqctl set_topic_permissions -p {vhost} {user} {exchange} {} '.*'",
+            shell_quote(&format!("^({keys}|{})$", escape_regex(targets.dead_letter)))
+        )
+    } else {
+        // Configure for declaring the exchange and the dead-letter queue, write for publishing and
+        // binding that queue, read on the exchange for the binding.
+        let (exchange, dead_letter) = (
+            escape_regex(exchange.as_str()),
+            escape_regex(targets.dead_letter),
+        );
+        let both = shell_quote(&format!("^({exchange}|{dead_letter})$"));
+        format!(
+            "rabbitmqctl set_permissions -p {vhost} {user} {both} {both} {}",
+            shell_quote(&format!("^{exchange}$"))
+        )
+    };
+    Ok(Permission::Refused { detail, fix })
+}
+
+/// Publishes to `destination` inside a transaction and rolls it back; the broker's refusal, if any.
+async fn try_publish(
+    connection: &Connection,
+    exchange: &ShortString,
+    destination: &str,
+) -> Result<Option<AMQPError>, SinkError> {
+    let broker = |e: lapin::Error| SinkError::Broker {
+        sink: NAME,
+        reason: format!("cannot ask about publishing to {destination}: {e}"),
+    };
+    let routing_key = ShortString::try_new(destination).map_err(|e| SinkError::Broker {
+        sink: NAME,
+        reason: format!("routing key {destination}: {e}"),
+    })?;
+    // A refusal closes the channel, so every destination gets a fresh one.
+    let channel = connection.create_channel().await.map_err(broker)?;
+    channel.tx_select().await.map_err(broker)?;
+    // basic.publish has no reply: a refusal arrives as the channel's close, which the rollback
+    // then reports.
+    let published = channel
+        .basic_publish(
+            exchange.clone(),
+            routing_key,
+            BasicPublishOptions::default(),
+            b"",
+            BasicProperties::default(),
+        )
+        .await;
+    match published.and(channel.tx_rollback().await) {
+        Ok(()) => {
+            let _ = channel.close(200, "checked".into()).await;
+            Ok(None)
+        }
+        Err(e) => match e.kind() {
+            ErrorKind::ProtocolError(amqp)
+                if [ACCESS_REFUSED, NOT_FOUND].contains(&amqp.get_id()) =>
+            {
+                Ok(Some(amqp.clone()))
+            }
+            _ => Err(broker(e)),
+        },
+    }
+}
+
+/// A name as a regular expression matching exactly it (RabbitMQ permissions are Erlang regexes).
+fn escape_regex(literal: &str) -> String {
+    let mut escaped = String::with_capacity(literal.len());
+    for c in literal.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// One shell word, for fixes meant to be pasted.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}

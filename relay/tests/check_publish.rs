@@ -1,0 +1,343 @@
+//! The `publish permission` line of `outbox-relay check` against real brokers: a user who may not
+//! publish to the relay's destinations is named with the fix, and check exits non-zero; once the
+//! printed fix is applied the line passes. Nothing reaches consumers either way.
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use harness::{Kafka, Postgres, RabbitMq, Redis};
+use lapin::options::{
+    BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+
+/// A database whose outbox holds rows of one aggregate type, `order`.
+async fn database_with_orders() -> Postgres {
+    let pg = support::outbox_database().await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
+             VALUES (gen_random_uuid(), 'order', '1', 'OrderPlaced', '{}'),
+                    (gen_random_uuid(), 'order', '2', 'OrderPlaced', '{}')",
+        )
+        .await
+        .unwrap();
+    pg
+}
+
+/// The report, and whether check exited 0.
+fn check(pg: &Postgres, extra: &[&str]) -> (String, bool) {
+    let Output { stdout, status, .. } = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["check", "--database-url", &pg.url()])
+        .args(extra)
+        .output()
+        .unwrap();
+    (String::from_utf8(stdout).unwrap(), status.success())
+}
+
+fn line<'a>(report: &'a str, prefix: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{report}"))
+}
+
+fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// `ACL SETUSER …` as check prints it, split into redis-cli arguments.
+fn acl_fix(report: &str) -> Vec<String> {
+    let fix = line(report, "  publish permission: ")
+        .trim_start_matches("  publish permission: ")
+        .to_owned();
+    assert!(fix.starts_with("ACL SETUSER "), "{report}");
+    fix.split(' ').map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_user_without_xadd_on_the_streams_fails_until_the_printed_acl_fix() {
+    let pg = database_with_orders().await;
+    let redis = Redis::start().unwrap();
+    let port = redis.port();
+    let run = |user: &str| {
+        let url = format!("redis://{user}:pw@127.0.0.1:{port}");
+        check(&pg, &["--sink", "redis", "--redis-url", &url])
+    };
+
+    // A least-privileged user may not run ACL DRYRUN; check queues XADDs in MULTI and discards them.
+    redis_cli(
+        &redis,
+        &[
+            "ACL", "SETUSER", "relay", "on", ">pw", "+ping", "+multi", "+discard", "+xadd",
+            "~other.*",
+        ],
+    );
+    let (report, ok) = run("relay");
+    assert!(!ok, "{report}");
+    assert!(
+        line(&report, "publish permission")
+            .contains("FAIL  user relay may not XADD to outbox.dlq, outbox.event.order: NoPerm: this user has no permissions"),
+        "{report}"
+    );
+    assert!(
+        report
+            .contains("  publish permission: ACL SETUSER relay +xadd ~outbox.event.* ~outbox.dlq"),
+        "{report}"
+    );
+    let fix = acl_fix(&report);
+    redis_cli(&redis, &fix.iter().map(String::as_str).collect::<Vec<_>>());
+    let (report, ok) = run("relay");
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains(
+            "ok    user relay may XADD to outbox.dlq, outbox.event.order (XADD queued in MULTI, discarded)"
+        ),
+        "{report}"
+    );
+
+    // An admin user is asked with ACL DRYRUN.
+    redis_cli(
+        &redis,
+        &["ACL", "SETUSER", "admin", "on", ">pw", "+@all", "~other.*"],
+    );
+    let (report, ok) = run("admin");
+    assert!(!ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains(
+            "FAIL  user admin may not XADD to outbox.dlq, outbox.event.order: This user has no permissions to access the 'outbox.dlq' key (ACL DRYRUN)"
+        ),
+        "{report}"
+    );
+    redis_cli(&redis, &["ACL", "SETUSER", "admin", "~outbox.*"]);
+    let (report, ok) = run("admin");
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains("(ACL DRYRUN)"),
+        "{report}"
+    );
+
+    // A user who may run neither cannot be checked without writing: a warning, not a failure.
+    redis_cli(
+        &redis,
+        &[
+            "ACL",
+            "SETUSER",
+            "bare",
+            "on",
+            ">pw",
+            "+ping",
+            "+xadd",
+            "~outbox.*",
+        ],
+    );
+    let (report, ok) = run("bare");
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission")
+            .contains("WARN  user bare may run neither ACL DRYRUN nor MULTI"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ACL SETUSER bare +multi +discard"),
+        "{report}"
+    );
+
+    assert_eq!(redis_cli(&redis, &["DBSIZE"]), "0", "check wrote to Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_user_without_write_permission_fails_until_the_printed_fix_and_nothing_is_routed()
+{
+    let pg = database_with_orders().await;
+    let rabbitmq = RabbitMq::start().unwrap();
+    rabbitmq.ctl(&["add_user", "relay", "pw"]).unwrap();
+    // May declare the exchange (the broker line) but not publish.
+    rabbitmq
+        .ctl(&["set_permissions", "-p", "/", "relay", ".*", "", ".*"])
+        .unwrap();
+
+    // A consumer's queue bound to every routing key: it must stay empty.
+    let connection = Connection::connect(&rabbitmq.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            "outbox".into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_declare(
+            "consumer".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            "consumer".into(),
+            "outbox".into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let url = format!("amqp://relay:pw@127.0.0.1:{}/%2f", rabbitmq.port());
+    let run = || check(&pg, &["--sink", "rabbitmq", "--rabbitmq-url", &url]);
+    let (report, ok) = run();
+    assert!(!ok, "{report}");
+    assert!(line(&report, "broker").contains("ok"), "{report}");
+    assert!(
+        line(&report, "publish permission").contains(
+            "FAIL  user relay may not publish to exchange outbox with routing keys outbox.dlq, outbox.event.order: ACCESS_REFUSED"
+        ),
+        "{report}"
+    );
+    let expected_fix = r"rabbitmqctl set_permissions -p '/' relay '^(outbox|outbox\.dlq)$' '^(outbox|outbox\.dlq)$' '^outbox$'";
+    assert!(report.contains(expected_fix), "{report}");
+
+    rabbitmq
+        .ctl(&[
+            "set_permissions",
+            "-p",
+            "/",
+            "relay",
+            r"^(outbox|outbox\.dlq)$",
+            r"^(outbox|outbox\.dlq)$",
+            "^outbox$",
+        ])
+        .unwrap();
+    let (report, ok) = run();
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains(
+            "ok    user relay may publish to exchange outbox with routing keys outbox.dlq, outbox.event.order (tx.select, basic.publish, tx.rollback)"
+        ),
+        "{report}"
+    );
+
+    // Topic permissions restrict routing keys on topic exchanges; check asks with every key.
+    rabbitmq
+        .ctl(&[
+            "set_topic_permissions",
+            "-p",
+            "/",
+            "relay",
+            "outbox",
+            r"^outbox\.dlq$",
+            ".*",
+        ])
+        .unwrap();
+    let (report, ok) = run();
+    assert!(!ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains(
+            "FAIL  user relay may not publish to exchange outbox with routing keys outbox.event.order: ACCESS_REFUSED"
+        ),
+        "{report}"
+    );
+    let expected_fix = r"rabbitmqctl set_topic_permissions -p '/' relay outbox '^(outbox\.event\..*|outbox\.dlq)$' '.*'";
+    assert!(report.contains(expected_fix), "{report}");
+    rabbitmq
+        .ctl(&[
+            "set_topic_permissions",
+            "-p",
+            "/",
+            "relay",
+            "outbox",
+            r"^(outbox\.event\..*|outbox\.dlq)$",
+            ".*",
+        ])
+        .unwrap();
+    let (report, ok) = run();
+    assert!(ok, "{report}");
+
+    let count = || async {
+        channel
+            .queue_declare(
+                "consumer".into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
+    };
+    assert_eq!(count().await, 0, "check delivered a message");
+    // The binding does take what is published outside a transaction.
+    channel
+        .basic_publish(
+            "outbox".into(),
+            "outbox.event.order".into(),
+            BasicPublishOptions::default(),
+            b"{}",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    harness::poll_until(Duration::from_secs(10), "the control message", || async {
+        count().await == 1
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_topics_are_checked_for_existence_and_leaders_and_write_acls_reported_unverified() {
+    let pg = database_with_orders().await;
+    let kafka = Kafka::start().unwrap();
+    let brokers = kafka.brokers();
+    let run = || check(&pg, &["--sink", "kafka", "--kafka-brokers", &brokers]);
+
+    let (report, ok) = run();
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains(
+            "WARN  outbox.dlq, outbox.event.order missing, the relay creates them on first use if its principal may; WRITE ACLs cannot be verified without producing"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("kafka-topics --bootstrap-server {brokers} --create --topic outbox.event.order --partitions 3 --replication-factor 1")),
+        "{report}"
+    );
+
+    // Creating them succeeds, so check did not.
+    kafka.create_topic("outbox.dlq", 1).unwrap();
+    kafka.create_topic("outbox.event.order", 3).unwrap();
+    let (report, ok) = run();
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains(
+            "WARN  topics outbox.dlq, outbox.event.order exist with a leader for every partition; WRITE ACLs cannot be verified without producing"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("kafka-acls --bootstrap-server"), "{report}");
+}
