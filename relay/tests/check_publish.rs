@@ -341,3 +341,57 @@ async fn kafka_topics_are_checked_for_existence_and_leaders_and_write_acls_repor
     );
     assert!(report.contains("kafka-acls --bootstrap-server"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_rows_or_without_select_only_the_dead_letter_destination_is_checked() {
+    let pg = support::outbox_database().await;
+    let redis = Redis::start().unwrap();
+    let url = redis.url();
+    let (report, ok) = check(&pg, &["--sink", "redis", "--redis-url", &url]);
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains(
+            "ok    user default may XADD to outbox.dlq (ACL DRYRUN); the outbox has no rows yet, so no aggregate type to route"
+        ),
+        "{report}"
+    );
+
+    // The least-privileged logical role reads rows through replication only, not with SELECT.
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("CREATE ROLE relay LOGIN REPLICATION")
+        .await
+        .unwrap();
+    let relay_url = pg.url().replace("postgres@", "relay@");
+    let output = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["check", "--database-url", &relay_url, "--mode", "logical"])
+        .args(["--sink", "redis", "--redis-url", &url])
+        .output()
+        .unwrap();
+    let report = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        line(&report, "publish permission").contains(
+            "WARN  user default may XADD to outbox.dlq (ACL DRYRUN); only the dead-letter destination, as permission denied for table outbox"
+        ),
+        "{report}"
+    );
+
+    // A template without placeholders is its own destination.
+    let (report, ok) = check(
+        &pg,
+        &[
+            "--sink",
+            "redis",
+            "--redis-url",
+            &url,
+            "--destination",
+            "events",
+        ],
+    );
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains("may XADD to outbox.dlq, events (ACL DRYRUN)"),
+        "{report}"
+    );
+}

@@ -4,12 +4,15 @@
 //! nothing while a refusal still closes the channel with ACCESS_REFUSED.
 
 use std::str::FromStr;
+use std::time::Duration;
+
+use futures::StreamExt;
 
 use lapin::options::BasicPublishOptions;
 use lapin::protocol::AMQPError;
 use lapin::types::ShortString;
 use lapin::uri::AMQPUri;
-use lapin::{BasicProperties, Connection, ErrorKind};
+use lapin::{BasicProperties, ErrorKind, Event};
 
 use super::{RabbitMqConfig, NAME};
 use crate::sink::publish_check::{list, Permission, Targets};
@@ -18,25 +21,20 @@ use crate::sink::SinkError;
 const ACCESS_REFUSED: u16 = 403;
 const NOT_FOUND: u16 = 404;
 
+/// How long to wait for a channel's close reason once the channel is known to be closing.
+const CLOSE_REASON_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub async fn check(
     config: &RabbitMqConfig,
     targets: &Targets<'_>,
 ) -> Result<Permission, SinkError> {
-    let connection = tokio::time::timeout(super::CONNECT_TIMEOUT, super::open(config))
-        .await
-        .map_err(|_| {
-            super::connect_error(
-                config,
-                format!("no answer within {:?}", super::CONNECT_TIMEOUT),
-            )
-        })??;
     let exchange = super::exchange_name(config)?;
     let (user, vhost) = AMQPUri::from_str(&config.url)
         .map(|uri| (uri.authority.userinfo.username, uri.vhost))
         .map_err(|reason| super::connect_error(config, reason))?;
     let mut refusals: Vec<(String, AMQPError)> = Vec::new();
     for destination in targets.destinations {
-        if let Some(refusal) = try_publish(&connection, &exchange, destination).await? {
+        if let Some(refusal) = try_publish(config, &exchange, destination).await? {
             refusals.push((destination.clone(), refusal));
         }
     }
@@ -82,7 +80,7 @@ pub async fn check(
 
 /// Publishes to `destination` inside a transaction and rolls it back; the broker's refusal, if any.
 async fn try_publish(
-    connection: &Connection,
+    config: &RabbitMqConfig,
     exchange: &ShortString,
     destination: &str,
 ) -> Result<Option<AMQPError>, SinkError> {
@@ -94,11 +92,19 @@ async fn try_publish(
         sink: NAME,
         reason: format!("routing key {destination}: {e}"),
     })?;
-    // A refusal closes the channel, so every destination gets a fresh one.
+    // A connection per destination, so that its events carry this publish's refusal only.
+    let connection = tokio::time::timeout(super::CONNECT_TIMEOUT, super::open(config))
+        .await
+        .map_err(|_| {
+            super::connect_error(
+                config,
+                format!("no answer within {:?}", super::CONNECT_TIMEOUT),
+            )
+        })??;
+    // Subscribed before the publish: lapin reports a channel's close only to existing listeners.
+    let mut events = Box::pin(connection.events_listener());
     let channel = connection.create_channel().await.map_err(broker)?;
     channel.tx_select().await.map_err(broker)?;
-    // basic.publish has no reply: a refusal arrives as the channel's close, which the rollback
-    // then reports.
     let published = channel
         .basic_publish(
             exchange.clone(),
@@ -108,19 +114,32 @@ async fn try_publish(
             BasicProperties::default(),
         )
         .await;
-    match published.and(channel.tx_rollback().await) {
-        Ok(()) => {
-            let _ = channel.close(200, "checked".into()).await;
-            Ok(None)
-        }
-        Err(e) => match e.kind() {
-            ErrorKind::ProtocolError(amqp)
-                if [ACCESS_REFUSED, NOT_FOUND].contains(&amqp.get_id()) =>
-            {
-                Ok(Some(amqp.clone()))
+    let Err(error) = published.and(channel.tx_rollback().await) else {
+        let _ = channel.close(200, "checked".into()).await;
+        return Ok(None);
+    };
+    // basic.publish has no reply: a refusal arrives as the channel's close. The rollback reports it
+    // if it was sent first; if the close came first, the rollback only sees a closing channel and
+    // the reason comes through the connection's events.
+    let reason = match error.kind() {
+        ErrorKind::ProtocolError(amqp) => Some(amqp.clone()),
+        _ => tokio::time::timeout(CLOSE_REASON_TIMEOUT, async {
+            while let Some(event) = events.next().await {
+                if let Event::Error(e) = event {
+                    if let ErrorKind::ProtocolError(amqp) = e.kind() {
+                        return Some(amqp.clone());
+                    }
+                }
             }
-            _ => Err(broker(e)),
-        },
+            None
+        })
+        .await
+        .ok()
+        .flatten(),
+    };
+    match reason {
+        Some(amqp) if [ACCESS_REFUSED, NOT_FOUND].contains(&amqp.get_id()) => Ok(Some(amqp)),
+        _ => Err(broker(error)),
     }
 }
 
