@@ -319,7 +319,7 @@ async fn kafka_topics_are_checked_for_existence_and_leaders_and_write_acls_repor
     assert!(ok, "{report}");
     assert!(
         line(&report, "publish permission").contains(
-            "WARN  outbox.dlq, outbox.event.order missing, the relay creates them on first use if its principal may; WRITE ACLs cannot be verified without producing"
+            "WARN  outbox.dlq, outbox.event.order missing; the relay creates missing topics on first use if its principal may; WRITE ACLs cannot be verified without producing"
         ),
         "{report}"
     );

@@ -70,7 +70,7 @@ pub async fn check(config: &KafkaConfig, targets: &Targets<'_>) -> Result<Permis
     }
     if !missing.is_empty() {
         parts.push(format!(
-            "{} missing, the relay creates them on first use if its principal may",
+            "{} missing; the relay creates missing topics on first use if its principal may",
             list(&missing)
         ));
     }
