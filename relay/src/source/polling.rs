@@ -121,7 +121,17 @@ impl PollingSource {
             .map_err(CatalogError::Query)?;
         let mut idle = Vec::with_capacity(settings.claims_in_flight);
         for _ in 0..settings.claims_in_flight.max(1) {
-            idle.push(catalog::connect(&settings.database).await?);
+            let client = catalog::connect(&settings.database).await?;
+            // Until the table has statistics (a new or bulk-loaded outbox, before autovacuum's
+            // analyze), the planner expects a few hundred unpublished rows and turns the claim into
+            // a bitmap scan of every unpublished row and a sort, so each claim reads the whole
+            // backlog and a drain is quadratic. These connections run only the claim and its
+            // settling, so forbidding the sort here keeps the claim on the partial index's order.
+            client
+                .batch_execute("SET enable_sort = off")
+                .await
+                .map_err(CatalogError::Query)?;
+            idle.push(client);
         }
         tracing::info!(table = %settings.outbox.table, interval = ?settings.interval, channel = %settings.channel, "streaming the outbox by polling the table");
         Ok(PollingSource {

@@ -1,12 +1,12 @@
 //! The end-to-end scenarios every sink must pass, written once and run per broker.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::{Postgres, Process};
 
 use super::check::{check, Report};
 use super::workload::{self, Workload, Written, AGGREGATE_TYPES};
-use super::{outbox_database, start_relay, stop_relay, unique};
+use super::{http_get, metric, metrics_addr, outbox_database, start_relay, stop_relay, unique};
 use harness::{Reader, Received};
 
 /// How a test points the relay at its broker.
@@ -209,4 +209,60 @@ pub async fn survives_broker_restart(
     );
     stop_relay(&mut relay);
     report
+}
+
+/// Two relays on one outbox: one streams, the other stands by (the slot in logical mode, an
+/// advisory lock in polling mode) and takes over within seconds of the leader's kill -9, losing
+/// nothing and keeping order. `extra` holds the flags both relays get.
+pub async fn standby_takes_over_from_a_killed_leader(
+    target: Target,
+    mut reader: Reader,
+    extra: &[&str],
+) {
+    let pg = target.database().await;
+    let mut window = vec!["--batch-size", "50", "--max-in-flight", "300"];
+    window.extend(extra);
+    let mut leader = target.relay(&pg, &window);
+    let destination = format!("{}.{{aggregatetype}}", target.prefix);
+    let mut args: Vec<&str> = target.sink_args.iter().map(String::as_str).collect();
+    args.extend(["--destination", &destination]);
+    args.extend(&window);
+    let mut standby = start_relay(&pg, &args);
+    harness::wait_until(
+        Duration::from_secs(60),
+        "the second relay to stand by",
+        || standby.log().contains("standing by to take over"),
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", standby.log()));
+    let gauge = |relay: &Process| {
+        metric(
+            &http_get(&metrics_addr(relay), "/metrics").1,
+            "outbox_relay_leader",
+            &[],
+        )
+        .unwrap()
+    };
+    assert_eq!((gauge(&leader), gauge(&standby)), (1.0, 0.0));
+
+    let url = pg.url();
+    let writers = tokio::spawn(async move { workload::write(&url, &FAULT).await });
+    wait_confirmed_batches(&leader, 10);
+    assert!(!writers.is_finished(), "the leader dies mid-stream");
+    leader.kill9().unwrap();
+    let killed = Instant::now();
+    harness::wait_until(Duration::from_secs(30), "the standby to take over", || {
+        standby.log().contains("streaming the outbox")
+    })
+    .unwrap();
+    let takeover = killed.elapsed();
+    eprintln!("takeover after {takeover:?}");
+    assert!(takeover < Duration::from_secs(5), "took {takeover:?}");
+    assert_eq!(gauge(&standby), 1.0);
+
+    let written = writers.await.unwrap();
+    let received = reader.collect_until(DEADLINE, has_all(&written)).await;
+    let report = check(&written, &received);
+    eprintln!("after failover: {report:?}");
+    report.assert_lossless();
+    stop_relay(&mut standby);
 }
