@@ -13,7 +13,6 @@ pub mod http;
 pub mod invoice;
 pub mod migrations;
 pub mod problem;
-pub mod redact;
 pub mod rejection;
 pub mod service;
 pub mod store;

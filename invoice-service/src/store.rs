@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, Row};
+use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
+use pgconn::{Database, DatabaseUrlError};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::invoice::{invoice_number, Invoice, InvoiceDraft, InvoiceLine, Total};
@@ -20,6 +21,8 @@ pub enum StoreError {
     Database(#[from] tokio_postgres::Error),
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    #[error("invalid database URL: {0}")]
+    Url(#[from] DatabaseUrlError),
     #[error("cannot set up the connection pool: {0}")]
     Setup(String),
     #[error("invoice {invoice}: {reason}")]
@@ -52,16 +55,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the pool and brings the schema up to date.
+    /// Opens the pool and brings the schema up to date. `database_url` takes libpq's `sslmode`,
+    /// `sslrootcert`, `sslcert` and `sslkey`.
     pub async fn connect(database_url: &str, pool_size: usize) -> Result<Store, StoreError> {
-        let config: tokio_postgres::Config = database_url.parse()?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let database =
+            Database::parse(database_url)?.with_default_application_name("invoice-service");
+        let manager = database.deadpool_manager(ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        });
         let pool = Pool::builder(manager)
             .max_size(pool_size)
             .runtime(Runtime::Tokio1)

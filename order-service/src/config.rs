@@ -15,7 +15,8 @@ pub struct Config {
     /// Address to serve HTTP on.
     #[arg(long, env = "ORDER_SERVICE_ADDR", default_value = "0.0.0.0:8080")]
     pub addr: SocketAddr,
-    /// PostgreSQL connection URL, e.g. postgres://user:password@host:5432/orders.
+    /// PostgreSQL connection URL, e.g. postgres://user:password@host:5432/orders; takes libpq's
+    /// sslmode (disable, prefer, require, verify-ca, verify-full), sslrootcert, sslcert and sslkey.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Most database connections held at once.

@@ -259,10 +259,12 @@ impl Config {
     }
 
     pub fn database(&self) -> Result<Database, ConfigError> {
-        Database::parse(&self.database_url).map_err(|e| ConfigError::Invalid {
-            key: "database_url",
-            reason: e.to_string(),
-        })
+        Database::parse(&self.database_url)
+            .map(|database| database.with_default_application_name("outbox-relay"))
+            .map_err(|e| ConfigError::Invalid {
+                key: "database_url",
+                reason: e.to_string(),
+            })
     }
 
     pub fn endpoint(&self) -> Result<Endpoint, ConfigError> {

@@ -19,11 +19,11 @@ use lapin::options::{
 use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use pgconn::redact_url;
 
 use super::tls::read_ca_file;
 use super::{Consumer, ConsumerError, Envelope, Received};
 use crate::config::Messaging;
-use crate::redact::redact;
 use crate::rejection::{Rejection, DETAIL_HEADER, REASON_HEADER};
 
 const BROKER: &str = "rabbitmq";
@@ -45,7 +45,7 @@ pub async fn connect(messaging: &Messaging) -> Result<RabbitMqConsumer, Consumer
     let settings = &messaging.rabbitmq;
     let connect_error = |reason: String| ConsumerError::Connect {
         broker: BROKER,
-        endpoint: redact(&settings.url),
+        endpoint: redact_url(&settings.url),
         reason,
     };
     let name = |what: &str, value: &str| {

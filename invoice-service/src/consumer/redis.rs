@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pgconn::redact_url;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, TlsCertificates};
@@ -17,7 +18,6 @@ use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, TlsCertificates};
 use super::tls::read_ca_file;
 use super::{Consumer, ConsumerError, Envelope, Received};
 use crate::config::Messaging;
-use crate::redact::redact;
 use crate::rejection::{Rejection, DETAIL_HEADER, REASON_HEADER};
 
 const BROKER: &str = "redis";
@@ -61,7 +61,7 @@ pub async fn connect(messaging: &Messaging) -> Result<RedisConsumer, ConsumerErr
     let settings = &messaging.redis;
     let connect_error = |e: RedisError| ConsumerError::Connect {
         broker: BROKER,
-        endpoint: redact(&settings.url),
+        endpoint: redact_url(&settings.url),
         reason: e.to_string(),
     };
     let client = match &settings.ca_file {
@@ -69,7 +69,7 @@ pub async fn connect(messaging: &Messaging) -> Result<RedisConsumer, ConsumerErr
             let root_cert = read_ca_file("messaging.redis.ca_file", path).map_err(|reason| {
                 ConsumerError::Connect {
                     broker: BROKER,
-                    endpoint: redact(&settings.url),
+                    endpoint: redact_url(&settings.url),
                     reason,
                 }
             })?;

@@ -158,8 +158,14 @@ pub struct Setup {
 impl Setup {
     fn new(bus: Bus, mode: Mode) -> Setup {
         let pg = Postgres::start().unwrap();
+        let database_url = pg.url();
+        Setup::on(pg, database_url, bus, mode)
+    }
+
+    /// The service's database is `pg`, reached through `database_url`.
+    fn on(pg: Postgres, database_url: String, bus: Bus, mode: Mode) -> Setup {
         let mut config = Config {
-            database_url: pg.url(),
+            database_url,
             database_pool_size: 4,
             ..Config::default()
         };
@@ -222,6 +228,12 @@ impl Setup {
     pub fn redis() -> Setup {
         let url = harness::Redis::shared().unwrap();
         Setup::new(Bus::Redis { url }, Mode::Redis)
+    }
+
+    /// As [`Setup::redis`], with the database `pg` reached through `database_url`.
+    pub fn redis_on(pg: Postgres, database_url: String) -> Setup {
+        let url = harness::Redis::shared().unwrap();
+        Setup::on(pg, database_url, Bus::Redis { url }, Mode::Redis)
     }
 
     /// Runs the service in this process, as the binary does, on a free port.

@@ -11,3 +11,4 @@ mod kafka;
 mod rabbitmq;
 mod redis;
 mod scenarios;
+mod tls;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("invalid database URL")]
-    Url(#[source] tokio_postgres::Error),
+    Url(#[from] pgconn::DatabaseUrlError),
     #[error("cannot build the connection pool")]
     Build(#[from] deadpool_postgres::BuildError),
     #[error("no database connection")]

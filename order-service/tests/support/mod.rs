@@ -29,7 +29,14 @@ pub struct App {
 impl App {
     pub async fn start() -> App {
         let postgres = harness::Postgres::start().unwrap();
-        let pool = store::connect(&postgres.url(), 16).unwrap();
+        let url = postgres.url();
+        App::serve(postgres, &url, &url).await
+    }
+
+    /// The service on `postgres`, its pool connecting to `pool_url`; the tests read its tables
+    /// through a plain session to `tables_url`.
+    pub async fn serve(postgres: harness::Postgres, pool_url: &str, tables_url: &str) -> App {
+        let pool = store::connect(pool_url, 16).unwrap();
         store::migrate(&mut pool.get().await.unwrap())
             .await
             .unwrap();
@@ -48,7 +55,7 @@ impl App {
         App {
             base,
             http: reqwest::Client::new(),
-            db: postgres.client().await.unwrap(),
+            db: plain_client(tables_url).await,
             pool,
             stop: Some(stop),
             server: Some(server),
@@ -130,6 +137,15 @@ impl App {
         let _ = self.stop.take().unwrap().send(());
         self.server.take().unwrap().await.unwrap()
     }
+}
+
+async fn plain_client(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    // Its error is also returned by the client's next call, where the test sees it.
+    tokio::spawn(async move { drop(connection.await) });
+    client
 }
 
 #[derive(Debug)]

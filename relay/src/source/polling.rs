@@ -26,7 +26,7 @@ use crate::cleanup::CleanupMode;
 use crate::lsn::Lsn;
 use crate::outbox::{quote_ident, OutboxTable, RowLayout};
 use crate::pg::catalog::{self, CatalogError};
-use crate::pg::database::Database;
+use crate::pg::database::{self, Database};
 use crate::pg::pgoutput::Value;
 use crate::source::leader_lock::LeaderLock;
 use crate::source::{Change, Source, SourceError};
@@ -110,9 +110,7 @@ impl PollingSource {
         }
         drop(client);
 
-        let (listener, wakeups) = settings
-            .database
-            .connect_listening()
+        let (listener, wakeups) = database::connect_listening(&settings.database)
             .await
             .map_err(CatalogError::Connection)?;
         listener
