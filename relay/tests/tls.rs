@@ -158,4 +158,33 @@ async fn streams_from_a_cluster_that_demands_tls_scram_and_a_client_certificate(
         pg.port()
     );
     assert_refused(&relay_with_url(&plain), "no encryption");
+
+    let wrong_password = format!(
+        "postgres://relay:not-the-pw-73@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}",
+        pg.port(),
+        cert.display(),
+        key.display()
+    );
+    let relay = relay_with_url(&wrong_password);
+    assert_refused(&relay, "password authentication failed");
+    assert!(!relay.log().contains("not-the-pw-73"), "{}", relay.log());
+}
+
+/// verify-full checks the host name the URL names, not only the chain: connecting to the right
+/// address (`hostaddr`) under a name the certificate does not carry is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_refuses_a_certificate_for_another_host_name() {
+    let pg = tls_database().await;
+    let ca = pg.ca_cert().unwrap().display().to_string();
+    let misnamed = format!(
+        "postgres://postgres@db.example.invalid:{}/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}",
+        pg.port()
+    );
+    assert_refused(&relay_with_url(&misnamed), "not valid for name");
+    // The same address under a name the certificate carries streams: the refusal was the name's.
+    let named = format!(
+        "postgres://postgres@localhost:{}/postgres?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}",
+        pg.port()
+    );
+    assert_streams_encrypted(&pg, &named).await;
 }
