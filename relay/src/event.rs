@@ -18,10 +18,36 @@ pub struct Event {
     /// The row's `headers` object, values rendered as text; empty when the column is absent or null.
     pub headers: Vec<(String, String)>,
     pub created_at: Option<String>,
-    /// Commit LSN of the transaction that wrote the row; shared by all its events.
-    pub commit_lsn: Lsn,
+    /// Where the row was read, for the log lines.
+    pub origin: Origin,
     /// When that transaction committed: relay lag and commit-to-ack latency count from here.
     pub committed_at: SystemTime,
+}
+
+/// Where in the database an event was read, so that a log line leads an operator to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Logical replication: the commit LSN of the transaction that wrote the row, shared by all its
+    /// events.
+    Commit(Lsn),
+    /// Polling: the row's sequence number; polling reads no WAL, so there is no LSN to give.
+    Sequence(i64),
+}
+
+impl Origin {
+    pub fn lsn(self) -> Option<Lsn> {
+        match self {
+            Origin::Commit(lsn) => Some(lsn),
+            Origin::Sequence(_) => None,
+        }
+    }
+
+    pub fn sequence(self) -> Option<i64> {
+        match self {
+            Origin::Commit(_) => None,
+            Origin::Sequence(seq) => Some(seq),
+        }
+    }
 }
 
 impl Event {

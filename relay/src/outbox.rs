@@ -5,8 +5,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
-use crate::lsn::Lsn;
+use crate::event::{Event, Origin};
 use crate::pg::pgoutput::Value;
 
 /// Where the outbox lives and what its columns are called.
@@ -204,7 +203,7 @@ impl RowLayout {
     pub fn event(
         &self,
         values: &[Value],
-        commit_lsn: Lsn,
+        origin: Origin,
         committed_at: SystemTime,
     ) -> (Event, Vec<String>) {
         let mut warnings = Vec::new();
@@ -252,7 +251,7 @@ impl RowLayout {
             payload,
             headers,
             created_at: optional(self.created_at),
-            commit_lsn,
+            origin,
             committed_at,
         };
         (event, warnings)
@@ -264,6 +263,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::lsn::Lsn;
 
     fn columns(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
@@ -297,7 +297,7 @@ mod tests {
                 text(r#"{"correlation_id":"c-1","attempt":2}"#),
                 text("2026-11-25 12:00:00+00"),
             ],
-            Lsn(7),
+            Origin::Commit(Lsn(7)),
             SystemTime::UNIX_EPOCH,
         );
         assert!(warnings.is_empty());
@@ -311,7 +311,7 @@ mod tests {
             ]
         );
         assert_eq!(event.created_at.as_deref(), Some("2026-11-25 12:00:00+00"));
-        assert_eq!(event.commit_lsn, Lsn(7));
+        assert_eq!(event.origin, Origin::Commit(Lsn(7)));
     }
 
     #[test]
@@ -329,7 +329,7 @@ mod tests {
             .unwrap();
         let (event, _) = layout.event(
             &[text("{}"), text("T"), text("a-1"), text("A"), text("i")],
-            Lsn(1),
+            Origin::Commit(Lsn(1)),
             SystemTime::UNIX_EPOCH,
         );
         assert_eq!(
@@ -373,7 +373,7 @@ mod tests {
                 Value::Null,
                 text("[1]"),
             ],
-            Lsn(1),
+            Origin::Commit(Lsn(1)),
             SystemTime::UNIX_EPOCH,
         );
         assert_eq!(event.payload, "null");

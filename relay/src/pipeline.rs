@@ -15,7 +15,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::cleanup::Cleaner;
-use crate::event::{Event, Routed};
+use crate::event::{Event, Origin, Routed};
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -85,7 +85,7 @@ struct Relayed {
     aggregate_id: String,
     correlation_id: Option<String>,
     destination: String,
-    lsn: Lsn,
+    origin: Origin,
     traceparent: Option<String>,
     tracestate: Option<String>,
 }
@@ -98,7 +98,7 @@ impl Relayed {
             aggregate_id: event.aggregate_id.clone(),
             correlation_id: event.correlation_id().map(str::to_owned),
             destination: routed.destination.clone(),
-            lsn: event.commit_lsn,
+            origin: event.origin,
             traceparent: event.header("traceparent").map(str::to_owned),
             tracestate: event.header("tracestate").map(str::to_owned),
         }
@@ -221,7 +221,8 @@ impl Window<'_> {
                 aggregate_id = %event.aggregate_id,
                 correlation_id = event.correlation_id.as_deref().unwrap_or(""),
                 destination = %event.destination,
-                lsn = %event.lsn,
+                lsn = event.origin.lsn().map(tracing::field::display),
+                seq = event.origin.sequence(),
                 "relayed"
             );
             telemetry::relayed(
@@ -266,7 +267,8 @@ impl Routing<'_> {
                     event_id = %event.id,
                     aggregate_id = %event.aggregate_id,
                     correlation_id = event.correlation_id().unwrap_or(""),
-                    lsn = %event.commit_lsn,
+                    lsn = event.origin.lsn().map(tracing::field::display),
+                    seq = event.origin.sequence(),
                     destination = %routed.destination,
                     reason = %reason,
                     "dead-lettering the event"

@@ -100,6 +100,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Origin;
     use crate::lsn::Lsn;
 
     fn event() -> Event {
@@ -111,7 +112,7 @@ mod tests {
             payload: "{}".into(),
             headers: vec![],
             created_at: None,
-            commit_lsn: Lsn(1),
+            origin: Origin::Commit(Lsn(1)),
             committed_at: std::time::SystemTime::UNIX_EPOCH,
         }
     }

@@ -3,6 +3,7 @@
 //! must give an error or a value, never a panic; well-formed input must decode to what was encoded.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use outbox_relay::event::Origin;
 use outbox_relay::lsn::Lsn;
 use outbox_relay::outbox::OutboxTable;
 use outbox_relay::pg::database::Database;
@@ -103,8 +104,8 @@ proptest! {
             .iter()
             .map(|v| v.as_ref().map_or(Value::Null, |s| Value::Text(Bytes::copy_from_slice(s.as_bytes()))))
             .collect();
-        let (event, _) = layout.event(&values, Lsn(1), std::time::SystemTime::UNIX_EPOCH);
-        prop_assert_eq!(event.commit_lsn, Lsn(1));
+        let (event, _) = layout.event(&values, Origin::Commit(Lsn(1)), std::time::SystemTime::UNIX_EPOCH);
+        prop_assert_eq!(event.origin, Origin::Commit(Lsn(1)));
     }
 
     #[test]

@@ -195,6 +195,20 @@ async fn insert_then_delete_in_one_transaction_still_relays() {
             .any(|l| l.contains("relayed") && l.contains("00000000-0000-0000-0000-000000000001"))
     })
     .unwrap();
+    let line = relay
+        .log()
+        .lines()
+        .find(|l| l.contains("relayed") && l.contains("00000000-0000-0000-0000-000000000001"))
+        .map(str::to_owned)
+        .unwrap();
+    // Logical mode names the transaction's commit LSN, never polling's sequence number.
+    let lsn = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("lsn="));
+    assert!(
+        lsn.is_some_and(|lsn| lsn != "0/0") && !line.contains("seq="),
+        "{line}"
+    );
     support::stop_relay(&mut relay);
 }
 

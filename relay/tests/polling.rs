@@ -80,6 +80,19 @@ async fn auto_chooses_polling_without_logical_decoding_and_marks_relayed_rows() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(unpublished(&pg).await, 0, "every relayed row is marked");
+    // Polling reads no WAL: its event lines name the row's sequence number instead of an LSN.
+    let log = relay.log();
+    let relayed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("pipeline: relayed "))
+        .collect();
+    assert!(
+        !relayed.is_empty()
+            && relayed
+                .iter()
+                .all(|l| l.contains(" seq=") && !l.contains("lsn=")),
+        "{log}"
+    );
     support::stop_relay(&mut relay);
 }
 

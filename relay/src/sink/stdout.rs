@@ -115,7 +115,7 @@ impl<W: AsyncWrite + Unpin + Send> Sink for StdoutSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
+    use crate::event::{Event, Origin};
     use crate::lsn::Lsn;
 
     fn routed(id: &str, payload: &str, created_at: Option<&str>) -> Routed {
@@ -132,7 +132,7 @@ mod tests {
                     ("a".to_owned(), "line\nbreak".to_owned()),
                 ],
                 created_at: created_at.map(str::to_owned),
-                commit_lsn: Lsn(1),
+                origin: Origin::Commit(Lsn(1)),
                 committed_at: std::time::SystemTime::UNIX_EPOCH,
             },
         )

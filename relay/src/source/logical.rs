@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use crate::event::Origin;
 use crate::lsn::Lsn;
 use crate::outbox::{OutboxTable, RowLayout};
 use crate::pg::catalog;
@@ -123,7 +124,8 @@ impl LogicalSource {
                     let (commit_lsn, committed_at) = self.open_transaction.ok_or_else(|| {
                         ReplicationError::Protocol("Insert outside a transaction".into())
                     })?;
-                    let (event, warnings) = layout.event(&values, commit_lsn, committed_at);
+                    let (event, warnings) =
+                        layout.event(&values, Origin::Commit(commit_lsn), committed_at);
                     for warning in warnings {
                         tracing::warn!(event_id = %event.id, lsn = %commit_lsn, "{warning}");
                     }

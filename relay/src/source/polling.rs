@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_postgres::{Client, Row};
 
 use crate::cleanup::CleanupMode;
+use crate::event::Origin;
 use crate::lsn::Lsn;
 use crate::outbox::{quote_ident, OutboxTable, RowLayout};
 use crate::pg::catalog::{self, CatalogError};
@@ -183,9 +184,10 @@ impl PollingSource {
         });
     }
 
-    /// Columns arrive as text in layout order, then the commit time (the row's `created_at`).
+    /// Columns arrive as text in layout order, then the commit time (the row's `created_at`) and
+    /// the sequence number.
     fn event(&self, row: &Row) -> (crate::event::Event, Vec<String>) {
-        let texts = row.len() - 1;
+        let texts = row.len() - 2;
         let values: Vec<Value> = (0..texts)
             .map(|i| match row.get::<_, Option<&str>>(i) {
                 Some(text) => Value::Text(Bytes::copy_from_slice(text.as_bytes())),
@@ -193,7 +195,9 @@ impl PollingSource {
             })
             .collect();
         let committed_at: SystemTime = row.get(texts);
-        self.layout.event(&values, Lsn::ZERO, committed_at)
+        let sequence: i64 = row.get(texts + 1);
+        self.layout
+            .event(&values, Origin::Sequence(sequence), committed_at)
     }
 }
 
@@ -379,7 +383,7 @@ fn statements(
     let mark = format!("UPDATE {name} SET {published} = now() WHERE {ids}");
     let statements = Statements {
         claim: format!(
-            "SELECT {}, {committed_at} FROM {name} WHERE {published} IS NULL ORDER BY {seq} LIMIT {claim_size} FOR UPDATE SKIP LOCKED",
+            "SELECT {}, {committed_at}, {seq}::bigint FROM {name} WHERE {published} IS NULL ORDER BY {seq} LIMIT {claim_size} FOR UPDATE SKIP LOCKED",
             list.join(", ")
         ),
         settle: match cleanup {

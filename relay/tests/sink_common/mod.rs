@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use harness::Received;
-use outbox_relay::event::{Event, Routed};
+use outbox_relay::event::{Event, Origin, Routed};
 use outbox_relay::lsn::Lsn;
 use outbox_relay::sink::{Delivery, Sink, SinkError};
 
@@ -30,7 +30,7 @@ pub fn events(destinations: &[String], keys: usize, per_key: usize) -> Vec<Route
                     payload: format!(r#"{{"seq":{seq}}}"#),
                     headers: vec![("trace".to_owned(), format!("trace-{key}-{seq}"))],
                     created_at: None,
-                    commit_lsn: Lsn(seq as u64 + 1),
+                    origin: Origin::Commit(Lsn(seq as u64 + 1)),
                     committed_at: std::time::SystemTime::now(),
                 },
             )
