@@ -11,4 +11,5 @@ mod kafka;
 mod rabbitmq;
 mod redis;
 mod scenarios;
+mod startup;
 mod tls;
