@@ -34,6 +34,15 @@ async fn unpublished(pg: &harness::Postgres) -> i64 {
         .get(0)
 }
 
+/// Waits up to `within` for every row to be marked relayed; returns how many are still not.
+async fn wait_all_marked(pg: &harness::Postgres, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    while unpublished(pg).await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    unpublished(pg).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_everything_in_order() {
     let (target, reader) = redis_target();
@@ -75,11 +84,11 @@ async fn auto_chooses_polling_without_logical_decoding_and_marks_relayed_rows() 
         .await;
     check(&written, &received).assert_lossless();
     // Rows are marked once confirmed; the mark commits right after the broker's confirmation.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while unpublished(&pg).await > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(unpublished(&pg).await, 0, "every relayed row is marked");
+    assert_eq!(
+        wait_all_marked(&pg, Duration::from_secs(30)).await,
+        0,
+        "every relayed row is marked"
+    );
     // Polling reads no WAL: its event lines name the row's sequence number instead of an LSN.
     let log = relay.log();
     let relayed: Vec<&str> = log
@@ -203,11 +212,7 @@ async fn claims_walk_the_index_on_a_table_without_statistics() {
         .await
         .unwrap();
     let mut relay = target.relay(&pg, &["--mode", "polling"]);
-    let deadline = Instant::now() + DEADLINE;
-    while unpublished(&pg).await > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(unpublished(&pg).await, 0, "{}", relay.log());
+    assert_eq!(wait_all_marked(&pg, DEADLINE).await, 0, "{}", relay.log());
     // Backends report their statistics when they exit.
     support::stop_relay(&mut relay);
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -141,31 +141,21 @@ async fn streams_from_a_cluster_that_demands_tls_scram_and_a_client_certificate(
         .batch_execute("CREATE ROLE relay LOGIN SUPERUSER PASSWORD 'scram-pw-51'")
         .await
         .unwrap();
-    let ca = pg.ca_cert().unwrap().display().to_string();
-    let (cert, key) = pg.client_identity().unwrap();
-    let base = format!(
-        "postgres://relay:scram-pw-51@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
-        pg.port()
-    );
-    let with_identity = format!("{base}&sslcert={}&sslkey={}", cert.display(), key.display());
+    let ca = pg.ca_cert().unwrap();
+    let url = |password: &str, query: &str| pg.url_as("relay", password, "postgres", query);
+    let with_identity = url("scram-pw-51", &pg.verify_full_query(ca));
     assert_streams_encrypted(&pg, &with_identity).await;
 
-    let relay = relay_with_url(&base);
+    let without_identity = format!("sslmode=verify-full&sslrootcert={}", ca.display());
+    let relay = relay_with_url(&url("scram-pw-51", &without_identity));
     assert_refused(&relay, "certificate");
     assert!(!relay.log().contains("scram-pw-51"), "{}", relay.log());
-    let plain = format!(
-        "postgres://relay:scram-pw-51@127.0.0.1:{}/postgres?sslmode=disable",
-        pg.port()
+    assert_refused(
+        &relay_with_url(&url("scram-pw-51", "sslmode=disable")),
+        "no encryption",
     );
-    assert_refused(&relay_with_url(&plain), "no encryption");
 
-    let wrong_password = format!(
-        "postgres://relay:not-the-pw-73@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}",
-        pg.port(),
-        cert.display(),
-        key.display()
-    );
-    let relay = relay_with_url(&wrong_password);
+    let relay = relay_with_url(&url("not-the-pw-73", &pg.verify_full_query(ca)));
     assert_refused(&relay, "password authentication failed");
     assert!(!relay.log().contains("not-the-pw-73"), "{}", relay.log());
 }

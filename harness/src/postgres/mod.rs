@@ -135,6 +135,47 @@ impl Postgres {
         self.port
     }
 
+    /// `postgres://USER:PASSWORD@127.0.0.1:PORT/DATABASE?QUERY`, for sessions as roles other than
+    /// the harness's own.
+    pub fn url_as(&self, user: &str, password: &str, database: &str, query: &str) -> String {
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/{database}?{query}",
+            self.port
+        )
+    }
+
+    /// The URL query of a `verify-full` session that trusts `ca` and presents the cluster's client
+    /// certificate ([`Postgres::client_identity`]).
+    pub fn verify_full_query(&self, ca: &Path) -> String {
+        let (cert, key) = self
+            .client_identity()
+            .expect("a cluster from start_with_tls or start_with_tls_only");
+        format!(
+            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            ca.display(),
+            cert.display(),
+            key.display()
+        )
+    }
+
+    /// A login role with `password` and a database it owns, as a service's own are made.
+    pub async fn create_owned_database(
+        &self,
+        role: &str,
+        password: &str,
+        database: &str,
+    ) -> Result<()> {
+        let admin = self.client().await?;
+        // Apart: CREATE DATABASE refuses the transaction that one batch of statements runs in.
+        admin
+            .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+            .await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database} OWNER {role}"))
+            .await?;
+        Ok(())
+    }
+
     /// The CA that signed the server certificate of a cluster from [`Postgres::start_with_tls`].
     pub fn ca_cert(&self) -> Option<&Path> {
         self.certificates.as_ref().map(|c| c.ca_cert.as_path())
