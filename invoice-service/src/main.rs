@@ -45,26 +45,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{}", describe(&error));
+            tracing::error!("{}", pgconn::report::chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, each said once. The database errors already end with their source's
-/// text (deadpool's and tokio-postgres's do), which `{:#}` would repeat two or three times.
-fn describe(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&cause);
-        }
-    }
-    text
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -10,7 +10,6 @@ pub mod correlation;
 pub mod domain;
 pub mod events;
 pub mod http;
-pub mod report;
 pub mod service;
 pub mod shutdown;
 pub mod store;

@@ -9,7 +9,8 @@ use clap::Parser;
 use order_service::config::{Config, LogFormat};
 use order_service::service::OrderService;
 use order_service::store::{self, Pool};
-use order_service::{http, report, shutdown};
+use order_service::{http, shutdown};
+use pgconn::report;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 

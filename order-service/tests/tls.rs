@@ -6,7 +6,8 @@
 mod support;
 
 use harness::{Certificates, Postgres};
-use order_service::{report, store};
+use order_service::store;
+use pgconn::report;
 use support::App;
 
 const PASSWORD: &str = "scram-pw-orders-7";
@@ -14,38 +15,18 @@ const PASSWORD: &str = "scram-pw-orders-7";
 /// The cluster, with `order_service` owning `orders` and no other privilege, as in the demo.
 async fn cluster() -> Postgres {
     let pg = Postgres::start_with_tls_only().unwrap();
-    let admin = pg.client().await.unwrap();
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE order_service LOGIN PASSWORD '{PASSWORD}'"
-        ))
-        .await
-        .unwrap();
-    admin
-        .batch_execute("CREATE DATABASE orders OWNER order_service")
+    pg.create_owned_database("order_service", PASSWORD, "orders")
         .await
         .unwrap();
     pg
 }
 
-fn url(pg: &Postgres, tls: &str) -> String {
-    format!(
-        "postgres://order_service:{PASSWORD}@127.0.0.1:{}/orders?{tls}",
-        pg.port()
-    )
+fn url(pg: &Postgres, query: &str) -> String {
+    pg.url_as("order_service", PASSWORD, "orders", query)
 }
 
 fn verify_full(pg: &Postgres, ca: &std::path::Path) -> String {
-    let (cert, key) = pg.client_identity().unwrap();
-    url(
-        pg,
-        &format!(
-            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
-            ca.display(),
-            cert.display(),
-            key.display()
-        ),
-    )
+    url(pg, &pg.verify_full_query(ca))
 }
 
 /// Why the pool cannot hand out a connection to `url`.

@@ -2,7 +2,6 @@
 //! and a client certificate: with `verify-full` it invoices; a server signed by another CA and a plain
 //! session are refused with the reason, never with the password.
 
-use std::error::Error;
 use std::path::Path;
 
 use harness::{Certificates, Postgres};
@@ -15,35 +14,18 @@ const PASSWORD: &str = "scram-pw-invoices-3";
 /// The cluster, with `invoice_service` owning `invoices` and no other privilege, as in the demo.
 async fn cluster() -> Postgres {
     let pg = Postgres::start_with_tls_only().unwrap();
-    let admin = pg.client().await.unwrap();
-    // Apart: CREATE DATABASE refuses the transaction that one batch of statements runs in.
-    for statement in [
-        format!("CREATE ROLE invoice_service LOGIN PASSWORD '{PASSWORD}'"),
-        "CREATE DATABASE invoices OWNER invoice_service".to_owned(),
-    ] {
-        admin.batch_execute(&statement).await.unwrap();
-    }
+    pg.create_owned_database("invoice_service", PASSWORD, "invoices")
+        .await
+        .unwrap();
     pg
 }
 
-fn url(pg: &Postgres, tls: &str) -> String {
-    format!(
-        "postgres://invoice_service:{PASSWORD}@127.0.0.1:{}/invoices?{tls}",
-        pg.port()
-    )
+fn url(pg: &Postgres, query: &str) -> String {
+    pg.url_as("invoice_service", PASSWORD, "invoices", query)
 }
 
 fn verify_full(pg: &Postgres, ca: &Path) -> String {
-    let (cert, key) = pg.client_identity().unwrap();
-    url(
-        pg,
-        &format!(
-            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
-            ca.display(),
-            cert.display(),
-            key.display()
-        ),
-    )
+    url(pg, &pg.verify_full_query(ca))
 }
 
 /// Why the service cannot open its store on `url`, as one line with the causes.
@@ -51,12 +33,7 @@ async fn refusal(url: &str) -> String {
     let Err(error) = Store::connect(url, 2).await else {
         panic!("the server accepted the session");
     };
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
+    let text = pgconn::report::chain(&error);
     assert!(!text.contains(PASSWORD), "{text}");
     text
 }

@@ -5,8 +5,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::problem::Problem;
-use crate::report::chain;
 use crate::service::OrderService;
+use pgconn::report::chain;
 
 pub async fn health(State(service): State<OrderService>) -> Result<Json<Value>, Problem> {
     let unavailable = |error: &dyn std::error::Error| {

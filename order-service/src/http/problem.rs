@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::DomainError;
-use crate::report;
 use crate::service::ServiceError;
+use pgconn::report;
 
 const TYPE_BASE: &str = "https://outbox-relay.example/problems/";
 
