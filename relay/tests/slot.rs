@@ -60,7 +60,18 @@ async fn status_counts_what_waits_behind_a_stopped_relay() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(age >= 1.0, "{text}");
 
+    // Streaming starts before the backlog is read: stopping at once would rightly leave it pending.
     let mut relay = target.relay(&pg, &[]);
+    let addr = support::metrics_addr(&relay);
+    harness::wait_until(
+        Duration::from_secs(60),
+        "the backlog to be published",
+        || {
+            let text = support::http_get(&addr, "/metrics").1;
+            support::metric(&text, "outbox_relay_events_published_total", &[]) == Some(25.0)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
     support::stop_relay(&mut relay);
     let (ok, text) = relay_command(&["status", "--database-url", &url]);
     assert!(ok && text.contains("pending events     0\n"), "{text}");
