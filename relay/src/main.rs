@@ -210,19 +210,27 @@ fn init_logging(format: LogFormat, level: Option<&str>) -> Option<Box<dyn std::a
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().boxed(),
     };
-    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    // One filter for the whole stack, not one per layer: a per-layer filter drops the event that
+    // follows a `log` crate query on the same thread (tokio-rs/tracing#2519), and librdkafka's
+    // client logs through `log`. At `outbox_relay=debug` the warning of each failed Kafka connect
+    // went missing.
+    let registry = tracing_subscriber::registry();
     #[cfg(feature = "otlp")]
     if let Ok(endpoint) = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
         match outbox_relay::telemetry::init(&endpoint) {
             Ok((layer, guard)) => {
-                let spans = tracing_subscriber::filter::Targets::new()
-                    .with_target("outbox_relay::telemetry", tracing::Level::INFO);
-                registry.with(layer.with_filter(spans)).init();
+                // The exported spans pass whatever the log level; the relay has no other spans.
+                let filter = filter.add_directive(
+                    "outbox_relay::telemetry=info"
+                        .parse()
+                        .expect("a valid directive"),
+                );
+                registry.with(filter).with(fmt).with(layer).init();
                 return Some(Box::new(guard));
             }
             Err(error) => eprintln!("warning: no trace export to {endpoint}: {error}"),
         }
     }
-    registry.init();
+    registry.with(filter).with(fmt).init();
     None
 }
