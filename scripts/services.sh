@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure that what the tests need besides Tansu is on this machine and running: the Debian packages
-# the harness runs (PostgreSQL server binaries, redis-server, RabbitMQ, sqlite3, openssl) and the machine's shared
-# Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672).
+# the harness runs (PostgreSQL server binaries, redis-server, RabbitMQ, sqlite3, openssl, socat as the
+# TLS front of Kafka) and the machine's shared Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672).
 set -euo pipefail
 
 # command, or file glob, -> the Debian package that provides it
@@ -12,6 +12,7 @@ declare -A packages=(
   [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
   [sqlite3]=sqlite3
   [openssl]=openssl
+  [socat]=socat
   [/usr/include/openssl/ssl.h]=libssl-dev
 )
 missing=()

@@ -1,6 +1,7 @@
 //! Throwaway Tansu brokers (Kafka protocol), one per call, with sqlite storage in a temp dir so that
 //! messages and committed offsets survive [`Kafka::stop`] and [`Kafka::kill`] followed by
-//! [`Kafka::start_again`].
+//! [`Kafka::start_again`]. Tansu 0.6 has no TLS listener, so a TLS broker is Tansu behind socat
+//! terminating TLS, as a proxy (stunnel, Envoy) fronts brokers in some deployments.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
+use crate::certificates::{Certificates, TlsListener};
 use crate::port::{accepts_connections, free_port};
 use crate::process::Process;
 use crate::wait::wait_for;
@@ -30,34 +32,69 @@ pub struct Kafka {
     tansu: PathBuf,
     /// Clients must authenticate with SASL/SCRAM (see [`Kafka::start_with_scram`]).
     authentication: bool,
+    /// The TLS front of a broker from [`Kafka::start_with_tls`]. Declared after the broker: once the
+    /// broker is gone, socat's forked children see their connections close and exit.
+    tls: Option<Box<TlsFront>>,
+}
+
+/// socat terminating TLS on the listener's port in front of Tansu's plain one.
+struct TlsFront {
+    socat: Process,
+    listener: TlsListener,
 }
 
 impl Kafka {
     /// A broker on a free port. Tansu creates no topic on first use: see [`Kafka::create_topic`].
     pub fn start() -> Result<Kafka> {
+        Self::start_with(None)
+    }
+
+    /// A broker that clients reach only through TLS on [`Kafka::brokers`] (`localhost:PORT`, which is
+    /// also the address its metadata advertises), with a certificate for `localhost` and `127.0.0.1`
+    /// signed by a throwaway CA ([`Kafka::certificates`]). With `client_certificates_required`, a
+    /// client must present a certificate signed by that CA.
+    pub fn start_with_tls(client_certificates_required: bool) -> Result<Kafka> {
+        Self::start_with(Some(client_certificates_required))
+    }
+
+    fn start_with(tls: Option<bool>) -> Result<Kafka> {
         let tansu = tansu_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("outbox-kafka-")
             .tempdir()
             .context("creating a temp dir for Tansu")?;
         let port = free_port()?;
-        let broker = spawn(&tansu, dir.path(), port, false)?;
+        let tls = tls
+            .map(|required| {
+                let listener = TlsListener::new(&dir.path().join("tls"), &[port], required)?;
+                let socat = spawn_tls_front(dir.path(), port, &listener)?;
+                anyhow::Ok(Box::new(TlsFront { socat, listener }))
+            })
+            .transpose()?;
+        let advertised = tls.as_ref().map(|front| front.listener.port);
+        let broker = spawn(&tansu, dir.path(), port, advertised, false)?;
         let mut kafka = Kafka {
             broker,
             dir,
             port,
             tansu,
             authentication: false,
+            tls,
         };
         kafka.wait_ready()?;
         Ok(kafka)
     }
 
-    /// A broker that admits only `user` with `password` over SASL/SCRAM-SHA-256 (plaintext TCP;
-    /// Tansu 0.6 has no TLS listener). Tansu's CLI creates users only while authentication is off,
-    /// so the broker starts open, gets the user, and restarts closed.
+    /// A broker that admits only `user` with `password` over SASL/SCRAM-SHA-256 on plaintext TCP.
     pub fn start_with_scram(user: &str, password: &str) -> Result<Kafka> {
-        let mut kafka = Self::start()?;
+        Self::start()?.with_scram(user, password)
+    }
+
+    /// This broker, restarted to admit only `user` with `password` over SASL/SCRAM-SHA-256 (over TLS
+    /// for a broker from [`Kafka::start_with_tls`]). Tansu's CLI creates users only while
+    /// authentication is off, so the open broker gets the user and restarts closed.
+    pub fn with_scram(mut self, user: &str, password: &str) -> Result<Kafka> {
+        let kafka = &mut self;
         let output = Command::new(&kafka.tansu)
             .current_dir(kafka.dir.path())
             .args([
@@ -82,12 +119,20 @@ impl Kafka {
         kafka.stop()?;
         kafka.authentication = true;
         kafka.start_again()?;
-        Ok(kafka)
+        Ok(self)
     }
 
-    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    /// For `bootstrap.servers`: `127.0.0.1:PORT`, or `localhost:PORT` of the TLS front.
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        match &self.tls {
+            Some(front) => format!("localhost:{}", front.listener.port),
+            None => format!("127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The CA, server and client certificates of a broker from [`Kafka::start_with_tls`].
+    pub fn certificates(&self) -> Option<&Certificates> {
+        self.tls.as_ref().map(|front| &front.listener.certificates)
     }
 
     pub fn port(&self) -> u16 {
@@ -128,7 +173,14 @@ impl Kafka {
 
     /// Starts the stopped broker again on the same port and data.
     pub fn start_again(&mut self) -> Result<()> {
-        self.broker = spawn(&self.tansu, self.dir.path(), self.port, self.authentication)?;
+        let advertised = self.tls.as_ref().map(|front| front.listener.port);
+        self.broker = spawn(
+            &self.tansu,
+            self.dir.path(),
+            self.port,
+            advertised,
+            self.authentication,
+        )?;
         self.wait_ready()
     }
 
@@ -143,6 +195,12 @@ impl Kafka {
             broker.ensure_running()?;
             Ok(accepts_connections(port))
         })?;
+        if let Some(front) = &mut self.tls {
+            wait_for(START_TIMEOUT, "socat to accept TLS connections", || {
+                front.socat.ensure_running()?;
+                Ok(accepts_connections(front.listener.port))
+            })?;
+        }
         let output = Command::new("sqlite3")
             .current_dir(self.dir.path())
             .args(["-cmd", ".timeout 10000", "tansu.db", HEADER_INDEX])
@@ -159,15 +217,27 @@ impl Kafka {
     }
 }
 
-fn spawn(tansu: &Path, dir: &Path, port: u16, authentication: bool) -> Result<Process> {
+/// Tansu on `port`; its metadata names `localhost:advertised` when a TLS front listens there, so that
+/// clients connect through the front and check its certificate under that name.
+fn spawn(
+    tansu: &Path,
+    dir: &Path,
+    port: u16,
+    advertised: Option<u16>,
+    authentication: bool,
+) -> Result<Process> {
     let listener = format!("tcp://127.0.0.1:{port}");
+    let advertised = match advertised {
+        Some(front) => format!("tcp://localhost:{front}"),
+        None => listener.clone(),
+    };
     let mut cmd = Command::new(tansu);
     cmd.current_dir(dir)
         .arg("broker")
         .arg("--listener-url")
         .arg(&listener)
         .arg("--advertised-listener-url")
-        .arg(&listener)
+        .arg(&advertised)
         .args(["--storage-engine", "sqlite://tansu.db"])
         .args(authentication.then_some("--authentication"))
         // Tansu reads these from the environment; a developer's settings must not leak into tests.
@@ -175,6 +245,22 @@ fn spawn(tansu: &Path, dir: &Path, port: u16, authentication: bool) -> Result<Pr
         .env_remove("DATA_LAKE")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
     Process::start_logging_to(cmd, &dir.join("tansu.log"))
+}
+
+/// socat terminating TLS on the listener's port and forwarding each connection to Tansu's plain port.
+fn spawn_tls_front(dir: &Path, port: u16, tls: &TlsListener) -> Result<Process> {
+    let files = &tls.certificates;
+    let listen = format!(
+        "OPENSSL-LISTEN:{},bind=127.0.0.1,reuseaddr,fork,cert={},key={},cafile={},verify={}",
+        tls.port,
+        files.server_cert.display(),
+        files.server_key.display(),
+        files.ca_cert.display(),
+        u8::from(tls.client_certificates_required),
+    );
+    let mut cmd = Command::new("socat");
+    cmd.arg(listen).arg(format!("TCP:127.0.0.1:{port}"));
+    Process::start_logging_to(cmd, &dir.join("socat.log"))
 }
 
 /// `$TANSU_BIN`, else where scripts/install-tansu.sh puts it.

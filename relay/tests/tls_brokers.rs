@@ -1,8 +1,9 @@
-//! TLS to the brokers: the relay streams through `rediss://` and `amqps://` when it can verify the
-//! server, and refuses (retrying, streaming nothing, keeping the password out of its log) a server
-//! signed by another CA, one without the CA configured, or one reached under a name its certificate
-//! does not hold. Real servers with TLS listeners and throwaway CAs; the tests read what arrived
-//! through the servers' plain ports.
+//! TLS to the brokers: the relay streams through `rediss://`, `amqps://` and Kafka's `SSL` and
+//! `SASL_SSL` when it can verify the server, and refuses (retrying, streaming nothing, keeping the
+//! password out of its log) a server signed by another CA, one without the CA configured, or one
+//! reached under a name its certificate does not hold. Real servers with TLS listeners and throwaway
+//! CAs (Kafka: Tansu behind a TLS-terminating socat); the tests read what arrived through the
+//! servers' plain ports, or as a trusted Kafka client.
 
 mod support;
 
@@ -136,11 +137,12 @@ async fn refuses(target: Target, mut reader: Reader, sink: &str, reasons: &[&str
     assert_no_secret(&relay);
 }
 
-/// The test URLs carry the password `secret` (Redis) or `guest` (RabbitMQ).
+/// The test URLs carry the password `secret` (Redis) or `guest` (RabbitMQ); Kafka's SASL password
+/// is `s3cret-pw`.
 fn assert_no_secret(relay: &Process) {
     let log = relay.log();
     assert!(
-        !log.contains(":secret@") && !log.contains(":guest@"),
+        !log.contains(":secret@") && !log.contains(":guest@") && !log.contains("s3cret-pw"),
         "{log}"
     );
 }
@@ -339,4 +341,150 @@ async fn unusable_tls_files_stop_the_relay_naming_the_key() {
         assert!(log.contains(key), "the error names {key}:\n{log}");
         assert!(!log.contains("secret"), "{log}");
     }
+}
+
+/// librdkafka's TLS settings for a client of `kafka` trusting `ca`, with SASL/SCRAM when
+/// `password` is given and the broker's client certificate when `client`.
+fn kafka_tls_properties(
+    ca: &Path,
+    client: Option<&Certificates>,
+    password: Option<&str>,
+) -> Vec<(String, String)> {
+    let protocol = if password.is_some() {
+        "SASL_SSL"
+    } else {
+        "SSL"
+    };
+    let mut properties = vec![
+        ("security.protocol", protocol.to_owned()),
+        ("ssl.ca.location", ca.display().to_string()),
+    ];
+    if let Some(client) = client {
+        properties.push((
+            "ssl.certificate.location",
+            client.client_cert.display().to_string(),
+        ));
+        properties.push(("ssl.key.location", client.client_key.display().to_string()));
+    }
+    if let Some(password) = password {
+        properties.push(("sasl.mechanisms", "SCRAM-SHA-256".to_owned()));
+        properties.push(("sasl.username", "relay".to_owned()));
+        properties.push(("sasl.password", password.to_owned()));
+    }
+    properties
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+fn borrowed(properties: &[(String, String)]) -> Vec<(&str, &str)> {
+    properties
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// The relay with `properties` in its `kafka.properties`, and a reader that `reader` lets in.
+fn kafka_target(
+    kafka: &harness::Kafka,
+    properties: &[(String, String)],
+    reader: &[(String, String)],
+) -> (Target, Reader, tempfile::NamedTempFile) {
+    let config = support::kafka_properties(&borrowed(properties));
+    let target = Target::new(&[
+        "--config",
+        config.path().to_str().unwrap(),
+        "--sink",
+        "kafka",
+        "--kafka-brokers",
+        &kafka.brokers(),
+    ]);
+    let reader = Reader::kafka_with(&kafka.brokers(), &target.destinations(), &borrowed(reader));
+    (target, reader, config)
+}
+
+/// `outbox-relay check` against a fresh outbox: its report, and whether it exited 0.
+async fn check_kafka(kafka: &harness::Kafka, config: &tempfile::NamedTempFile) -> (String, bool) {
+    let pg = support::outbox_database().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["check", "--database-url", &pg.url(), "--sink", "kafka"])
+        .args(["--kafka-brokers", &kafka.brokers()])
+        .args(["--config", config.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        output.status.success(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_over_ssl_delivers_everything_in_order_verified_against_the_ca() {
+    let kafka = harness::Kafka::start_with_tls(false).unwrap();
+    let properties = kafka_tls_properties(&kafka.certificates().unwrap().ca_cert, None, None);
+    let (target, reader, config) = kafka_target(&kafka, &properties, &properties);
+    let (report, ok) = check_kafka(&kafka, &config).await;
+    assert!(ok, "{report}");
+    streams_small_workload(target, reader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_over_ssl_refuses_a_server_signed_by_another_ca() {
+    let kafka = harness::Kafka::start_with_tls(false).unwrap();
+    let (_dir, stranger) = stranger();
+    let trusted = kafka_tls_properties(&kafka.certificates().unwrap().ca_cert, None, None);
+    let properties = kafka_tls_properties(&stranger.ca_cert, None, None);
+    let (target, reader, config) = kafka_target(&kafka, &properties, &trusted);
+    let (report, ok) = check_kafka(&kafka, &config).await;
+    assert!(
+        !ok && report.contains("certificate verify failed"),
+        "{report}"
+    );
+    refuses(
+        target,
+        reader,
+        "kafka",
+        &[
+            "certificate verify failed",
+            "check the TLS and SASL settings",
+        ],
+    )
+    .await;
+}
+
+/// SASL_SSL with SCRAM through a TLS front that demands a client certificate, as managed clusters
+/// with mutual TLS do: without the certificate the relay is refused, with it everything arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_sasl_ssl_presents_the_client_certificate_a_server_requires() {
+    let kafka = harness::Kafka::start_with_tls(true)
+        .unwrap()
+        .with_scram("relay", "s3cret-pw")
+        .unwrap();
+    let certificates = kafka.certificates().unwrap();
+    let ca = &certificates.ca_cert;
+    let reader = kafka_tls_properties(ca, Some(certificates), Some("s3cret-pw"));
+
+    let without = kafka_tls_properties(ca, None, Some("s3cret-pw"));
+    let (target, reader_without, _config) = kafka_target(&kafka, &without, &reader);
+    refuses(
+        target,
+        reader_without,
+        "kafka",
+        &["SSL", "check the TLS and SASL settings"],
+    )
+    .await;
+
+    let wrong_password = kafka_tls_properties(ca, Some(certificates), Some("wrong"));
+    let (target, reader_wrong, _config) = kafka_target(&kafka, &wrong_password, &reader);
+    refuses(
+        target,
+        reader_wrong,
+        "kafka",
+        &["SASL", "check the TLS and SASL settings"],
+    )
+    .await;
+
+    let with = kafka_tls_properties(ca, Some(certificates), Some("s3cret-pw"));
+    let (target, reader, _config) = kafka_target(&kafka, &with, &reader);
+    streams_small_workload(target, reader).await;
 }

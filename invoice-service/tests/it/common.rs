@@ -153,6 +153,9 @@ pub struct Setup {
     in_process: Option<(CancellationToken, JoinHandle<()>)>,
     /// Holds the config file of a service started as a binary.
     dir: TempDir,
+    /// A TLS broker started for this test alone (a `harness::Redis` or `harness::RabbitMq`),
+    /// stopped with it.
+    _private: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl Setup {
@@ -196,6 +199,7 @@ impl Setup {
             addr: None,
             in_process: None,
             dir: tempfile::tempdir().unwrap(),
+            _private: None,
         }
     }
 
@@ -203,18 +207,70 @@ impl Setup {
     /// one partition: then messages are handled in publish order on every broker, and a test can
     /// tell from a later message being invoiced that the earlier ones were handled.
     pub fn kafka() -> Setup {
-        let kafka = Kafka::start().unwrap();
-        let producer = ClientConfig::new()
+        Setup::kafka_on(Kafka::start().unwrap(), &[])
+    }
+
+    /// A Tansu broker reached only through TLS, which the service and the test's producer trust
+    /// through `ssl.ca.location`.
+    pub fn kafka_over_tls() -> Setup {
+        let kafka = Kafka::start_with_tls(false).unwrap();
+        let ca = kafka.certificates().unwrap().ca_cert.display().to_string();
+        Setup::kafka_on(
+            kafka,
+            &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
+        )
+    }
+
+    /// `kafka`, whose clients need `properties`.
+    fn kafka_on(kafka: Kafka, properties: &[(&str, &str)]) -> Setup {
+        let mut producer = ClientConfig::new();
+        producer
             .set("bootstrap.servers", kafka.brokers())
-            .set("message.timeout.ms", "30000")
-            .create()
-            .unwrap();
-        let setup = Setup::new(Bus::Kafka { kafka, producer }, Mode::Kafka);
+            .set("message.timeout.ms", "30000");
+        for (key, value) in properties {
+            producer.set(*key, *value);
+        }
+        let producer = producer.create().unwrap();
+        let mut setup = Setup::new(Bus::Kafka { kafka, producer }, Mode::Kafka);
+        setup.config.messaging.kafka.properties.extend(
+            properties
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string())),
+        );
         if let Bus::Kafka { kafka, .. } = &setup.bus {
             kafka
                 .create_topic(&setup.config.messaging.destination, 1)
                 .unwrap();
         }
+        setup
+    }
+
+    /// A RabbitMQ node of its own that the service reaches over `amqps://`, trusting the node's CA
+    /// through `messaging.rabbitmq.ca_file`; the test publishes through the plain port.
+    pub fn rabbitmq_over_tls() -> Setup {
+        let rabbitmq = harness::RabbitMq::start_with_tls().unwrap();
+        let mut setup = Setup::new(
+            Bus::RabbitMq {
+                url: rabbitmq.url(),
+            },
+            Mode::Rabbitmq,
+        );
+        let settings = &mut setup.config.messaging.rabbitmq;
+        settings.url = rabbitmq.tls_url().unwrap();
+        settings.ca_file = Some(rabbitmq.certificates().unwrap().ca_cert.clone());
+        setup._private = Some(Box::new(rabbitmq));
+        setup
+    }
+
+    /// A Redis of its own that the service reaches over `rediss://`, trusting the server's CA
+    /// through `messaging.redis.ca_file`; the test publishes through the plain port.
+    pub fn redis_over_tls() -> Setup {
+        let redis = harness::Redis::start_with_tls().unwrap();
+        let mut setup = Setup::new(Bus::Redis { url: redis.url() }, Mode::Redis);
+        let settings = &mut setup.config.messaging.redis;
+        settings.url = redis.tls_url().unwrap();
+        settings.ca_file = Some(redis.certificates().unwrap().ca_cert.clone());
+        setup._private = Some(Box::new(redis));
         setup
     }
 

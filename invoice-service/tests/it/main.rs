@@ -3,6 +3,7 @@
 //!
 //! One test binary: the scenarios are written once and run against each broker.
 
+mod broker_tls;
 mod common;
 mod crash;
 mod fuzz_http;

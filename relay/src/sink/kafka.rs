@@ -5,14 +5,14 @@
 //! its several in-flight requests per connection can neither reorder nor duplicate messages. That is
 //! why batches handed to [`KafkaSink::publish`] may overlap freely.
 
+mod broker_errors;
 pub mod publish_check;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -21,12 +21,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{Delivery, Sink, SinkError};
 use crate::event::Routed;
+use broker_errors::BrokerErrors;
 
 const NAME: &str = "kafka";
 
 /// How long to wait before offering a message again when librdkafka's local queue is full; the
 /// queue drains as the broker acknowledges earlier messages.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// How often [`connect`] asks for metadata again, and looks at why the brokers do not answer.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,8 +53,8 @@ pub struct KafkaConfig {
 }
 
 pub struct KafkaSink {
-    producer: FutureProducer,
-    admin: AdminClient<DefaultClientContext>,
+    producer: FutureProducer<BrokerErrors>,
+    admin: AdminClient<BrokerErrors>,
     admin_options: AdminOptions,
     topic_partitions: i32,
     replication_factor: i32,
@@ -58,7 +62,8 @@ pub struct KafkaSink {
     known_topics: HashSet<String>,
 }
 
-/// Creates an idempotent producer and checks that the brokers answer within `message_timeout`.
+/// Creates an idempotent producer and checks that the brokers answer within `message_timeout`, giving
+/// up at once on a TLS or SASL failure.
 pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
     let connect_error = |reason: String| SinkError::Connect {
         sink: NAME,
@@ -97,18 +102,42 @@ pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
         sink: NAME,
         reason: format!("{e} (check kafka.properties)"),
     };
-    let producer: FutureProducer = client_config.create().map_err(misconfigured)?;
-    let admin: AdminClient<DefaultClientContext> = client_config.create().map_err(misconfigured)?;
+    let errors = BrokerErrors::default();
+    let producer: FutureProducer<BrokerErrors> = client_config
+        .create_with_context(errors.clone())
+        .map_err(misconfigured)?;
+    let admin: AdminClient<BrokerErrors> = client_config
+        .create_with_context(errors.clone())
+        .map_err(misconfigured)?;
 
     // librdkafka connects lazily, so ask for metadata to learn now whether the brokers answer.
-    let probe = producer.clone();
     let timeout = config.message_timeout;
-    let metadata = tokio::task::spawn_blocking(move || {
-        rdkafka::producer::Producer::client(&probe).fetch_metadata(None, timeout)
-    })
-    .await
-    .map_err(|e| connect_error(format!("metadata task failed: {e}")))?
-    .map_err(|e| connect_error(format!("no metadata within {timeout:?}: {e}")))?;
+    let deadline = Instant::now() + timeout;
+    let metadata = loop {
+        let attempt = Instant::now();
+        let probe = producer.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            rdkafka::producer::Producer::client(&probe).fetch_metadata(None, PROBE_INTERVAL)
+        })
+        .await
+        .map_err(|e| connect_error(format!("metadata task failed: {e}")))?;
+        let error = match answer {
+            Ok(metadata) => break metadata,
+            Err(error) => error,
+        };
+        let latest = errors.latest();
+        if let Some(settings) = latest.as_ref().filter(|e| e.is_settings_error()) {
+            return Err(connect_error(settings.to_string()));
+        }
+        if Instant::now() >= deadline {
+            let why = latest.map(|e| format!(" ({e})")).unwrap_or_default();
+            return Err(connect_error(format!(
+                "no metadata within {timeout:?}: {error}{why}"
+            )));
+        }
+        // A request can fail at once (no broker up yet): do not spin.
+        tokio::time::sleep_until((attempt + PROBE_INTERVAL).into()).await;
+    };
     let known_topics = metadata
         .topics()
         .iter()
