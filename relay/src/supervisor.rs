@@ -183,7 +183,16 @@ async fn session<S: Source>(
     let (mut source, confirmed) = connect.await?;
     *acked = confirmed;
     metrics.leader.set(1);
-    let mut sink = sink::connect(config).await?;
+    // A broker that does not answer holds a connect for up to its timeout (Kafka's message_timeout,
+    // 30 s by default): a stop must not wait that long, nor past an orchestrator's grace period.
+    let mut sink = tokio::select! {
+        sink = sink::connect(config) => sink?,
+        _ = shutdown.cancelled() => {
+            source.finish(*acked).await?;
+            tracing::info!(acked = %acked, "stopped while connecting to the broker; nothing was in flight");
+            return Ok(());
+        }
+    };
     metrics.set_ready(true);
     match pipeline::run(
         &mut source,

@@ -140,6 +140,35 @@ async fn sigterm_drains_and_acknowledges_so_a_restart_resends_nothing() {
     support::stop_relay(&mut relay);
 }
 
+/// SIGTERM while the relay waits for a Kafka broker that never answers stops it at once, not at the
+/// end of the connect timeout (here 120 s, beyond the 30 s `stop_relay` allows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_broker_does_not_answer_stops_at_once() {
+    let pg = support::outbox_database().await;
+    // The kernel completes TCP handshakes on a listening socket, but nothing ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let brokers = silent.local_addr().unwrap().to_string();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[kafka]\nmessage_timeout = \"120s\"\n").unwrap();
+    let target = Target::new(&[
+        "--sink",
+        "kafka",
+        "--kafka-brokers",
+        &brokers,
+        "--config",
+        config.path().to_str().unwrap(),
+    ]);
+    let mut relay = target.relay(&pg, &[]);
+    support::stop_relay(&mut relay);
+    assert!(
+        relay
+            .log()
+            .contains("stopped while connecting to the broker"),
+        "{}",
+        relay.log()
+    );
+}
+
 /// PostgreSQL crashes (immediate shutdown) and comes back: the relay reconnects and resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_after_postgres_crash() {
