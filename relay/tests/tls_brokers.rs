@@ -152,6 +152,8 @@ async fn rediss_delivers_everything_in_order_verified_against_the_ca() {
     let redis = harness::Redis::start_with_tls().unwrap();
     let config = config_file("redis", &ca(redis.certificates().unwrap()));
     let target = redis_target(&redis.tls_url().unwrap(), &config);
+    let (report, ok) = check_target(&target).await;
+    assert!(ok, "{report}");
     let reader = Reader::redis(&redis.url(), &target.destinations());
     scenarios::delivers_everything_in_order(target, reader).await;
 }
@@ -166,6 +168,8 @@ async fn rediss_refuses_a_server_signed_by_another_ca() {
         .unwrap()
         .replace("rediss://", "rediss://default:secret@");
     let target = redis_target(&url, &config);
+    let (report, ok) = check_target(&target).await;
+    assert!(!ok && report.contains("UnknownIssuer"), "{report}");
     let reader = Reader::redis(&redis.url(), &target.destinations());
     let trusting = format!("TLS, trusting the CA in {}", stranger.ca_cert.display());
     refuses(
@@ -208,6 +212,8 @@ async fn amqps_delivers_everything_in_order_verified_against_the_ca() {
     let rabbitmq = harness::RabbitMq::start_with_tls().unwrap();
     let config = config_file("rabbitmq", &ca(rabbitmq.certificates().unwrap()));
     let (target, reader) = rabbitmq_target(&rabbitmq, &rabbitmq.tls_url().unwrap(), &config).await;
+    let (report, ok) = check_target(&target).await;
+    assert!(ok, "{report}");
     scenarios::delivers_everything_in_order(target, reader).await;
 }
 
@@ -219,6 +225,8 @@ async fn amqps_refuses_servers_it_cannot_trust() {
 
     let config = config_file("rabbitmq", &ca(&stranger));
     let (target, reader) = rabbitmq_target(&rabbitmq, &url, &config).await;
+    let (report, ok) = check_target(&target).await;
+    assert!(!ok && report.contains("UnknownIssuer"), "{report}");
     let trusting = format!(
         "TLS, trusting the system roots and the CA in {}",
         stranger.ca_cert.display()
@@ -403,27 +411,28 @@ fn kafka_target(
     (target, reader, config)
 }
 
-/// `outbox-relay check` against a fresh outbox: its report, and whether it exited 0.
-async fn check_kafka(kafka: &harness::Kafka, config: &tempfile::NamedTempFile) -> (String, bool) {
+/// `outbox-relay check` of `target` against a fresh outbox: its report, and whether it exited 0.
+async fn check_target(target: &Target) -> (String, bool) {
     let pg = support::outbox_database().await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
-        .args(["check", "--database-url", &pg.url(), "--sink", "kafka"])
-        .args(["--kafka-brokers", &kafka.brokers()])
-        .args(["--config", config.path().to_str().unwrap()])
+        .args(["check", "--database-url", &pg.url()])
+        .args(&target.sink_args)
         .output()
         .unwrap();
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        output.status.success(),
-    )
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        !report.contains(":secret@") && !report.contains("s3cret-pw"),
+        "{report}"
+    );
+    (report, output.status.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_over_ssl_delivers_everything_in_order_verified_against_the_ca() {
     let kafka = harness::Kafka::start_with_tls(false).unwrap();
     let properties = kafka_tls_properties(&kafka.certificates().unwrap().ca_cert, None, None);
-    let (target, reader, config) = kafka_target(&kafka, &properties, &properties);
-    let (report, ok) = check_kafka(&kafka, &config).await;
+    let (target, reader, _config) = kafka_target(&kafka, &properties, &properties);
+    let (report, ok) = check_target(&target).await;
     assert!(ok, "{report}");
     streams_small_workload(target, reader).await;
 }
@@ -434,8 +443,8 @@ async fn kafka_over_ssl_refuses_a_server_signed_by_another_ca() {
     let (_dir, stranger) = stranger();
     let trusted = kafka_tls_properties(&kafka.certificates().unwrap().ca_cert, None, None);
     let properties = kafka_tls_properties(&stranger.ca_cert, None, None);
-    let (target, reader, config) = kafka_target(&kafka, &properties, &trusted);
-    let (report, ok) = check_kafka(&kafka, &config).await;
+    let (target, reader, _config) = kafka_target(&kafka, &properties, &trusted);
+    let (report, ok) = check_target(&target).await;
     assert!(
         !ok && report.contains("certificate verify failed"),
         "{report}"
