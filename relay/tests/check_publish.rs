@@ -1,6 +1,7 @@
 //! The `publish permission` line of `outbox-relay check` against real brokers: a user who may not
 //! publish to the relay's destinations is named with the fix, and check exits non-zero; once the
-//! printed fix is applied the line passes. Nothing reaches consumers either way.
+//! printed fix is applied the line passes. Nothing reaches consumers either way. The vhost of a
+//! RabbitMQ URL is honoured by check's fix and by the relay's publishing.
 
 mod support;
 
@@ -394,4 +395,64 @@ async fn without_rows_or_without_select_only_the_dead_letter_destination_is_chec
         line(&report, "publish permission").contains("may XADD to outbox.dlq, events (ACL DRYRUN)"),
         "{report}"
     );
+}
+
+/// A vhost of its own in the URL, with a `/` in its name as `%2F`: check names it in the fix and
+/// passes once the fix is applied, and the relay publishes into that vhost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_vhost_of_the_url_is_checked_and_published_to() {
+    let pg = database_with_orders().await;
+    let rabbitmq = RabbitMq::start().unwrap();
+    rabbitmq.ctl(&["add_vhost", "orders/eu"]).unwrap();
+    rabbitmq.ctl(&["add_user", "relay", "pw"]).unwrap();
+    rabbitmq
+        .ctl(&[
+            "set_permissions",
+            "-p",
+            "orders/eu",
+            "relay",
+            ".*",
+            "",
+            ".*",
+        ])
+        .unwrap();
+    rabbitmq
+        .ctl(&[
+            "set_permissions",
+            "-p",
+            "orders/eu",
+            "guest",
+            ".*",
+            ".*",
+            ".*",
+        ])
+        .unwrap();
+    let url = format!("amqp://relay:pw@127.0.0.1:{}/orders%2Feu", rabbitmq.port());
+    let sink = ["--sink", "rabbitmq", "--rabbitmq-url", &url];
+
+    let (report, ok) = check(&pg, &sink);
+    assert!(!ok, "{report}");
+    let expected_fix = r"rabbitmqctl set_permissions -p 'orders/eu' relay '^(outbox|outbox\.dlq)$' '^(outbox|outbox\.dlq)$' '^outbox$'";
+    assert!(report.contains(expected_fix), "{report}");
+    rabbitmq
+        .ctl(&[
+            "set_permissions",
+            "-p",
+            "orders/eu",
+            "relay",
+            r"^(outbox|outbox\.dlq)$",
+            r"^(outbox|outbox\.dlq)$",
+            "^outbox$",
+        ])
+        .unwrap();
+    let (report, ok) = check(&pg, &sink);
+    assert!(ok, "{report}");
+
+    let target = support::scenarios::Target::new(&sink);
+    let reader_url = format!(
+        "amqp://guest:guest@127.0.0.1:{}/orders%2Feu",
+        rabbitmq.port()
+    );
+    let reader = harness::Reader::rabbitmq(&reader_url, "outbox", &target.destinations()).await;
+    support::scenarios::delivers_everything_in_order(target, reader).await;
 }
