@@ -179,12 +179,19 @@ async fn session<S: Source>(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(), PipelineError> {
-    // The slot or lock first: a standby then never opens broker connections it cannot use.
-    let (mut source, confirmed) = connect.await?;
+    // The slot or lock first: a standby then never opens broker connections it cannot use. A
+    // server that accepts TCP but never answers holds a connect for its timeout (the database's
+    // connect_timeout, Kafka's message_timeout: 30 s by default), so a stop signal cuts either short
+    // rather than outlast an orchestrator's grace period.
+    let (mut source, confirmed) = tokio::select! {
+        connected = connect => connected?,
+        _ = shutdown.cancelled() => {
+            tracing::info!("stopped while connecting to the database");
+            return Ok(());
+        }
+    };
     *acked = confirmed;
     metrics.leader.set(1);
-    // A broker that does not answer holds a connect for up to its timeout (Kafka's message_timeout,
-    // 30 s by default): a stop must not wait that long, nor past an orchestrator's grace period.
     let mut sink = tokio::select! {
         sink = sink::connect(config) => sink?,
         _ = shutdown.cancelled() => {
@@ -236,7 +243,12 @@ async fn choose_mode(
             let client = catalog::connect(&database).await?;
             mode::resolve(config.mode, &client, &config.slot).await
         };
-        let error = match resolved.await {
+        // A database that accepts TCP but never answers holds a connect for its connect_timeout.
+        let resolved = tokio::select! {
+            resolved = resolved => resolved,
+            _ = shutdown.cancelled() => return Ok(None),
+        };
+        let error = match resolved {
             Ok((mode, reason)) => {
                 tracing::info!(mode = mode.name(), reason, "mode auto: chose the source");
                 backoff.reset();

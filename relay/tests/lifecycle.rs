@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::Reader;
+use harness::{Process, Reader};
 use support::check::check;
 use support::scenarios::{Target, CLEAN};
 use support::workload::{self, Workload};
@@ -140,21 +140,23 @@ async fn sigterm_drains_and_acknowledges_so_a_restart_resends_nothing() {
     support::stop_relay(&mut relay);
 }
 
-/// SIGTERM while the relay waits for a Kafka broker that never answers stops it at once, not at the
-/// end of the connect timeout (here 120 s, beyond the 30 s `stop_relay` allows).
+/// SIGTERM while the relay waits for a server that never answers stops it at once, not at the end
+/// of the connect timeout (here 120 s, beyond the 30 s `stop_relay` allows): a Kafka broker, then
+/// the database itself, in both `--mode auto` (which asks the catalog first) and `--mode logical`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_while_the_broker_does_not_answer_stops_at_once() {
-    let pg = support::outbox_database().await;
+async fn sigterm_while_a_server_does_not_answer_stops_at_once() {
     // The kernel completes TCP handshakes on a listening socket, but nothing ever answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let brokers = silent.local_addr().unwrap().to_string();
+    let silent = silent.local_addr().unwrap().to_string();
+
+    let pg = support::outbox_database().await;
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "[kafka]\nmessage_timeout = \"120s\"\n").unwrap();
     let target = Target::new(&[
         "--sink",
         "kafka",
         "--kafka-brokers",
-        &brokers,
+        &silent,
         "--config",
         config.path().to_str().unwrap(),
     ]);
@@ -167,6 +169,20 @@ async fn sigterm_while_the_broker_does_not_answer_stops_at_once() {
         "{}",
         relay.log()
     );
+
+    let database_url = format!("postgres://postgres@{silent}/postgres?connect_timeout=120");
+    for mode in ["auto", "logical"] {
+        let mut relay = Process::start({
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+            cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0")
+                .args(["run", "--database-url", &database_url, "--mode", mode])
+                .args(["--sink", "stdout"]);
+            cmd
+        })
+        .unwrap();
+        support::metrics_addr(&relay);
+        support::stop_relay(&mut relay);
+    }
 }
 
 /// PostgreSQL crashes (immediate shutdown) and comes back: the relay reconnects and resumes.
