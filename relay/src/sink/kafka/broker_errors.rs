@@ -56,8 +56,9 @@ impl fmt::Display for BrokerError {
 }
 
 impl ClientContext for BrokerErrors {
-    /// librdkafka's log callback has already logged the reason.
     fn error(&self, error: KafkaError, reason: &str) {
+        // As rdkafka's default context does, so that errors after connect (all brokers down) show.
+        tracing::warn!(%error, reason, "kafka client error");
         let code = error.rdkafka_error_code();
         // "n/n brokers are down" follows each broker's own failure and would hide its reason.
         if code == Some(RDKafkaErrorCode::AllBrokersDown) {
