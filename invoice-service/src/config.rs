@@ -13,6 +13,7 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use tlsfiles::{TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 
 pub const ENV_PREFIX: &str = "INVOICE_SERVICE_";
 
@@ -82,6 +83,10 @@ pub struct RabbitMqSettings {
     pub url: String,
     /// PEM file of CA certificates an `amqps://` broker may chain to, besides the system roots.
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for a broker that asks for one; needs `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`, unencrypted.
+    pub client_key_file: Option<PathBuf>,
     /// The relay's durable topic exchange; dead letters are published to it too.
     pub exchange: String,
     /// The service's durable queue, bound to the exchange with the destination as routing key.
@@ -97,6 +102,10 @@ pub struct RedisSettings {
     pub url: String,
     /// PEM file of the CA certificates a `rediss://` server must chain to, instead of the system roots.
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for a server that asks for one; needs `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`, unencrypted.
+    pub client_key_file: Option<PathBuf>,
     /// Consumer group; created at the start of the stream if missing.
     pub group: String,
     /// This instance's name in the group; must differ between instances running at once.
@@ -118,6 +127,50 @@ pub enum ConfigError {
     MissingFile(String),
     #[error("invalid value for `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error(transparent)]
+    TlsFile(#[from] TlsFileError),
+}
+
+impl RabbitMqSettings {
+    /// The TLS files, read and checked; each connect reads them again.
+    pub fn tls(&self) -> Result<TlsMaterial, TlsFileError> {
+        tlsfiles::load(
+            &TlsKeys {
+                url: "messaging.rabbitmq.url",
+                tls_scheme: "amqps://",
+                ca_file: "messaging.rabbitmq.ca_file",
+                client_cert_file: "messaging.rabbitmq.client_cert_file",
+                client_key_file: "messaging.rabbitmq.client_key_file",
+            },
+            &self.url,
+            &TlsFiles {
+                ca_file: self.ca_file.as_deref(),
+                client_cert_file: self.client_cert_file.as_deref(),
+                client_key_file: self.client_key_file.as_deref(),
+            },
+        )
+    }
+}
+
+impl RedisSettings {
+    /// The TLS files, read and checked; each connect reads them again.
+    pub fn tls(&self) -> Result<TlsMaterial, TlsFileError> {
+        tlsfiles::load(
+            &TlsKeys {
+                url: "messaging.redis.url",
+                tls_scheme: "rediss://",
+                ca_file: "messaging.redis.ca_file",
+                client_cert_file: "messaging.redis.client_cert_file",
+                client_key_file: "messaging.redis.client_key_file",
+            },
+            &self.url,
+            &TlsFiles {
+                ca_file: self.ca_file.as_deref(),
+                client_cert_file: self.client_cert_file.as_deref(),
+                client_key_file: self.client_key_file.as_deref(),
+            },
+        )
+    }
 }
 
 impl Config {
@@ -168,19 +221,9 @@ impl Config {
                 "must differ from messaging.destination, or dead letters would be consumed again",
             );
         }
-        // A CA file next to a plain URL suggests the operator believes the connection is encrypted.
-        if messaging.rabbitmq.ca_file.is_some() && !messaging.rabbitmq.url.starts_with("amqps://") {
-            return invalid(
-                "messaging.rabbitmq.ca_file",
-                "needs an amqps:// URL in messaging.rabbitmq.url",
-            );
-        }
-        if messaging.redis.ca_file.is_some() && !messaging.redis.url.starts_with("rediss://") {
-            return invalid(
-                "messaging.redis.ca_file",
-                "needs a rediss:// URL in messaging.redis.url",
-            );
-        }
+        // Read now, so that a wrong path stops the service at start naming its key.
+        messaging.rabbitmq.tls()?;
+        messaging.redis.tls()?;
         if messaging.rabbitmq.prefetch == 0 {
             return invalid("messaging.rabbitmq.prefetch", "must be at least 1");
         }
@@ -217,6 +260,8 @@ impl Default for Config {
                 rabbitmq: RabbitMqSettings {
                     url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
                     ca_file: None,
+                    client_cert_file: None,
+                    client_key_file: None,
                     exchange: "outbox".to_owned(),
                     queue: "invoice-service".to_owned(),
                     prefetch: 32,
@@ -224,6 +269,8 @@ impl Default for Config {
                 redis: RedisSettings {
                     url: "redis://127.0.0.1:6379".to_owned(),
                     ca_file: None,
+                    client_cert_file: None,
+                    client_key_file: None,
                     group: "invoice-service".to_owned(),
                     consumer: "invoice-service".to_owned(),
                     batch_size: 32,
@@ -310,6 +357,35 @@ mod tests {
             let error = load(jail, None).unwrap_err().to_string();
             assert!(
                 error.contains("messaging.dead_letter_destination"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn broker_tls_files_are_checked_at_load_naming_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://db/invoices");
+            jail.set_env("INVOICE_SERVICE_MESSAGING__REDIS__CA_FILE", "/etc/ca.pem");
+            let error = load(jail, None).unwrap_err().to_string();
+            assert!(
+                error.contains("messaging.redis.ca_file") && error.contains("rediss://"),
+                "{error}"
+            );
+
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://db/invoices");
+            jail.set_env("RABBITMQ_URL", "amqps://u:p@broker/%2f");
+            jail.set_env(
+                "INVOICE_SERVICE_MESSAGING__RABBITMQ__CLIENT_CERT_FILE",
+                "/etc/client.pem",
+            );
+            let error = load(jail, None).unwrap_err().to_string();
+            assert!(
+                error.contains("messaging.rabbitmq.client_key_file"),
                 "{error}"
             );
             Ok(())

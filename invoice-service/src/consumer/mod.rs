@@ -8,7 +8,6 @@
 pub mod kafka;
 pub mod rabbitmq;
 pub mod redis;
-mod tls;
 
 use std::collections::BTreeMap;
 

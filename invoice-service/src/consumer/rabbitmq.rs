@@ -16,12 +16,11 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::tcp::OwnedTLSConfig;
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use pgconn::redact_url;
 
-use super::tls::read_ca_file;
 use super::{Consumer, ConsumerError, Envelope, Received};
 use crate::config::Messaging;
 use crate::rejection::{Rejection, DETAIL_HEADER, REASON_HEADER};
@@ -51,15 +50,15 @@ pub async fn connect(messaging: &Messaging) -> Result<RabbitMqConsumer, Consumer
     let name = |what: &str, value: &str| {
         ShortString::try_new(value).map_err(|e| connect_error(format!("{what}: {e}")))
     };
-    // lapin uses these only for `amqps://`, which it opens with rustls, trusting the system roots.
+    // lapin uses these only for `amqps://`, which it opens with rustls, trusting the system roots
+    // and the CA file.
+    let material = settings.tls().map_err(|e| connect_error(e.to_string()))?;
     let tls = OwnedTLSConfig {
-        identity: None,
-        cert_chain: settings
-            .ca_file
-            .as_deref()
-            .map(|path| read_ca_file("messaging.rabbitmq.ca_file", path))
-            .transpose()
-            .map_err(connect_error)?,
+        identity: material.client.map(|identity| OwnedIdentity::PKCS8 {
+            pem: identity.cert.into_bytes(),
+            key: identity.key.into_bytes(),
+        }),
+        cert_chain: material.ca,
     };
     let exchange = name("exchange", &settings.exchange)?;
     let queue = name("queue", &settings.queue)?;

@@ -13,9 +13,8 @@ use async_trait::async_trait;
 use pgconn::redact_url;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
-use redis::{AsyncCommands, AsyncConnectionConfig, RedisError, TlsCertificates};
+use redis::{AsyncCommands, AsyncConnectionConfig, ClientTlsConfig, RedisError, TlsCertificates};
 
-use super::tls::read_ca_file;
 use super::{Consumer, ConsumerError, Envelope, Received};
 use crate::config::Messaging;
 use crate::rejection::{Rejection, DETAIL_HEADER, REASON_HEADER};
@@ -64,22 +63,22 @@ pub async fn connect(messaging: &Messaging) -> Result<RedisConsumer, ConsumerErr
         endpoint: redact_url(&settings.url),
         reason: e.to_string(),
     };
-    let client = match &settings.ca_file {
-        Some(path) => {
-            let root_cert = read_ca_file("messaging.redis.ca_file", path).map_err(|reason| {
-                ConsumerError::Connect {
-                    broker: BROKER,
-                    endpoint: redact_url(&settings.url),
-                    reason,
-                }
-            })?;
-            let certificates = TlsCertificates {
-                client_tls: None,
-                root_cert: Some(root_cert.into_bytes()),
-            };
-            redis::Client::build_with_tls(settings.url.as_str(), certificates)
-        }
-        None => redis::Client::open(settings.url.as_str()),
+    let material = settings.tls().map_err(|e| ConsumerError::Connect {
+        broker: BROKER,
+        endpoint: redact_url(&settings.url),
+        reason: e.to_string(),
+    })?;
+    let client = if material.ca.is_none() && material.client.is_none() {
+        redis::Client::open(settings.url.as_str())
+    } else {
+        let certificates = TlsCertificates {
+            client_tls: material.client.map(|identity| ClientTlsConfig {
+                client_cert: identity.cert.into_bytes(),
+                client_key: identity.key.into_bytes(),
+            }),
+            root_cert: material.ca.map(String::into_bytes),
+        };
+        redis::Client::build_with_tls(settings.url.as_str(), certificates)
     }
     .map_err(connect_error)?;
     let options = AsyncConnectionConfig::new()

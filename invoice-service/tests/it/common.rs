@@ -246,9 +246,15 @@ impl Setup {
     }
 
     /// A RabbitMQ node of its own that the service reaches over `amqps://`, trusting the node's CA
-    /// through `messaging.rabbitmq.ca_file`; the test publishes through the plain port.
-    pub fn rabbitmq_over_tls() -> Setup {
-        let rabbitmq = harness::RabbitMq::start_with_tls().unwrap();
+    /// through `messaging.rabbitmq.ca_file`; the test publishes through the plain port. With
+    /// `mutual`, the node asks for a client certificate and the service presents one.
+    pub fn rabbitmq_over_tls(mutual: bool) -> Setup {
+        let rabbitmq = if mutual {
+            harness::RabbitMq::start_with_mutual_tls()
+        } else {
+            harness::RabbitMq::start_with_tls()
+        }
+        .unwrap();
         let mut setup = Setup::new(
             Bus::RabbitMq {
                 url: rabbitmq.url(),
@@ -256,20 +262,36 @@ impl Setup {
             Mode::Rabbitmq,
         );
         let settings = &mut setup.config.messaging.rabbitmq;
+        let files = rabbitmq.certificates().unwrap();
         settings.url = rabbitmq.tls_url().unwrap();
-        settings.ca_file = Some(rabbitmq.certificates().unwrap().ca_cert.clone());
+        settings.ca_file = Some(files.ca_cert.clone());
+        if mutual {
+            settings.client_cert_file = Some(files.client_cert.clone());
+            settings.client_key_file = Some(files.client_key.clone());
+        }
         setup._private = Some(Box::new(rabbitmq));
         setup
     }
 
     /// A Redis of its own that the service reaches over `rediss://`, trusting the server's CA
-    /// through `messaging.redis.ca_file`; the test publishes through the plain port.
-    pub fn redis_over_tls() -> Setup {
-        let redis = harness::Redis::start_with_tls().unwrap();
+    /// through `messaging.redis.ca_file`; the test publishes through the plain port. With `mutual`,
+    /// the server asks for a client certificate and the service presents one.
+    pub fn redis_over_tls(mutual: bool) -> Setup {
+        let redis = if mutual {
+            harness::Redis::start_with_mutual_tls()
+        } else {
+            harness::Redis::start_with_tls()
+        }
+        .unwrap();
         let mut setup = Setup::new(Bus::Redis { url: redis.url() }, Mode::Redis);
         let settings = &mut setup.config.messaging.redis;
+        let files = redis.certificates().unwrap();
         settings.url = redis.tls_url().unwrap();
-        settings.ca_file = Some(redis.certificates().unwrap().ca_cert.clone());
+        settings.ca_file = Some(files.ca_cert.clone());
+        if mutual {
+            settings.client_cert_file = Some(files.client_cert.clone());
+            settings.client_key_file = Some(files.client_key.clone());
+        }
         setup._private = Some(Box::new(redis));
         setup
     }

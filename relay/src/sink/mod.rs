@@ -9,7 +9,6 @@ pub mod publish_check;
 pub mod rabbitmq;
 pub mod redis;
 pub mod stdout;
-pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;

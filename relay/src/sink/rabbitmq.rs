@@ -28,10 +28,10 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::tls::{self, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 use super::{Delivery, Sink, SinkError};
 use crate::event::Routed;
 use crate::pg::redact_url;
+use tlsfiles::{self as tls, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 
 const NAME: &str = "rabbitmq";
 

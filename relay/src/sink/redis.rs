@@ -17,10 +17,10 @@ use redis::streams::StreamMaxlen;
 use redis::{AsyncConnectionConfig, ClientTlsConfig, RedisResult, TlsCertificates};
 use serde::{Deserialize, Serialize};
 
-use super::tls::{self, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 use super::{Delivery, Sink, SinkError};
 use crate::event::Routed;
 use crate::pg::redact_url;
+use tlsfiles::{self as tls, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 
 const NAME: &str = "redis";
 
