@@ -4,7 +4,7 @@
 //! They are read and checked when the configuration loads, so a wrong path or a file without a
 //! certificate stops the relay at start naming its key instead of surfacing as a handshake failure
 //! that is retried forever. Each connect reads them again, so a replaced file takes effect at the
-//! next reconnect.
+//! next reconnect. The `redis` and `lapin` features turn the material into those clients' settings.
 
 use std::path::Path;
 
@@ -37,6 +37,40 @@ pub struct TlsMaterial {
 pub struct ClientIdentity {
     pub cert: String,
     pub key: String,
+}
+
+impl TlsMaterial {
+    /// A client for `url` presenting this material; without any, the URL alone decides (a
+    /// `rediss://` URL then trusts the system roots).
+    #[cfg(feature = "redis")]
+    pub fn redis_client(self, url: &str) -> redis::RedisResult<redis::Client> {
+        if self.ca.is_none() && self.client.is_none() {
+            return redis::Client::open(url);
+        }
+        let certificates = redis::TlsCertificates {
+            client_tls: self.client.map(|identity| redis::ClientTlsConfig {
+                client_cert: identity.cert.into_bytes(),
+                client_key: identity.key.into_bytes(),
+            }),
+            root_cert: self.ca.map(String::into_bytes),
+        };
+        redis::Client::build_with_tls(url, certificates)
+    }
+
+    /// lapin's TLS settings, which it uses only for `amqps://`: the CA is trusted besides the
+    /// system roots.
+    #[cfg(feature = "lapin")]
+    pub fn lapin_config(self) -> lapin::tcp::OwnedTLSConfig {
+        lapin::tcp::OwnedTLSConfig {
+            identity: self
+                .client
+                .map(|identity| lapin::tcp::OwnedIdentity::PKCS8 {
+                    pem: identity.cert.into_bytes(),
+                    key: identity.key.into_bytes(),
+                }),
+            cert_chain: self.ca,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

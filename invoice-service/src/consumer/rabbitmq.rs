@@ -16,7 +16,6 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use pgconn::redact_url;
@@ -52,14 +51,10 @@ pub async fn connect(messaging: &Messaging) -> Result<RabbitMqConsumer, Consumer
     };
     // lapin uses these only for `amqps://`, which it opens with rustls, trusting the system roots
     // and the CA file.
-    let material = settings.tls().map_err(|e| connect_error(e.to_string()))?;
-    let tls = OwnedTLSConfig {
-        identity: material.client.map(|identity| OwnedIdentity::PKCS8 {
-            pem: identity.cert.into_bytes(),
-            key: identity.key.into_bytes(),
-        }),
-        cert_chain: material.ca,
-    };
+    let tls = settings
+        .tls()
+        .map_err(|e| connect_error(e.to_string()))?
+        .lapin_config();
     let exchange = name("exchange", &settings.exchange)?;
     let queue = name("queue", &settings.queue)?;
     let routing_key = name("destination", &messaging.destination)?;

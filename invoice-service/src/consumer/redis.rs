@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use pgconn::redact_url;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
-use redis::{AsyncCommands, AsyncConnectionConfig, ClientTlsConfig, RedisError, TlsCertificates};
+use redis::{AsyncCommands, AsyncConnectionConfig, RedisError};
 
 use super::{Consumer, ConsumerError, Envelope, Received};
 use crate::config::Messaging;
@@ -58,42 +58,29 @@ pub struct RedisMessage {
 /// Connects and creates the consumer group (and the stream) if missing.
 pub async fn connect(messaging: &Messaging) -> Result<RedisConsumer, ConsumerError> {
     let settings = &messaging.redis;
-    let connect_error = |e: RedisError| ConsumerError::Connect {
+    let connect_error = |reason: String| ConsumerError::Connect {
         broker: BROKER,
         endpoint: redact_url(&settings.url),
-        reason: e.to_string(),
+        reason,
     };
-    let material = settings.tls().map_err(|e| ConsumerError::Connect {
-        broker: BROKER,
-        endpoint: redact_url(&settings.url),
-        reason: e.to_string(),
-    })?;
-    let client = if material.ca.is_none() && material.client.is_none() {
-        redis::Client::open(settings.url.as_str())
-    } else {
-        let certificates = TlsCertificates {
-            client_tls: material.client.map(|identity| ClientTlsConfig {
-                client_cert: identity.cert.into_bytes(),
-                client_key: identity.key.into_bytes(),
-            }),
-            root_cert: material.ca.map(String::into_bytes),
-        };
-        redis::Client::build_with_tls(settings.url.as_str(), certificates)
-    }
-    .map_err(connect_error)?;
+    let client = settings
+        .tls()
+        .map_err(|e| connect_error(e.to_string()))?
+        .redis_client(&settings.url)
+        .map_err(|e| connect_error(e.to_string()))?;
     let options = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&options)
         .await
-        .map_err(connect_error)?;
+        .map_err(|e| connect_error(e.to_string()))?;
     // From id 0, so entries the relay appended before the group existed are invoiced too.
     let created: Result<(), RedisError> = connection
         .xgroup_create_mkstream(&messaging.destination, &settings.group, "0")
         .await;
     match created {
-        Err(e) if e.code() != Some("BUSYGROUP") => return Err(connect_error(e)),
+        Err(e) if e.code() != Some("BUSYGROUP") => return Err(connect_error(e.to_string())),
         _ => {}
     }
     Ok(RedisConsumer {

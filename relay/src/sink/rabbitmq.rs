@@ -18,7 +18,7 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
-use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
@@ -85,13 +85,7 @@ impl RabbitMqConfig {
             sink: NAME,
             reason: e.to_string(),
         })?;
-        Ok(OwnedTLSConfig {
-            identity: material.client.map(|identity| OwnedIdentity::PKCS8 {
-                pem: identity.cert.into_bytes(),
-                key: identity.key.into_bytes(),
-            }),
-            cert_chain: material.ca,
-        })
+        Ok(material.lapin_config())
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamMaxlen;
-use redis::{AsyncConnectionConfig, ClientTlsConfig, RedisResult, TlsCertificates};
+use redis::{AsyncConnectionConfig, RedisResult};
 use serde::{Deserialize, Serialize};
 
 use super::{Delivery, Sink, SinkError};
@@ -73,23 +73,13 @@ impl RedisConfig {
             sink: NAME,
             reason: e.to_string(),
         })?;
-        let client = if material.ca.is_none() && material.client.is_none() {
-            redis::Client::open(self.url.as_str())
-        } else {
-            let certificates = TlsCertificates {
-                client_tls: material.client.map(|identity| ClientTlsConfig {
-                    client_cert: identity.cert.into_bytes(),
-                    client_key: identity.key.into_bytes(),
-                }),
-                root_cert: material.ca.map(String::into_bytes),
-            };
-            redis::Client::build_with_tls(self.url.as_str(), certificates)
-        };
         // The URL cannot be parsed; its text is not repeated, as it may hold a password.
-        client.map_err(|e| SinkError::Misconfigured {
-            sink: NAME,
-            reason: format!("`redis.url`: {e}"),
-        })
+        material
+            .redis_client(&self.url)
+            .map_err(|e| SinkError::Misconfigured {
+                sink: NAME,
+                reason: format!("`redis.url`: {e}"),
+            })
     }
 }
 
