@@ -63,16 +63,8 @@ async fn kafka_authenticates_with_sasl_scram() {
         ("sasl.username", "relay"),
         ("sasl.password", "s3cret-pw"),
     ];
-    let config = support::kafka_properties(&credentials);
-    let target = Target::new(&[
-        "--config",
-        config.path().to_str().unwrap(),
-        "--sink",
-        "kafka",
-        "--kafka-brokers",
-        &kafka.brokers(),
-    ]);
-    let reader = Reader::kafka_with(&kafka.brokers(), &target.destinations(), &credentials);
+    let (target, reader, _config) =
+        scenarios::kafka_target(&kafka.brokers(), &credentials, &credentials);
     scenarios::delivers_everything_in_order(target, reader).await;
 }
 

@@ -398,17 +398,7 @@ fn kafka_target(
     properties: &[(String, String)],
     reader: &[(String, String)],
 ) -> (Target, Reader, tempfile::NamedTempFile) {
-    let config = support::kafka_properties(&borrowed(properties));
-    let target = Target::new(&[
-        "--config",
-        config.path().to_str().unwrap(),
-        "--sink",
-        "kafka",
-        "--kafka-brokers",
-        &kafka.brokers(),
-    ]);
-    let reader = Reader::kafka_with(&kafka.brokers(), &target.destinations(), &borrowed(reader));
-    (target, reader, config)
+    scenarios::kafka_target(&kafka.brokers(), &borrowed(properties), &borrowed(reader))
 }
 
 /// `outbox-relay check` of `target` against a fresh outbox: its report, and whether it exited 0.

@@ -66,6 +66,26 @@ impl Target {
     }
 }
 
+/// A Kafka target whose relay gets `properties` through its `kafka.properties` (the returned file
+/// must outlive the relay), and a reader configured with `reader`.
+pub fn kafka_target(
+    brokers: &str,
+    properties: &[(&str, &str)],
+    reader: &[(&str, &str)],
+) -> (Target, Reader, tempfile::NamedTempFile) {
+    let config = super::kafka_properties(properties);
+    let target = Target::new(&[
+        "--config",
+        config.path().to_str().unwrap(),
+        "--sink",
+        "kafka",
+        "--kafka-brokers",
+        brokers,
+    ]);
+    let reader = Reader::kafka_with(brokers, &target.destinations(), reader);
+    (target, reader, config)
+}
+
 /// Rows committed before the slot exists are not relayed, so writers wait for the relay to stream.
 pub fn wait_streaming(relay: &Process) {
     harness::wait_until(
