@@ -50,23 +50,7 @@ async fn serves_orders_over_verify_full_with_a_client_certificate_and_scram() {
     let events = app.events_of(order["id"].as_str().unwrap()).await;
     assert_eq!(events[0].event_type, "OrderCreated");
 
-    let row = app
-        .db
-        .query_one(
-            "SELECT count(*), bool_and(ssl), bool_and(usename = 'order_service') \
-             FROM pg_stat_activity JOIN pg_stat_ssl USING (pid) \
-             WHERE application_name = 'order-service'",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert!(row.get::<_, i64>(0) > 0, "the pool holds a session");
-    assert_eq!(row.get::<_, Option<bool>>(1), Some(true), "encrypted");
-    assert_eq!(
-        row.get::<_, Option<bool>>(2),
-        Some(true),
-        "as order_service"
-    );
+    harness::assert_sessions_encrypted(&app.db, "order-service", "order_service").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

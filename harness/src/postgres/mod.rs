@@ -29,6 +29,27 @@ pub struct Postgres {
     certificates: Option<Certificates>,
 }
 
+/// Asserts that `application_name` holds at least one session on the cluster of `client`, each one
+/// encrypted and logged in as `user`: a pool that quietly fell back to plain sessions fails.
+pub async fn assert_sessions_encrypted(
+    client: &tokio_postgres::Client,
+    application_name: &str,
+    user: &str,
+) {
+    let row = client
+        .query_one(
+            "SELECT count(*), bool_and(ssl), bool_and(usename = $2) \
+             FROM pg_stat_activity JOIN pg_stat_ssl USING (pid) \
+             WHERE application_name = $1",
+            &[&application_name, &user],
+        )
+        .await
+        .expect("pg_stat_ssl can be read");
+    assert!(row.get::<_, i64>(0) > 0, "the pool holds a session");
+    assert_eq!(row.get::<_, Option<bool>>(1), Some(true), "encrypted");
+    assert_eq!(row.get::<_, Option<bool>>(2), Some(true), "as {user}");
+}
+
 /// Whether and how a cluster takes TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tls {

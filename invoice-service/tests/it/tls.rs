@@ -48,26 +48,8 @@ async fn invoices_over_verify_full_with_a_client_certificate_and_scram() {
     setup.publish(&event).await;
     setup.wait_for_invoice(event.aggregate_id).await;
 
-    let row = setup
-        .pg
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT count(*), bool_and(ssl), bool_and(usename = 'invoice_service') \
-             FROM pg_stat_activity JOIN pg_stat_ssl USING (pid) \
-             WHERE application_name = 'invoice-service'",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert!(row.get::<_, i64>(0) > 0, "the pool holds a session");
-    assert_eq!(row.get::<_, Option<bool>>(1), Some(true), "encrypted");
-    assert_eq!(
-        row.get::<_, Option<bool>>(2),
-        Some(true),
-        "as invoice_service"
-    );
+    let client = setup.pg.client().await.unwrap();
+    harness::assert_sessions_encrypted(&client, "invoice-service", "invoice_service").await;
     setup.stop().await;
 }
 
