@@ -23,3 +23,5 @@ pub mod source;
 pub mod status;
 pub mod supervisor;
 pub mod telemetry;
+#[cfg(test)]
+mod test_doubles;

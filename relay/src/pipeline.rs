@@ -23,6 +23,9 @@ use crate::sink::{Delivery, Sink, SinkError};
 use crate::source::{Change, Source, SourceError};
 use crate::telemetry;
 
+#[cfg(test)]
+mod tests;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineSettings {
