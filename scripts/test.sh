@@ -21,11 +21,11 @@ BENCH_RATES=500 BENCH_POLLING_RATES=500 BENCH_SECONDS=2 cargo test -p outbox-rel
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest runs no doctests.
   cargo test --workspace --doc
-  cargo nextest run -p outbox-relay --features otlp --test otlp
+  cargo nextest run -p outbox-relay --features otlp --test it otlp::
   # Each test in a process of its own, with the timeouts of .config/nextest.toml; last, so that its
   # summary closes the output.
   cargo nextest run --workspace
 else
-  cargo test -p outbox-relay --features otlp --test otlp
+  cargo test -p outbox-relay --features otlp --test it otlp::
   cargo test --workspace
 fi

@@ -3,7 +3,7 @@
 //! writers commit out of sequence order, wakes on notifications, runs one leader at a time, and
 //! parks poison events.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! brokers, and the operator commands, with debug logging on; then every log, every command's
 //! output, `--help` and a `/metrics` scrape are searched for each secret.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The operator endpoint on a real relay: Prometheus metrics and health probes, while the broker
 //! goes away and comes back.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

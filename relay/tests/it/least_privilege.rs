@@ -2,7 +2,7 @@
 //! an administrator has created the publication; its database URL read from a mounted file. And a
 //! clear error, naming the SQL, when the role may not create the publication itself.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Poison events: one the broker refuses for good is parked in the dead-letter destination with the
 //! reason, counted, and the events after it still arrive, in order.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

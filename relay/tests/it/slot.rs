@@ -1,7 +1,7 @@
 //! The replication slot seen from the operator's side: `status` while stopped and while running,
 //! and what the relay and `check` say once PostgreSQL has invalidated the slot.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

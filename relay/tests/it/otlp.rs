@@ -3,7 +3,7 @@
 //! server that keeps what it receives.
 #![cfg(feature = "otlp")]
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

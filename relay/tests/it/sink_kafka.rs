@@ -1,7 +1,7 @@
 //! The Kafka sink against a throwaway Tansu broker: topics created on first use, idempotent producer
 //! keeping per-key order across overlapping batches, headers, and a fast failure when no broker answers.
 
-mod sink_common;
+use crate::sink_common;
 
 use std::time::{Duration, Instant};
 
@@ -77,7 +77,7 @@ async fn kafka_connect_to_closed_port_fails_within_timeout() {
     );
 }
 
-/// `cargo test --release -p outbox-relay --test sink_kafka -- --ignored --nocapture`
+/// `cargo test --release -p outbox-relay --test it sink_kafka:: -- --ignored --nocapture`
 #[tokio::test]
 #[ignore = "measures throughput; run on demand"]
 async fn kafka_throughput() {

@@ -1,6 +1,6 @@
 //! The relay end to end into RabbitMQ: real PostgreSQL, real RabbitMQ, the relay binary.
 
-mod support;
+use crate::support;
 
 use harness::Reader;
 use support::scenarios::{self, Target};

@@ -1,7 +1,7 @@
 //! The RabbitMQ sink against the machine's broker: publisher confirms, per-key order, unroutable
 //! messages reported as rejections.
 
-mod sink_common;
+use crate::sink_common;
 
 use std::time::Duration;
 
@@ -180,7 +180,7 @@ async fn rabbitmq_connect_to_closed_port_fails() {
     }
 }
 
-/// `cargo test --release -p outbox-relay --test sink_rabbitmq -- --ignored --nocapture`
+/// `cargo test --release -p outbox-relay --test it sink_rabbitmq:: -- --ignored --nocapture`
 #[tokio::test]
 #[ignore = "measures throughput; run on demand"]
 async fn rabbitmq_throughput() {

@@ -1,7 +1,7 @@
 //! Two relays on one slot: PostgreSQL lets one stream at a time, the other stands by, and takes
 //! over within seconds when the leader is killed, losing nothing and keeping order.
 
-mod support;
+use crate::support;
 
 use harness::Reader;
 use support::scenarios::{self, Target};

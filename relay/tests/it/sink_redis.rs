@@ -1,6 +1,6 @@
 //! The Redis Streams sink against the machine's Redis: one stream per destination, in order per key.
 
-mod sink_common;
+use crate::sink_common;
 
 use outbox_relay::sink::redis::{connect, RedisConfig};
 use outbox_relay::sink::SinkError;
@@ -133,7 +133,7 @@ async fn redis_connect_to_closed_port_fails() {
     );
 }
 
-/// `cargo test --release -p outbox-relay --test sink_redis -- --ignored --nocapture`
+/// `cargo test --release -p outbox-relay --test it sink_redis:: -- --ignored --nocapture`
 #[tokio::test]
 #[ignore = "measures throughput; run on demand"]
 async fn redis_throughput() {

@@ -3,7 +3,7 @@
 //! printed fix is applied the line passes. Nothing reaches consumers either way. The vhost of a
 //! RabbitMQ URL is honoured by check's fix and by the relay's publishing.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The relay end to end into Kafka (a Tansu broker): real PostgreSQL, the relay binary.
 
-mod support;
+use crate::support;
 
 use harness::Reader;
 use rdkafka::producer::Producer;

@@ -1,6 +1,6 @@
 //! TLS to PostgreSQL with libpq's sslmode semantics, on both the catalog and the replication session.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The relay's life around the stream: prerequisites, stop signals, database restarts, catalog
 //! objects, and configuration errors. Real PostgreSQL and Redis; the relay binary.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
@@ -351,8 +351,8 @@ fn ddl_matches_the_shipped_sql_file() {
         .output()
         .unwrap();
     let shipped = [
-        include_str!("../sql/outbox.sql"),
-        include_str!("../sql/outbox_polling.sql"),
+        include_str!("../../sql/outbox.sql"),
+        include_str!("../../sql/outbox_polling.sql"),
     ]
     .concat();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), shipped);

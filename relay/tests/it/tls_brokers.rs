@@ -5,7 +5,7 @@
 //! CAs (Kafka: Tansu behind a TLS-terminating socat); the tests read what arrived through the
 //! servers' plain ports, or as a trusted Kafka client.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

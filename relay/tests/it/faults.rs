@@ -2,7 +2,7 @@
 //! again, and the relay frozen (SIGSTOP) past PostgreSQL's wal_sender_timeout, then thawed.
 //! `FAULT_KILLS` sets the number of kills (CI runs a few; the full run in docs/RELIABILITY.md, 20).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

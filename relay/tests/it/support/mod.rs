@@ -1,6 +1,5 @@
 //! Shared pieces of the relay's end-to-end tests: a database with an outbox, a workload of concurrent
 //! writers, the relay binary as a child process, and the delivery check.
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod check;
 pub mod scenarios;
@@ -30,8 +29,8 @@ pub async fn create_outbox(pg: &Postgres) {
 }
 
 pub const OUTBOX_DDL: &str = concat!(
-    include_str!("../../sql/outbox.sql"),
-    include_str!("../../sql/outbox_polling.sql")
+    include_str!("../../../sql/outbox.sql"),
+    include_str!("../../../sql/outbox_polling.sql")
 );
 
 /// A configuration file setting librdkafka `properties`, for `--config`.

@@ -1,7 +1,7 @@
 //! `outbox-relay check` against real clusters: a healthy one passes, a misconfigured one gets each
 //! problem named with its fix.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 
@@ -21,7 +21,7 @@ async fn names_each_problem_of_a_misconfigured_cluster_and_its_fix() {
         .unwrap()
         .batch_execute(&format!(
             "{} CREATE ROLE app LOGIN; GRANT SELECT ON outbox TO app;",
-            include_str!("../sql/outbox.sql")
+            include_str!("../../sql/outbox.sql")
         ))
         .await
         .unwrap();

@@ -1,0 +1,30 @@
+//! The relay against real servers: throwaway PostgreSQL clusters, Redis, RabbitMQ and Tansu (Kafka
+//! protocol) from the `harness` crate, with the `outbox-relay` binary as a child process.
+//!
+//! One test binary, so that the suite links once: each module is one area (a sink, a fault, the
+//! `check` command), `support` and `sink_common` hold what they share. `otlp` compiles only with
+//! `--features otlp`.
+
+mod bad_input;
+mod check;
+mod check_publish;
+mod dead_letter;
+mod e2e_kafka;
+mod e2e_rabbitmq;
+mod e2e_redis;
+mod faults;
+mod high_availability;
+mod least_privilege;
+mod lifecycle;
+mod metrics;
+mod otlp;
+mod polling;
+mod redaction;
+mod sink_common;
+mod sink_kafka;
+mod sink_rabbitmq;
+mod sink_redis;
+mod slot;
+mod support;
+mod tls;
+mod tls_brokers;
