@@ -21,7 +21,8 @@ if [ "$broker" = kafka ]; then
 fi
 scripts/services.sh
 # The demo runs the relay and both services from the target dir, next to its own binary.
-cargo build -q --workspace --bins
+echo "Building the relay and both services (a first build takes 10 to 15 minutes on 2 cores; later ones, seconds)..." >&2
+cargo build --workspace --bins
 # exec (and cargo run execs too): the demo itself is the process that gets Ctrl-C, stops what it
 # started, and exits with the status the caller sees.
 exec cargo run -q -p demo -- --broker "$broker"

@@ -67,7 +67,9 @@ pub async fn check(config: &Config, client: Option<&Client>) -> Option<Finding> 
         Listing::Unreadable(reason) => {
             finding
                 .detail
-                .push_str(&format!("; only the dead-letter destination, as {reason}"));
+                .push_str(&format!(
+                    "; checked the dead-letter destination only: cannot list the aggregate types to route ({reason})"
+                ));
             if finding.status == Status::Ok {
                 finding.status = Status::Warn;
                 finding.fix = Some(format!(

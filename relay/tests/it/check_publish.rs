@@ -373,7 +373,7 @@ async fn without_rows_or_without_select_only_the_dead_letter_destination_is_chec
     let report = String::from_utf8(output.stdout).unwrap();
     assert!(
         line(&report, "publish permission").contains(
-            "WARN  user default may XADD to outbox.dlq (ACL DRYRUN); only the dead-letter destination, as permission denied for table outbox"
+            "WARN  user default may XADD to outbox.dlq (ACL DRYRUN); checked the dead-letter destination only: cannot list the aggregate types to route (permission denied for table outbox)"
         ),
         "{report}"
     );

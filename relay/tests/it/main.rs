@@ -19,6 +19,7 @@ mod lifecycle;
 mod metrics;
 mod otlp;
 mod polling;
+mod readme;
 mod redaction;
 mod sink_common;
 mod sink_kafka;
