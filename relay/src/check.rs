@@ -63,6 +63,9 @@ impl Finding {
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long `check` waits for Kafka metadata: brokers that answer at all answer in milliseconds.
+const KAFKA_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Runs every check; a failing one never hides the others.
 pub async fn run(config: &Config) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -441,7 +444,11 @@ async fn polling_checks(
 
 async fn broker_check(config: &Config) -> Finding {
     let name = format!("{:?}", config.sink).to_lowercase();
-    match tokio::time::timeout(BROKER_TIMEOUT, sink::connect(config)).await {
+    // librdkafka keeps retrying a refused broker until message_timeout; a shorter wait lets the
+    // Kafka connect fail with the refused address rather than be cut off without it.
+    let mut config = config.clone();
+    config.kafka.message_timeout = config.kafka.message_timeout.min(KAFKA_PROBE_TIMEOUT);
+    match tokio::time::timeout(BROKER_TIMEOUT, sink::connect(&config)).await {
         Ok(Ok(_)) => Finding::ok("broker", format!("{name} reachable")),
         Ok(Err(error)) => Finding::fail(
             "broker",

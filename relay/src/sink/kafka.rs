@@ -138,6 +138,7 @@ pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
         // A request can fail at once (no broker up yet): do not spin.
         tokio::time::sleep_until((attempt + PROBE_INTERVAL).into()).await;
     };
+    errors.connected();
     let known_topics = metadata
         .topics()
         .iter()

@@ -14,6 +14,7 @@ mod e2e_rabbitmq;
 mod e2e_redis;
 mod faults;
 mod high_availability;
+mod kafka_unreachable;
 mod least_privilege;
 mod lifecycle;
 mod metrics;
