@@ -80,11 +80,13 @@ pub async fn run(config: &Config) -> Vec<Finding> {
         }
         Ok(database) => match catalog::connect(&database).await {
             Err(error) => {
-                findings.push(Finding::fail(
-                    "database",
-                    error.to_string(),
-                    "check database_url, the network path and pg_hba.conf",
-                ));
+                let fix = match error {
+                    CatalogError::PasswordMissing => {
+                        "put the password in database_url, or the whole URL in a file named by --database-url-file"
+                    }
+                    _ => "check database_url, the network path and pg_hba.conf",
+                };
+                findings.push(Finding::fail("database", error.to_string(), fix));
                 None
             }
             Ok(client) => {

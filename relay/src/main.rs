@@ -14,7 +14,7 @@ use outbox_relay::http;
 use outbox_relay::metrics::Metrics;
 use outbox_relay::pg::catalog;
 use outbox_relay::status;
-use outbox_relay::supervisor::{self, RelayError};
+use outbox_relay::supervisor;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -129,7 +129,7 @@ async fn run(config: Config) -> ExitCode {
     tokio::select! {
         result = relay => match result {
             Ok(()) => ExitCode::SUCCESS,
-            Err(RelayError::Config(error)) => config_error(&error),
+            Err(error) if error.is_configuration() => config_error(&error),
             Err(error) => {
                 tracing::error!(%error, "relay stopped");
                 eprintln!("error: {error}");

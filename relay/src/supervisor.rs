@@ -13,7 +13,7 @@ use crate::cleanup::{Cleaner, CleanupMode};
 use crate::config::{Config, ConfigError};
 use crate::lsn::Lsn;
 use crate::metrics::{FailureKind, Metrics};
-use crate::pg::catalog;
+use crate::pg::catalog::{self, CatalogError};
 use crate::pipeline::{self, PipelineError, Routing};
 use crate::router::Router;
 use crate::sink::{self, SinkError};
@@ -43,6 +43,19 @@ pub enum RelayError {
     DeadLetterRefused { event_id: String, reason: String },
     #[error("gave up after {attempts} failed attempts (backoff.max_attempts); last error: {last}")]
     GaveUp { attempts: u32, last: PipelineError },
+}
+
+impl RelayError {
+    /// A setting to fix before starting again: the CLI exits with its configuration status.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            RelayError::Config(_)
+                | RelayError::Pipeline(PipelineError::Source(SourceError::Catalog(
+                    CatalogError::PasswordMissing
+                )))
+        )
+    }
 }
 
 /// Relays until `shutdown` is cancelled (then drains and acknowledges) or a fatal error.

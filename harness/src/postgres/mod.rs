@@ -264,6 +264,26 @@ impl Postgres {
         self.start_again()
     }
 
+    /// From now on, TCP sessions of roles other than `postgres` must give their password
+    /// (scram-sha-256), as on most servers; the harness's own sessions stay trusted.
+    pub async fn require_passwords(&self) -> Result<()> {
+        let hba = self.dir.path().join("data/pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\n\
+             host all postgres 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .context("writing pg_hba.conf")?;
+        installation()?.give_to_owner(&hba)?;
+        self.client()
+            .await?
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .context("reloading pg_hba.conf")?;
+        Ok(())
+    }
+
     /// The server's log so far, across restarts.
     pub fn log(&self) -> String {
         self.server.log()

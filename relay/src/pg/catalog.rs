@@ -22,13 +22,16 @@ pub enum CatalogError {
     /// error line per attempt of a standby.
     #[error("replication slot {0} is in use by another session")]
     SlotInUse(String),
+    /// A setting to fix, not a passing failure: the server wants a password the URL does not carry.
+    #[error("the server asks for a password and the database URL has none: put it in the URL (postgres://user:PASSWORD@host/db) or in a file named by --database-url-file")]
+    PasswordMissing,
 }
 
 impl CatalogError {
     pub fn is_fatal(&self) -> bool {
         use tokio_postgres::error::SqlState;
         match self {
-            CatalogError::Misconfigured { .. } => true,
+            CatalogError::Misconfigured { .. } | CatalogError::PasswordMissing => true,
             // Wrong password, no pg_hba.conf entry, unknown database: no retry will fix those.
             CatalogError::Connection(e) => matches!(
                 e.code(),
@@ -51,7 +54,14 @@ impl CatalogError {
 }
 
 pub async fn connect(database: &Database) -> Result<Client, CatalogError> {
-    database.connect().await.map_err(CatalogError::Connection)
+    database.connect().await.map_err(|e| {
+        // tokio-postgres says so only in the text of a configuration error's cause.
+        if error_chain(&e).contains("password missing") {
+            CatalogError::PasswordMissing
+        } else {
+            CatalogError::Connection(e)
+        }
+    })
 }
 
 /// Fails with the fix when this database cannot feed a logical replication slot.

@@ -19,6 +19,7 @@ mod least_privilege;
 mod lifecycle;
 mod metrics;
 mod otlp;
+mod password;
 mod polling;
 mod readme;
 mod redaction;
