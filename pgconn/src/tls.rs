@@ -9,6 +9,7 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, Error, RootCertStore};
+use tlsfiles::pem;
 
 use crate::sslmode::SslMode;
 use crate::verifier::{ChainOnly, EncryptOnly};
@@ -93,15 +94,10 @@ fn load_identity(
         reason,
     };
     let read = |path: &Path| std::fs::read(path).map_err(|e| error(path, e.to_string()));
-    let chain = rustls_pemfile::certs(&mut read(identity.cert)?.as_slice())
-        .collect::<Result<Vec<_>, _>>()
+    let chain = pem::certificates(&read(identity.cert)?)
         .map_err(|e| error(identity.cert, e.to_string()))?;
-    if chain.is_empty() {
-        return Err(error(identity.cert, "no PEM certificate in it".into()));
-    }
-    let key = rustls_pemfile::private_key(&mut read(identity.key)?.as_slice())
-        .map_err(|e| error(identity.key, e.to_string()))?
-        .ok_or_else(|| error(identity.key, "no PEM private key in it".into()))?;
+    let key =
+        pem::private_key(&read(identity.key)?).map_err(|e| error(identity.key, e.to_string()))?;
     Ok((chain, key))
 }
 
@@ -113,11 +109,14 @@ fn root_store(root_cert: Option<&Path>, mode: &'static str) -> Result<RootCertSt
                 path: path.to_owned(),
                 reason,
             };
-            let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                roots
-                    .add(cert.map_err(|e| error(e.to_string()))?)
-                    .map_err(|e| error(e.to_string()))?;
+            let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+            // A file without certificates is reported below, as having no roots to trust.
+            let certificates = match pem::certificates(&text) {
+                Err(pem::PemError::NoCertificate) => Vec::new(),
+                other => other.map_err(|e| error(e.to_string()))?,
+            };
+            for cert in certificates {
+                roots.add(cert).map_err(|e| error(e.to_string()))?;
             }
         }
         None => {

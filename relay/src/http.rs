@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
+use tlsfiles::pem;
 
 use crate::metrics::Metrics;
 
@@ -93,15 +94,8 @@ fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Endpoi
         path: path.to_owned(),
         reason,
     };
-    let chain = rustls_pemfile::certs(&mut read(cert)?.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(cert, e.to_string()))?;
-    if chain.is_empty() {
-        return Err(invalid(cert, "no PEM certificate in it".into()));
-    }
-    let key_der = rustls_pemfile::private_key(&mut read(key)?.as_slice())
-        .map_err(|e| invalid(key, e.to_string()))?
-        .ok_or_else(|| invalid(key, "no PEM private key in it".into()))?;
+    let chain = pem::certificates(&read(cert)?).map_err(|e| invalid(cert, e.to_string()))?;
+    let key_der = pem::private_key(&read(key)?).map_err(|e| invalid(key, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -157,8 +157,8 @@ pub async fn https_get(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut std::fs::read(ca).unwrap().as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
+    for cert in tlsfiles::pem::certificates(&std::fs::read(ca).unwrap()).unwrap() {
+        roots.add(cert).unwrap();
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
