@@ -207,6 +207,15 @@ impl RowLayout {
         committed_at: SystemTime,
     ) -> (Event, Vec<String>) {
         let mut warnings = Vec::new();
+        if values
+            .iter()
+            .any(|v| matches!(v, Value::Text(bytes) if std::str::from_utf8(bytes).is_err()))
+        {
+            warnings.push(
+                "the row holds bytes that are not UTF-8 (a SQL_ASCII database); each invalid sequence is relayed as U+FFFD"
+                    .to_owned(),
+            );
+        }
         let mut text = |index: usize, what: &str| match values.get(index) {
             Some(Value::Text(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
             _ => {

@@ -310,11 +310,14 @@ pub async fn run<S: Source>(
     let mut ticker = tokio::time::interval(settings.status_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut draining = false;
+    // A source that cannot go on (rows it cannot interpret) stops reading, but what it yielded
+    // before is still delivered and acknowledged, so a restart does not re-send it.
+    let mut stopped: Option<SourceError> = None;
 
     loop {
         *acked = window.acked;
         if draining && window.is_drained() {
-            return Ok(());
+            return stopped.map_or(Ok(()), |e| Err(e.into()));
         }
         let can_read = !draining && window.pending_events() < settings.max_in_flight;
         tokio::select! {
@@ -341,7 +344,13 @@ pub async fn run<S: Source>(
                     (reported, last_report) = (window.acked, Instant::now());
                 }
             }
-            change = source.next(), if can_read => match change? {
+            change = source.next(), if can_read => match change {
+                Err(error) if error.is_fatal() => {
+                    tracing::error!(%error, in_flight = window.pending_events(), "the source cannot go on; delivering what it read before stopping");
+                    stopped = Some(error);
+                    draining = true;
+                }
+                change => match change? {
                 Change::Event(event) => {
                     window.push(routing.route(event));
                     if window.batch.len() >= settings.batch_size {
@@ -366,7 +375,7 @@ pub async fn run<S: Source>(
                         (reported, last_report) = (window.acked, Instant::now());
                     }
                 }
-            },
+            }},
             // Reached only when nothing else is ready: the stream has paused, so send what we have,
             // but only at a transaction's end. Messages reach us one at a time, so the stream
             // pauses inside most transactions; sending there would split each into round trips of
