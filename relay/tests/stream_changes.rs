@@ -123,6 +123,37 @@ async fn an_outbox_dropped_and_recreated_stops_the_relay_before_its_rows() {
         .await;
 }
 
+/// Added to the publication in the swap's own transaction, the new table's rows are streamed; but
+/// the relay cannot tell that from a table added after rows were written, so it stops and asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_swapped_and_added_to_the_publication_stops_the_relay_with_the_question() {
+    let pg = support::outbox_database().await;
+    let mut relay = start(&pg, &[]);
+    pg.psql(INSERT).unwrap();
+    wait_delivered(&relay, 5);
+    pg.psql(
+        "CREATE TABLE outbox_new (LIKE outbox INCLUDING ALL);
+         ALTER TABLE outbox RENAME TO outbox_old;
+         ALTER TABLE outbox_new RENAME TO outbox;
+         ALTER PUBLICATION outbox_relay_pub ADD TABLE outbox;",
+    )
+    .unwrap();
+    let before_new_rows = lsn(&pg, "pg_current_wal_lsn()");
+    pg.psql(INSERT).unwrap();
+    let (status, log) = exit_of(&mut relay);
+    assert!(
+        !status.success()
+            && log.contains("outbox table public.outbox was replaced while the relay ran")
+            && log.contains("then start the relay again"),
+        "{log}"
+    );
+    assert!(confirmed(&pg) <= before_new_rows);
+    // Its rows were streamed, so the next relay goes on with them.
+    let mut relay = start(&pg, &[]);
+    wait_delivered(&relay, 5);
+    support::stop_relay(&mut relay);
+}
+
 /// A `FOR ALL TABLES` publication carries a table created under the outbox's name from its first
 /// row, under a new relation id: the relay maps it and relays its rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -223,7 +223,7 @@ pub fn replaced(publication: &str, outbox: &OutboxTable, was: u32, now: u32) -> 
             outbox.table
         ),
         format!(
-            "re-publish the rows {} received before it joined the publication ({REPUBLISH}), then start the relay again",
+            "re-publish the rows {} received before it joined the publication, if any ({REPUBLISH}), then start the relay again",
             outbox.table
         ),
     )
