@@ -373,7 +373,9 @@ async fn a_sql_ascii_database_with_latin1_bytes_keeps_relaying() {
     wait_delivered(&relay, 2);
     let log = relay.log();
     assert!(
-        log.contains("00000000-0000-0000-0000-000000000002") && log.contains("not UTF-8"),
+        log.contains("00000000-0000-0000-0000-000000000002")
+            && log.contains("\"payload\":{\"name\":\"caf\u{e9}\"}")
+            && log.contains("not UTF-8"),
         "{log}"
     );
     support::stop_relay(&mut relay);
