@@ -184,7 +184,8 @@ async fn logical_checks(
     let publication = &config.publication;
     let slot = &config.slot;
     // The same reading and the same words as the relay's own refusal.
-    let coverage = Coverage::read(client, publication, outbox).await?;
+    let query = Coverage::prepare(client).await?;
+    let coverage = Coverage::read(client, &query, publication, outbox).await?;
     if coverage.oid.is_some() {
         if let Some(finding) = misconfigured("outbox table", coverage.table_problem(outbox))? {
             findings.push(finding);

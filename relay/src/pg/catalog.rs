@@ -237,7 +237,7 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<bool, CatalogError
     Ok(!dropped.is_empty())
 }
 
-fn parse_lsn(text: String) -> Result<Lsn, CatalogError> {
+pub(crate) fn parse_lsn(text: String) -> Result<Lsn, CatalogError> {
     text.parse().map_err(|e| {
         CatalogError::misconfigured(format!("server returned {e}"), "report this as a bug")
     })

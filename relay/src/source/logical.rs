@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 use crate::event::Origin;
 use crate::lsn::Lsn;
@@ -54,6 +54,9 @@ pub struct LogicalSource {
     stream: ReplicationStream,
     /// An ordinary session for the catalog: the publication's coverage and renamed columns.
     catalog: Client,
+    coverage_query: Statement,
+    /// The server's flushed WAL position: one reading vouches for everything up to it.
+    flushed_query: Statement,
     settings: LogicalSettings,
     /// Per relation id; `None` for relations that are not the outbox.
     layouts: HashMap<u32, Option<Mapped>>,
@@ -65,8 +68,8 @@ pub struct LogicalSource {
     last_position: Lsn,
     /// The outbox's oid when the publication was last found to stream it.
     oid: Option<u32>,
-    /// Positions up to here were received before the catalog last showed the publication
-    /// streaming the outbox's inserts: acknowledging them skips nothing unseen.
+    /// Positions up to here were flushed before the catalog last showed the publication streaming
+    /// the outbox's inserts: acknowledging them skips nothing unseen.
     verified_through: Lsn,
     /// The last position reported to the server.
     acknowledged: Lsn,
@@ -84,14 +87,22 @@ impl LogicalSource {
         } = settings;
         let client = catalog::connect(database).await?;
         catalog::check_logical_replication(&client).await?;
-        let mut coverage = Coverage::read(&client, publication, outbox).await?;
+        let coverage_query = Coverage::prepare(&client).await?;
+        let flushed_query = client
+            .prepare(
+                "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                              ELSE pg_current_wal_flush_lsn() END)::text",
+            )
+            .await
+            .map_err(catalog::CatalogError::from)?;
+        let mut coverage = Coverage::read(&client, &coverage_query, publication, outbox).await?;
         coverage.table_problem(outbox)?;
         if !coverage.publication_exists() {
             if let Some(confirmed) = catalog::slot_confirmed(&client, slot).await? {
                 return Err(publication::dropped(publication, slot, confirmed).into());
             }
             catalog::create_publication(&client, publication, outbox).await?;
-            coverage = Coverage::read(&client, publication, outbox).await?;
+            coverage = Coverage::read(&client, &coverage_query, publication, outbox).await?;
         }
         coverage.publication_problem(publication, outbox)?;
         let confirmed = catalog::ensure_slot(&client, slot, outbox).await?;
@@ -121,6 +132,8 @@ impl LogicalSource {
         let source = LogicalSource {
             stream,
             catalog: client,
+            coverage_query,
+            flushed_query,
             settings: settings.clone(),
             layouts: HashMap::new(),
             remapping: None,
@@ -270,14 +283,23 @@ impl LogicalSource {
         if flush <= self.verified_through {
             return Ok(());
         }
-        let through = self.last_position;
+        // Read first, in a statement of its own, so that the coverage reading's snapshot sees every
+        // commit up to here: any swap or ALTER PUBLICATION that rows up to here depend on.
+        let flushed: String = self
+            .catalog
+            .query_one(&self.flushed_query, &[])
+            .await
+            .map_err(catalog::CatalogError::from)?
+            .get(0);
+        let through = catalog::parse_lsn(flushed)?.max(self.last_position);
         let LogicalSettings {
             slot,
             publication,
             outbox,
             ..
         } = &self.settings;
-        let coverage = Coverage::read(&self.catalog, publication, outbox).await?;
+        let coverage =
+            Coverage::read(&self.catalog, &self.coverage_query, publication, outbox).await?;
         coverage.problem(publication, slot, self.acknowledged, outbox)?;
         if let (Some(was), Some(now)) = (self.oid, coverage.oid) {
             if was != now && !coverage.follows_new_tables() {
@@ -286,6 +308,7 @@ impl LogicalSource {
         }
         self.oid = coverage.oid;
         self.verified_through = through;
+        tracing::debug!(%through, "the publication still streams the outbox's inserts");
         Ok(())
     }
 
