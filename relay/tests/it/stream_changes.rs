@@ -4,7 +4,7 @@
 //! could not (a table outside the publication, a publication without inserts or dropped), and
 //! `check` says the same.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
