@@ -350,14 +350,14 @@ pub async fn run<S: Source>(
                     stopped = Some(error);
                     draining = true;
                 }
-                change => match change? {
-                Change::Event(event) => {
+                Err(error) => return Err(error.into()),
+                Ok(Change::Event(event)) => {
                     window.push(routing.route(event));
                     if window.batch.len() >= settings.batch_size {
                         window.publish(sink).await?;
                     }
                 }
-                Change::Position(lsn) => {
+                Ok(Change::Position(lsn)) => {
                     window.position(lsn);
                     // Its events may all be confirmed already (a polling claim that filled one
                     // batch): report now rather than at the next tick.
@@ -366,7 +366,7 @@ pub async fn run<S: Source>(
                         (reported, last_report) = (window.acked, Instant::now());
                     }
                 }
-                Change::Keepalive { position, reply_requested } => {
+                Ok(Change::Keepalive { position, reply_requested }) => {
                     if let Some(lsn) = position {
                         window.position(lsn);
                     }
@@ -375,7 +375,7 @@ pub async fn run<S: Source>(
                         (reported, last_report) = (window.acked, Instant::now());
                     }
                 }
-            }},
+            },
             // Reached only when nothing else is ready: the stream has paused, so send what we have,
             // but only at a transaction's end. Messages reach us one at a time, so the stream
             // pauses inside most transactions; sending there would split each into round trips of
