@@ -12,6 +12,7 @@ use crate::cleanup::CleanupMode;
 use crate::config::Config;
 use crate::outbox::quote_ident;
 use crate::pg::catalog::{self, CatalogError};
+use crate::pg::publication::{self, Coverage};
 use crate::sink;
 use crate::source::mode::{self, Mode};
 
@@ -180,58 +181,68 @@ async fn logical_checks(
     });
 
     let outbox = &config.outbox;
-    let (schema, table) = outbox.qualified_name();
     let publication = &config.publication;
-    let row = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1),
-                    EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)",
-            &[publication, &schema, &table],
-        )
-        .await?;
-    let (exists, covers): (bool, bool) = (row.get(0), row.get(1));
-    findings.push(match (exists, covers) {
-        (true, true) => Finding::ok("publication", format!("{publication} includes {}", outbox.table)),
-        (true, false) => Finding::fail(
-            "publication",
-            format!("{publication} exists without {}", outbox.table),
-            format!("ALTER PUBLICATION {} ADD TABLE {};", quote_ident(publication), outbox.quoted_name()),
-        ),
-        (false, _) => {
-            let create = format!(
-                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true);",
-                quote_ident(publication),
-                outbox.quoted_name()
-            );
-            // Creating a publication for a table takes ownership of it and CREATE on the database.
-            let may_create: Option<bool> = client
-                .query_one(
-                    "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-                         OR (pg_has_role(current_user, relowner, 'USAGE')
-                             AND has_database_privilege(current_database(), 'CREATE'))
-                     FROM pg_class WHERE oid = to_regclass($1)",
-                    &[&outbox.quoted_name()],
-                )
-                .await
-                .ok()
-                .and_then(|row| row.get(0));
-            if may_create == Some(true) {
-                Finding::warn(
-                    "publication",
-                    format!("{publication} does not exist; the relay creates it at start"),
-                    format!("nothing; or create it yourself: {create}"),
-                )
-            } else {
-                Finding::fail(
-                    "publication",
-                    format!("{publication} does not exist and role {user} may not create it"),
-                    format!("as the owner of {}: {create}", outbox.table),
-                )
-            }
-        }
-    });
-
     let slot = &config.slot;
+    // The same reading and the same words as the relay's own refusal.
+    let query = Coverage::prepare(client).await?;
+    let coverage = Coverage::read(client, &query, publication, outbox).await?;
+    if coverage.oid.is_some() {
+        if let Some(finding) = misconfigured("outbox table", coverage.table_problem(outbox))? {
+            findings.push(finding);
+        }
+    }
+    let finding = if coverage.publication_exists() {
+        misconfigured(
+            "publication",
+            coverage.publication_problem(publication, outbox),
+        )?
+        .unwrap_or_else(|| {
+            Finding::ok(
+                "publication",
+                format!("{publication} includes {}", outbox.table),
+            )
+        })
+    } else if let Some(confirmed) = catalog::slot_confirmed(client, slot).await? {
+        match publication::dropped(publication, slot, confirmed) {
+            CatalogError::Misconfigured { problem, fix } => {
+                Finding::fail("publication", problem, fix)
+            }
+            other => return Err(other),
+        }
+    } else {
+        let create = format!(
+            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true);",
+            quote_ident(publication),
+            outbox.quoted_name()
+        );
+        // Creating a publication for a table takes ownership of it and CREATE on the database.
+        let may_create: Option<bool> = client
+            .query_one(
+                "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                     OR (pg_has_role(current_user, relowner, 'USAGE')
+                         AND has_database_privilege(current_database(), 'CREATE'))
+                 FROM pg_class WHERE oid = to_regclass($1)",
+                &[&outbox.quoted_name()],
+            )
+            .await
+            .ok()
+            .and_then(|row| row.get(0));
+        if may_create == Some(true) {
+            Finding::warn(
+                "publication",
+                format!("{publication} does not exist; the relay creates it at start"),
+                format!("nothing; or create it yourself: {create}"),
+            )
+        } else {
+            Finding::fail(
+                "publication",
+                format!("{publication} does not exist and role {user} may not create it"),
+                format!("as the owner of {}: {create}", outbox.table),
+            )
+        }
+    };
+    findings.push(finding);
+
     let row = client
         .query_opt(
             "SELECT plugin::text, coalesce(wal_status, ''), active, active_pid, database::text = current_database(),
@@ -311,6 +322,20 @@ async fn logical_checks(
         Finding::ok("max_slot_wal_keep_size", keep)
     });
     Ok(())
+}
+
+/// A failing line for a condition the relay refuses to run with; other errors end the checks.
+fn misconfigured(
+    item: &'static str,
+    result: Result<(), CatalogError>,
+) -> Result<Option<Finding>, CatalogError> {
+    match result {
+        Ok(()) => Ok(None),
+        Err(CatalogError::Misconfigured { problem, fix }) => {
+            Ok(Some(Finding::fail(item, problem, fix)))
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// The outbox table and its event columns, which both modes read.

@@ -170,6 +170,16 @@ impl OutboxTable {
     }
 }
 
+/// A column's text. A value that is not UTF-8 (a SQL_ASCII database stores bytes in no known
+/// encoding) is read as Latin-1, one character per byte, so that consumers can recover the exact
+/// bytes by encoding it back; replacement characters would lose them.
+fn text_of(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -207,8 +217,17 @@ impl RowLayout {
         committed_at: SystemTime,
     ) -> (Event, Vec<String>) {
         let mut warnings = Vec::new();
+        if values
+            .iter()
+            .any(|v| matches!(v, Value::Text(bytes) if std::str::from_utf8(bytes).is_err()))
+        {
+            warnings.push(
+                "the row holds bytes that are not UTF-8 (a SQL_ASCII database); such values are relayed decoded byte for byte as Latin-1"
+                    .to_owned(),
+            );
+        }
         let mut text = |index: usize, what: &str| match values.get(index) {
-            Some(Value::Text(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Some(Value::Text(bytes)) => text_of(bytes),
             _ => {
                 warnings.push(format!("column {what} is null"));
                 String::new()
@@ -219,11 +238,11 @@ impl RowLayout {
         let aggregate_id = text(self.aggregate_id, "aggregateid");
         let event_type = text(self.event_type, "type");
         let payload = match values.get(self.payload) {
-            Some(Value::Text(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Some(Value::Text(bytes)) => text_of(bytes),
             _ => "null".to_owned(),
         };
         let optional = |index: Option<usize>| match index.and_then(|i| values.get(i)) {
-            Some(Value::Text(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            Some(Value::Text(bytes)) => Some(text_of(bytes)),
             _ => None,
         };
         let headers = match optional(self.headers) {
@@ -378,6 +397,35 @@ mod tests {
         );
         assert_eq!(event.payload, "null");
         assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_relayed_byte_for_byte() {
+        let layout = OutboxTable::default()
+            .layout(&columns(&[
+                "id",
+                "aggregatetype",
+                "aggregateid",
+                "type",
+                "payload",
+            ]))
+            .unwrap();
+        let (event, warnings) = layout.event(
+            &[
+                text("i"),
+                text("A"),
+                Value::Text(Bytes::from_static(b"caf\xe9")),
+                text("T"),
+                Value::Text(Bytes::from_static(b"{\"name\": \"caf\xe9\"}")),
+            ],
+            Origin::Commit(Lsn(1)),
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(event.aggregate_id, "caf\u{e9}");
+        assert_eq!(event.payload, "{\"name\": \"caf\u{e9}\"}");
+        let latin1: Vec<u8> = event.payload.chars().map(|c| c as u8).collect();
+        assert_eq!(latin1, b"{\"name\": \"caf\xe9\"}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 
     #[test]

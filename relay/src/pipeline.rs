@@ -310,11 +310,14 @@ pub async fn run<S: Source>(
     let mut ticker = tokio::time::interval(settings.status_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut draining = false;
+    // A source that cannot go on (rows it cannot interpret) stops reading, but what it yielded
+    // before is still delivered and acknowledged, so a restart does not re-send it.
+    let mut stopped: Option<SourceError> = None;
 
     loop {
         *acked = window.acked;
         if draining && window.is_drained() {
-            return Ok(());
+            return stopped.map_or(Ok(()), |e| Err(e.into()));
         }
         let can_read = !draining && window.pending_events() < settings.max_in_flight;
         tokio::select! {
@@ -341,14 +344,20 @@ pub async fn run<S: Source>(
                     (reported, last_report) = (window.acked, Instant::now());
                 }
             }
-            change = source.next(), if can_read => match change? {
-                Change::Event(event) => {
+            change = source.next(), if can_read => match change {
+                Err(error) if error.is_fatal() => {
+                    tracing::error!(%error, in_flight = window.pending_events(), "the source cannot go on; delivering what it read before stopping");
+                    stopped = Some(error);
+                    draining = true;
+                }
+                Err(error) => return Err(error.into()),
+                Ok(Change::Event(event)) => {
                     window.push(routing.route(event));
                     if window.batch.len() >= settings.batch_size {
                         window.publish(sink).await?;
                     }
                 }
-                Change::Position(lsn) => {
+                Ok(Change::Position(lsn)) => {
                     window.position(lsn);
                     // Its events may all be confirmed already (a polling claim that filled one
                     // batch): report now rather than at the next tick.
@@ -357,7 +366,7 @@ pub async fn run<S: Source>(
                         (reported, last_report) = (window.acked, Instant::now());
                     }
                 }
-                Change::Keepalive { position, reply_requested } => {
+                Ok(Change::Keepalive { position, reply_requested }) => {
                     if let Some(lsn) = position {
                         window.position(lsn);
                     }

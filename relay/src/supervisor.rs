@@ -231,8 +231,13 @@ async fn session<S: Source>(
             Ok(())
         }
         Err(error) => {
+            // The relay stops here: the last acknowledgement must reach the slot first.
+            if error.is_fatal() {
+                if let Err(e) = source.finish(*acked).await {
+                    tracing::warn!(error = %e, acked = %acked, "could not send the last acknowledgement");
+                }
             // The source may still be healthy (a broker failed): report how far we got before leaving.
-            if !matches!(error, PipelineError::Source(_)) {
+            } else if !matches!(error, PipelineError::Source(_)) {
                 let _ = source.acknowledge(*acked, false).await;
             }
             Err(error)

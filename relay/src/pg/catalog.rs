@@ -45,7 +45,10 @@ impl CatalogError {
         }
     }
 
-    fn misconfigured(problem: impl Into<String>, fix: impl Into<String>) -> CatalogError {
+    pub(crate) fn misconfigured(
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> CatalogError {
         CatalogError::Misconfigured {
             problem: problem.into(),
             fix: fix.into(),
@@ -108,65 +111,43 @@ pub async fn check_outbox_table(client: &Client, outbox: &OutboxTable) -> Result
     Ok(())
 }
 
-/// Creates the publication for the outbox table's inserts unless it exists; checks it covers the table.
-pub async fn ensure_publication(
+/// Creates the publication for the outbox table's inserts.
+pub async fn create_publication(
     client: &Client,
     publication: &str,
     outbox: &OutboxTable,
 ) -> Result<(), CatalogError> {
-    let exists: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
-            &[&publication],
-        )
-        .await?
-        .get(0);
-    if !exists {
-        // Via the root, so a partitioned outbox publishes its partitions' rows as its own.
-        let create = format!(
-            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true);",
-            quote_ident(publication),
-            outbox.quoted_name()
-        );
-        match client.batch_execute(&create).await {
-            Err(e)
-                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
-            {
-                return Err(CatalogError::misconfigured(
-                    format!(
-                        "cannot create publication {publication}: {}",
-                        error_chain(&e)
-                    ),
-                    format!("run this as the owner of {}: {create}", outbox.table),
-                ))
-            }
-            result => result?,
+    // Via the root, so a partitioned outbox publishes its partitions' rows as its own.
+    let create = format!(
+        "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true);",
+        quote_ident(publication),
+        outbox.quoted_name()
+    );
+    match client.batch_execute(&create).await {
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+            return Err(CatalogError::misconfigured(
+                format!(
+                    "cannot create publication {publication}: {}",
+                    error_chain(&e)
+                ),
+                format!("run this as the owner of {}: {create}", outbox.table),
+            ))
         }
-        tracing::info!(publication, table = %outbox.table, "created publication for the outbox table");
-        return Ok(());
+        result => result?,
     }
-    let (schema, table) = outbox.qualified_name();
-    let covers: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)",
-            &[&publication, &schema, &table],
-        )
-        .await?
-        .get(0);
-    if !covers {
-        return Err(CatalogError::misconfigured(
-            format!(
-                "publication {publication} exists but does not include {}",
-                outbox.table
-            ),
-            format!(
-                "run `ALTER PUBLICATION {} ADD TABLE {};` or choose another --publication",
-                quote_ident(publication),
-                outbox.quoted_name()
-            ),
-        ));
-    }
+    tracing::info!(publication, table = %outbox.table, "created publication for the outbox table");
     Ok(())
+}
+
+/// The slot's confirmed position, `None` while it does not exist.
+pub async fn slot_confirmed(client: &Client, slot: &str) -> Result<Option<Lsn>, CatalogError> {
+    let row = client
+        .query_opt(
+            "SELECT coalesce(confirmed_flush_lsn, '0/0')::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    row.map(|row| parse_lsn(row.get(0))).transpose()
 }
 
 /// Creates the pgoutput slot unless it exists; returns the position it has confirmed.
@@ -256,7 +237,7 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<bool, CatalogError
     Ok(!dropped.is_empty())
 }
 
-fn parse_lsn(text: String) -> Result<Lsn, CatalogError> {
+pub(crate) fn parse_lsn(text: String) -> Result<Lsn, CatalogError> {
     text.parse().map_err(|e| {
         CatalogError::misconfigured(format!("server returned {e}"), "report this as a bug")
     })

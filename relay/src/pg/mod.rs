@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod database;
 pub mod pgoutput;
+pub mod publication;
 pub mod replication;
 pub mod transport;
 pub mod wire;

@@ -49,6 +49,8 @@ pub struct Relation {
     pub namespace: String,
     pub name: String,
     pub columns: Vec<String>,
+    /// Each column's type oid: a relation whose names changed but whose types did not is a rename.
+    pub types: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,10 +95,11 @@ pub fn decode(mut buf: Bytes) -> Result<LogicalMessage, DecodeError> {
             take_u8(&mut buf, "Relation")?;
             let count = take_u16(&mut buf, "Relation")?;
             let mut columns = Vec::with_capacity(usize::from(count));
+            let mut types = Vec::with_capacity(usize::from(count));
             for _ in 0..count {
                 take_u8(&mut buf, "column flags")?;
                 columns.push(take_cstr(&mut buf, "column name")?);
-                take_u32(&mut buf, "column type")?;
+                types.push(take_u32(&mut buf, "column type")?);
                 take_u32(&mut buf, "column type modifier")?;
             }
             Ok(LogicalMessage::Relation(Relation {
@@ -104,6 +107,7 @@ pub fn decode(mut buf: Bytes) -> Result<LogicalMessage, DecodeError> {
                 namespace,
                 name,
                 columns,
+                types,
             }))
         }
         b'I' => {
@@ -228,6 +232,7 @@ mod tests {
                 namespace: "public".into(),
                 name: "outbox".into(),
                 columns: vec!["id".into(), "payload".into()],
+                types: vec![2950, 3802],
             })
         );
     }

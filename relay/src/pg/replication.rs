@@ -53,7 +53,12 @@ pub struct ReplicationConnection {
 }
 
 impl ReplicationConnection {
-    pub async fn connect(database: &Database) -> Result<Self, ReplicationError> {
+    /// `client_encoding` is `UTF8` unless the database's own encoding is one the server cannot
+    /// convert from (`SQL_ASCII`).
+    pub async fn connect(
+        database: &Database,
+        client_encoding: &str,
+    ) -> Result<Self, ReplicationError> {
         let config = &database.config;
         let transport = Transport::connect(database).await?;
         let mut framed = Framed::new(transport, Codec);
@@ -69,7 +74,7 @@ impl ReplicationConnection {
             ("database", dbname.as_str()),
             ("replication", "database"),
             ("application_name", application_name),
-            ("client_encoding", "UTF8"),
+            ("client_encoding", client_encoding),
         ];
         let mut buf = BytesMut::new();
         frontend::startup_message(params.iter().copied(), &mut buf)?;

@@ -5,16 +5,24 @@
 //! streamed through the bounded pipeline instead of being buffered, and its position is acknowledged
 //! only at its Commit, after every one of its events was confirmed. A restart therefore re-sends
 //! the whole unconfirmed transaction, never half of one.
+//!
+//! What the stream does not carry cannot be seen in it: a table swapped in under the outbox's name
+//! and not yet in the publication, or a publication that stopped publishing inserts. So no position
+//! is acknowledged past WAL the source received before it last read from the catalog that the
+//! publication streams the outbox's inserts.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use tokio_postgres::{Client, Statement};
+
 use crate::event::Origin;
 use crate::lsn::Lsn;
-use crate::outbox::{OutboxTable, RowLayout};
+use crate::outbox::{MissingColumns, OutboxTable, RowLayout};
 use crate::pg::catalog;
 use crate::pg::database::Database;
-use crate::pg::pgoutput::{self, LogicalMessage};
+use crate::pg::pgoutput::{self, LogicalMessage, Relation};
+use crate::pg::publication::{self, Coverage};
 use crate::pg::replication::{
     ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
 };
@@ -28,50 +36,117 @@ pub struct LogicalSettings {
     pub outbox: OutboxTable,
 }
 
+/// The outbox relation as the stream last described it, and where its configured columns are.
+struct Mapped {
+    layout: RowLayout,
+    relation: Relation,
+}
+
+/// What one replication message means for the source.
+enum Step {
+    Change(Change),
+    Nothing,
+    /// An outbox Relation whose columns the configured names do not find: maybe a rename.
+    Remap(Relation, MissingColumns),
+}
+
 pub struct LogicalSource {
     stream: ReplicationStream,
-    outbox: OutboxTable,
-    /// Column layout per relation id; `None` for relations that are not the outbox.
-    layouts: HashMap<u32, Option<RowLayout>>,
+    /// An ordinary session for the catalog: the publication's coverage and renamed columns.
+    catalog: Client,
+    coverage_query: Statement,
+    /// The server's flushed WAL position: one reading vouches for everything up to it.
+    flushed_query: Statement,
+    settings: LogicalSettings,
+    /// Per relation id; `None` for relations that are not the outbox.
+    layouts: HashMap<u32, Option<Mapped>>,
+    /// A Relation message being resolved against the catalog; kept here so a cancelled `next`
+    /// resumes it rather than losing the message.
+    remapping: Option<(Relation, MissingColumns)>,
     /// Commit LSN and time of the transaction being received, between its Begin and Commit.
     open_transaction: Option<(Lsn, SystemTime)>,
     last_position: Lsn,
+    /// The outbox's oid when the publication was last found to stream it.
+    oid: Option<u32>,
+    /// Positions up to here were flushed before the catalog last showed the publication streaming
+    /// the outbox's inserts: acknowledging them skips nothing unseen.
+    verified_through: Lsn,
+    /// The last position reported to the server.
+    acknowledged: Lsn,
 }
 
 impl LogicalSource {
     /// Checks prerequisites, creates the publication and slot when missing, and starts streaming
     /// from the slot's confirmed position, which is returned with the source.
     pub async fn connect(settings: &LogicalSettings) -> Result<(LogicalSource, Lsn), SourceError> {
-        let client = catalog::connect(&settings.database).await?;
+        let LogicalSettings {
+            database,
+            slot,
+            publication,
+            outbox,
+        } = settings;
+        let client = catalog::connect(database).await?;
         catalog::check_logical_replication(&client).await?;
-        catalog::check_outbox_table(&client, &settings.outbox).await?;
-        catalog::ensure_publication(&client, &settings.publication, &settings.outbox).await?;
-        let confirmed = catalog::ensure_slot(&client, &settings.slot, &settings.outbox).await?;
-        drop(client);
+        let coverage_query = Coverage::prepare(&client).await?;
+        let flushed_query = client
+            .prepare(
+                "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                              ELSE pg_current_wal_flush_lsn() END)::text",
+            )
+            .await
+            .map_err(catalog::CatalogError::from)?;
+        let mut coverage = Coverage::read(&client, &coverage_query, publication, outbox).await?;
+        coverage.table_problem(outbox)?;
+        if !coverage.publication_exists() {
+            if let Some(confirmed) = catalog::slot_confirmed(&client, slot).await? {
+                return Err(publication::dropped(publication, slot, confirmed).into());
+            }
+            catalog::create_publication(&client, publication, outbox).await?;
+            coverage = Coverage::read(&client, &coverage_query, publication, outbox).await?;
+        }
+        coverage.publication_problem(publication, outbox)?;
+        let confirmed = catalog::ensure_slot(&client, slot, outbox).await?;
+        // A SQL_ASCII database stores bytes in no known encoding, and the server refuses to
+        // convert ones that are not UTF-8: take them as they are.
+        let encoding: String = client
+            .query_one("SHOW server_encoding", &[])
+            .await
+            .map_err(catalog::CatalogError::from)?
+            .get(0);
+        let client_encoding = if encoding == "SQL_ASCII" {
+            "SQL_ASCII"
+        } else {
+            "UTF8"
+        };
 
-        let connection = ReplicationConnection::connect(&settings.database).await?;
+        let connection = ReplicationConnection::connect(database, client_encoding).await?;
         let options = [
             ("proto_version", "1".to_owned()),
             (
                 "publication_names",
-                format!("\"{}\"", settings.publication.replace('"', "\"\"")),
+                format!("\"{}\"", publication.replace('"', "\"\"")),
             ),
         ];
-        let stream = connection
-            .start(&settings.slot, Lsn::ZERO, &options)
-            .await?;
-        tracing::info!(slot = %settings.slot, from = %confirmed, "streaming the outbox from the replication slot");
+        let stream = connection.start(slot, Lsn::ZERO, &options).await?;
+        tracing::info!(slot = %slot, from = %confirmed, "streaming the outbox from the replication slot");
         let source = LogicalSource {
             stream,
-            outbox: settings.outbox.clone(),
+            catalog: client,
+            coverage_query,
+            flushed_query,
+            settings: settings.clone(),
             layouts: HashMap::new(),
+            remapping: None,
             open_transaction: None,
             last_position: confirmed,
+            oid: coverage.oid,
+            verified_through: confirmed,
+            acknowledged: confirmed,
         };
         Ok((source, confirmed))
     }
 
-    fn apply(&mut self, message: ReplicationMessage) -> Result<Option<Change>, SourceError> {
+    fn apply(&mut self, message: ReplicationMessage) -> Result<Step, SourceError> {
         match message {
             ReplicationMessage::Keepalive {
                 wal_end,
@@ -84,7 +159,7 @@ impl LogicalSource {
                 if let Some(position) = position {
                     self.last_position = position;
                 }
-                Ok(Some(Change::Keepalive {
+                Ok(Step::Change(Change::Keepalive {
                     position,
                     reply_requested,
                 }))
@@ -97,29 +172,43 @@ impl LogicalSource {
                 } => {
                     self.open_transaction =
                         Some((final_lsn, pgoutput::to_system_time(commit_time)));
-                    Ok(None)
+                    Ok(Step::Nothing)
                 }
                 LogicalMessage::Commit { end_lsn, .. } => {
                     self.open_transaction = None;
                     self.last_position = self.last_position.max(end_lsn);
-                    Ok(Some(Change::Position(end_lsn)))
+                    Ok(Step::Change(Change::Position(end_lsn)))
                 }
                 LogicalMessage::Relation(relation) => {
-                    let (schema, table) = self.outbox.qualified_name();
-                    let layout = if relation.namespace == schema && relation.name == table {
-                        Some(self.outbox.layout(&relation.columns)?)
-                    } else {
-                        None
-                    };
-                    self.layouts.insert(relation.id, layout);
-                    Ok(None)
+                    let (schema, table) = self.settings.outbox.qualified_name();
+                    // By name, not by oid: a table re-created or swapped in under the outbox's name
+                    // is the outbox from its first row on.
+                    if relation.namespace != schema || relation.name != table {
+                        self.layouts.insert(relation.id, None);
+                        return Ok(Step::Nothing);
+                    }
+                    match self.settings.outbox.layout(&relation.columns) {
+                        Ok(layout) => {
+                            self.layouts
+                                .insert(relation.id, Some(Mapped { layout, relation }));
+                            Ok(Step::Nothing)
+                        }
+                        Err(missing) => Ok(Step::Remap(relation, missing)),
+                    }
                 }
                 LogicalMessage::Insert {
                     relation_id,
                     values,
                 } => {
-                    let Some(Some(layout)) = self.layouts.get(&relation_id) else {
-                        return Ok(None);
+                    let layout = match self.layouts.get(&relation_id) {
+                        Some(Some(mapped)) => &mapped.layout,
+                        Some(None) => return Ok(Step::Nothing),
+                        None => {
+                            return Err(ReplicationError::Protocol(format!(
+                                "Insert into relation {relation_id} before its Relation message"
+                            ))
+                            .into())
+                        }
                     };
                     let (commit_lsn, committed_at) = self.open_transaction.ok_or_else(|| {
                         ReplicationError::Protocol("Insert outside a transaction".into())
@@ -129,10 +218,105 @@ impl LogicalSource {
                     for warning in warnings {
                         tracing::warn!(event_id = %event.id, lsn = %commit_lsn, "{warning}");
                     }
-                    Ok(Some(Change::Event(event)))
+                    Ok(Step::Change(Change::Event(event)))
                 }
-                LogicalMessage::Ignored(_) => Ok(None),
+                LogicalMessage::Ignored(_) => Ok(Step::Nothing),
             },
+        }
+    }
+
+    /// Maps an outbox relation the configured names do not find, when its columns were only
+    /// renamed (same count, same types, same order): forward, from the version this session saw
+    /// before; or backward, when the configuration names today's columns and the stream replays a
+    /// version from before the rename. Anything else stops the relay before this transaction.
+    async fn remap(
+        &mut self,
+        relation: Relation,
+        missing: MissingColumns,
+    ) -> Result<(), SourceError> {
+        let outbox = &self.settings.outbox;
+        if let Some(Some(known)) = self.layouts.get(&relation.id) {
+            if known.relation.types == relation.types {
+                tracing::warn!(
+                    table = %outbox.table,
+                    from = ?known.relation.columns,
+                    to = ?relation.columns,
+                    "outbox columns were renamed; following the rename by position. Set the new names in [outbox.columns] \
+                     (or the column flags) before the relay next starts, or it stops at the renamed table"
+                );
+                let layout = known.layout.clone();
+                self.layouts
+                    .insert(relation.id, Some(Mapped { layout, relation }));
+                return Ok(());
+            }
+        }
+        let current = publication::columns(&self.catalog, relation.id).await?;
+        let types: Vec<u32> = current.iter().map(|(_, t)| *t).collect();
+        let names: Vec<String> = current.into_iter().map(|(n, _)| n).collect();
+        if types == relation.types {
+            if let Ok(layout) = outbox.layout(&names) {
+                tracing::info!(
+                    table = %outbox.table,
+                    then = ?relation.columns,
+                    now = ?names,
+                    "the stream replays the outbox as it was before a column rename; mapping it by position to today's columns"
+                );
+                self.layouts
+                    .insert(relation.id, Some(Mapped { layout, relation }));
+                return Ok(());
+            }
+        }
+        let at = self
+            .open_transaction
+            .map_or(self.last_position, |(lsn, _)| lsn);
+        tracing::error!(
+            table = %outbox.table,
+            columns = ?relation.columns,
+            transaction = %at,
+            "the outbox's columns no longer match the configuration; stopping before this transaction"
+        );
+        Err(missing.into())
+    }
+
+    /// Reads the catalog again when `flush` passes WAL not yet covered by a reading.
+    async fn verify(&mut self, flush: Lsn) -> Result<(), SourceError> {
+        if flush <= self.verified_through {
+            return Ok(());
+        }
+        // Read first, in a statement of its own, so that the coverage reading's snapshot sees every
+        // commit up to here: any swap or ALTER PUBLICATION that rows up to here depend on.
+        let flushed: String = self
+            .catalog
+            .query_one(&self.flushed_query, &[])
+            .await
+            .map_err(catalog::CatalogError::from)?
+            .get(0);
+        let through = catalog::parse_lsn(flushed)?.max(self.last_position);
+        let LogicalSettings {
+            slot,
+            publication,
+            outbox,
+            ..
+        } = &self.settings;
+        let coverage =
+            Coverage::read(&self.catalog, &self.coverage_query, publication, outbox).await?;
+        coverage.problem(publication, slot, self.acknowledged, outbox)?;
+        if let (Some(was), Some(now)) = (self.oid, coverage.oid) {
+            if was != now && !coverage.follows_new_tables() {
+                return Err(publication::replaced(publication, outbox, was, now).into());
+            }
+        }
+        self.oid = coverage.oid;
+        self.verified_through = through;
+        tracing::debug!(%through, "the publication still streams the outbox's inserts");
+        Ok(())
+    }
+
+    /// Reports `flush`, or as much of it as the catalog vouches for, and why not all of it.
+    async fn verified_flush(&mut self, flush: Lsn) -> (Lsn, Result<(), SourceError>) {
+        match self.verify(flush).await {
+            Ok(()) => (flush, Ok(())),
+            Err(error) => (flush.min(self.verified_through), Err(error)),
         }
     }
 }
@@ -143,20 +327,44 @@ impl Source for LogicalSource {
 
     async fn next(&mut self) -> Result<Change, SourceError> {
         loop {
-            let message = self.stream.next().await?.ok_or_else(|| {
+            if let Some((relation, missing)) = self.remapping.clone() {
+                self.remap(relation, missing).await?;
+                self.remapping = None;
+            }
+            let message = match self.stream.next().await {
+                // pgoutput looks the publication up as of the WAL it decodes; past its drop it
+                // fails every session, whether or not the publication was created again.
+                Err(ReplicationError::Server(e))
+                    if e.code == "42704" && e.message.contains("publication") =>
+                {
+                    let LogicalSettings {
+                        slot, publication, ..
+                    } = &self.settings;
+                    return Err(publication::dropped(publication, slot, self.acknowledged).into());
+                }
+                message => message?,
+            }
+            .ok_or_else(|| {
                 ReplicationError::Protocol("server ended the replication stream".into())
             })?;
-            if let Some(change) = self.apply(message)? {
-                return Ok(change);
+            match self.apply(message)? {
+                Step::Change(change) => return Ok(change),
+                Step::Nothing => {}
+                Step::Remap(relation, missing) => self.remapping = Some((relation, missing)),
             }
         }
     }
 
     async fn acknowledge(&mut self, flush: Lsn, reply_requested: bool) -> Result<(), SourceError> {
-        Ok(self.stream.send_status(flush, reply_requested).await?)
+        let (flush, verified) = self.verified_flush(flush).await;
+        self.stream.send_status(flush, reply_requested).await?;
+        self.acknowledged = flush;
+        verified
     }
 
-    async fn finish(self, flush: Lsn) -> Result<(), SourceError> {
-        Ok(self.stream.finish(flush, Duration::from_secs(5)).await?)
+    async fn finish(mut self, flush: Lsn) -> Result<(), SourceError> {
+        let (flush, verified) = self.verified_flush(flush).await;
+        self.stream.finish(flush, Duration::from_secs(5)).await?;
+        verified
     }
 }

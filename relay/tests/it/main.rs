@@ -28,6 +28,7 @@ mod sink_kafka;
 mod sink_rabbitmq;
 mod sink_redis;
 mod slot;
+mod stream_changes;
 mod support;
 mod tls;
 mod tls_brokers;
