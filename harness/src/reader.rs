@@ -27,10 +27,19 @@ pub enum Reader {
     Redis {
         url: String,
         streams: Vec<(String, String)>,
+        /// Read at most this many entries per poll and trim them off the stream, as a slow consumer
+        /// that frees memory does; `None` reads everything and trims nothing.
+        trim: Option<usize>,
     },
     RabbitMq {
         url: String,
         queue: String,
+    },
+    /// A slow consumer: takes at most `per_poll` messages per poll.
+    RabbitMqSlow {
+        url: String,
+        queue: String,
+        per_poll: usize,
     },
     Kafka {
         brokers: String,
@@ -43,18 +52,58 @@ pub enum Reader {
 
 impl Reader {
     pub fn redis(url: &str, streams: &[String]) -> Reader {
+        Self::redis_reading(url, streams, None)
+    }
+
+    /// A slow Redis consumer: each poll reads at most `per_poll` entries of each stream and deletes
+    /// them with `XTRIM MINID`, so that a server at its `maxmemory` accepts writes again.
+    pub fn redis_trimming(url: &str, streams: &[String], per_poll: usize) -> Reader {
+        Self::redis_reading(url, streams, Some(per_poll))
+    }
+
+    fn redis_reading(url: &str, streams: &[String], trim: Option<usize>) -> Reader {
         Reader::Redis {
             url: url.to_owned(),
             streams: streams
                 .iter()
                 .map(|s| (s.clone(), "-".to_owned()))
                 .collect(),
+            trim,
         }
     }
 
     /// Declares `exchange` as the relay does and a durable queue bound to every routing key, so that
     /// messages published before the first read are kept, across broker restarts too.
     pub async fn rabbitmq(url: &str, exchange: &str, routing_keys: &[String]) -> Reader {
+        Self::rabbitmq_queue(url, exchange, routing_keys, FieldTable::default(), None).await
+    }
+
+    /// A slow consumer of a full queue: the queue holds at most `max_length` messages and refuses
+    /// more (`x-overflow: reject-publish`, so the broker nacks them), and each poll takes at most
+    /// `per_poll` of them.
+    pub async fn rabbitmq_bounded(
+        url: &str,
+        exchange: &str,
+        routing_keys: &[String],
+        max_length: u32,
+        per_poll: usize,
+    ) -> Reader {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-max-length".into(), AMQPValue::LongUInt(max_length));
+        arguments.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+        Self::rabbitmq_queue(url, exchange, routing_keys, arguments, Some(per_poll)).await
+    }
+
+    async fn rabbitmq_queue(
+        url: &str,
+        exchange: &str,
+        routing_keys: &[String],
+        arguments: FieldTable,
+        per_poll: Option<usize>,
+    ) -> Reader {
         let connection = Connection::connect(url, ConnectionProperties::default())
             .await
             .unwrap();
@@ -78,7 +127,7 @@ impl Reader {
             ..Default::default()
         };
         channel
-            .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+            .queue_declare(queue.as_str().into(), durable, arguments)
             .await
             .unwrap();
         for key in routing_keys {
@@ -94,9 +143,14 @@ impl Reader {
                 .unwrap();
         }
         let _ = connection.close(200, "bound".into()).await;
-        Reader::RabbitMq {
-            url: url.to_owned(),
-            queue,
+        let url = url.to_owned();
+        match per_poll {
+            Some(per_poll) => Reader::RabbitMqSlow {
+                url,
+                queue,
+                per_poll,
+            },
+            None => Reader::RabbitMq { url, queue },
         }
     }
 
@@ -145,8 +199,13 @@ impl Reader {
     /// What arrived since the last poll.
     async fn poll(&mut self) -> Result<Vec<Received>, String> {
         match self {
-            Reader::Redis { url, streams } => poll_redis(url, streams).await,
-            Reader::RabbitMq { url, queue } => poll_rabbitmq(url, queue).await,
+            Reader::Redis { url, streams, trim } => poll_redis(url, streams, *trim).await,
+            Reader::RabbitMq { url, queue } => poll_rabbitmq(url, queue, None).await,
+            Reader::RabbitMqSlow {
+                url,
+                queue,
+                per_poll,
+            } => poll_rabbitmq(url, queue, Some(*per_poll)).await,
             Reader::Kafka {
                 brokers,
                 topics,
@@ -157,7 +216,11 @@ impl Reader {
     }
 }
 
-async fn poll_redis(url: &str, streams: &mut [(String, String)]) -> Result<Vec<Received>, String> {
+async fn poll_redis(
+    url: &str,
+    streams: &mut [(String, String)],
+    trim: Option<usize>,
+) -> Result<Vec<Received>, String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let mut connection = client
         .get_multiplexed_async_connection()
@@ -171,7 +234,7 @@ async fn poll_redis(url: &str, streams: &mut [(String, String)]) -> Result<Vec<R
             format!("({last}")
         };
         let reply: redis::streams::StreamRangeReply = connection
-            .xrange_count(stream.as_str(), start, "+", 100_000)
+            .xrange_count(stream.as_str(), start, "+", trim.unwrap_or(100_000))
             .await
             .map_err(|e| e.to_string())?;
         for entry in reply.ids {
@@ -196,11 +259,27 @@ async fn poll_redis(url: &str, streams: &mut [(String, String)]) -> Result<Vec<R
             });
             *last = entry.id;
         }
+        if trim.is_some() && last != "-" {
+            // MINID keeps entries from the given id on: the one after the last read.
+            let (ms, seq) = last.split_once('-').ok_or("stream id without '-'")?;
+            let seq: u64 = seq.parse().map_err(|e| format!("stream id {last}: {e}"))?;
+            redis::cmd("XTRIM")
+                .arg(stream.as_str())
+                .arg("MINID")
+                .arg(format!("{ms}-{}", seq + 1))
+                .exec_async(&mut connection)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
     }
     Ok(received)
 }
 
-async fn poll_rabbitmq(url: &str, queue: &str) -> Result<Vec<Received>, String> {
+async fn poll_rabbitmq(
+    url: &str,
+    queue: &str,
+    per_poll: Option<usize>,
+) -> Result<Vec<Received>, String> {
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await
         .map_err(|e| e.to_string())?;
@@ -209,11 +288,14 @@ async fn poll_rabbitmq(url: &str, queue: &str) -> Result<Vec<Received>, String> 
         .await
         .map_err(|e| e.to_string())?;
     let mut received = Vec::new();
-    while let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions::default())
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    while received.len() < per_poll.unwrap_or(usize::MAX) {
+        let Some(message) = channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            break;
+        };
         let delivery = message.delivery;
         let headers: BTreeMap<String, String> = delivery
             .properties

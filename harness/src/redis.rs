@@ -25,6 +25,7 @@ pub struct Redis {
     dir: TempDir,
     port: u16,
     tls: Option<TlsListener>,
+    maxmemory: Option<u64>,
 }
 
 impl Redis {
@@ -40,7 +41,13 @@ impl Redis {
 
     /// A private redis-server on a free port, its data in a temp dir.
     pub fn start() -> Result<Redis> {
-        Self::start_with(false, false)
+        Self::start_with(false, false, None)
+    }
+
+    /// A private server that refuses writes (OOM) once it holds `bytes` of data, rather than evicting
+    /// keys (`maxmemory-policy noeviction`), as a full production server does.
+    pub fn start_with_maxmemory(bytes: u64) -> Result<Redis> {
+        Self::start_with(false, false, Some(bytes))
     }
 
     /// A private server that also listens for TLS on [`Redis::tls_url`], with a certificate for
@@ -48,15 +55,19 @@ impl Redis {
     /// certificate. The plain port stays open so that tests can read what arrived without TLS. Both
     /// ports also listen on [`crate::UNNAMED_HOST`], for host-name tests.
     pub fn start_with_tls() -> Result<Redis> {
-        Self::start_with(true, false)
+        Self::start_with(true, false, None)
     }
 
     /// As [`Redis::start_with_tls`], but TLS clients must present a certificate signed by the CA.
     pub fn start_with_mutual_tls() -> Result<Redis> {
-        Self::start_with(true, true)
+        Self::start_with(true, true, None)
     }
 
-    fn start_with(tls: bool, client_certificates_required: bool) -> Result<Redis> {
+    fn start_with(
+        tls: bool,
+        client_certificates_required: bool,
+        maxmemory: Option<u64>,
+    ) -> Result<Redis> {
         let dir = tempfile::Builder::new()
             .prefix("outbox-redis-")
             .tempdir()
@@ -71,12 +82,13 @@ impl Redis {
                 )
             })
             .transpose()?;
-        let server = spawn(dir.path(), port, tls.as_ref())?;
+        let server = spawn(dir.path(), port, tls.as_ref(), maxmemory)?;
         let mut redis = Redis {
             server,
             dir,
             port,
             tls,
+            maxmemory,
         };
         redis.wait_ready()?;
         Ok(redis)
@@ -110,7 +122,12 @@ impl Redis {
 
     /// Starts the stopped server again on the same ports and data.
     pub fn start_again(&mut self) -> Result<()> {
-        self.server = spawn(self.dir.path(), self.port, self.tls.as_ref())?;
+        self.server = spawn(
+            self.dir.path(),
+            self.port,
+            self.tls.as_ref(),
+            self.maxmemory,
+        )?;
         self.wait_ready()
     }
 
@@ -134,7 +151,12 @@ impl Redis {
     }
 }
 
-fn spawn(dir: &Path, port: u16, tls: Option<&TlsListener>) -> Result<Process> {
+fn spawn(
+    dir: &Path,
+    port: u16,
+    tls: Option<&TlsListener>,
+    maxmemory: Option<u64>,
+) -> Result<Process> {
     let mut cmd = Command::new("redis-server");
     cmd.current_dir(dir).args(["--bind", "127.0.0.1"]);
     if tls.is_some() {
@@ -146,6 +168,11 @@ fn spawn(dir: &Path, port: u16, tls: Option<&TlsListener>) -> Result<Process> {
         .arg(dir)
         .args(["--daemonize", "no", "--save", "", "--logfile", ""])
         .args(["--appendonly", "yes", "--appendfsync", "always"]);
+    if let Some(bytes) = maxmemory {
+        cmd.arg("--maxmemory")
+            .arg(bytes.to_string())
+            .args(["--maxmemory-policy", "noeviction"]);
+    }
     if let Some(tls) = tls {
         let files = &tls.certificates;
         cmd.arg("--tls-port")

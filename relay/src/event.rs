@@ -66,13 +66,13 @@ impl Event {
         headers
     }
 
-    /// The row's headers, less any named like an identity header: consumers dedup on `id`, so a
-    /// service must not be able to change it by accident.
+    /// The row's headers, less any named like a header the relay sets: consumers dedup on `id` and
+    /// order by `outbox_position`, and take a message with `dlq_` headers for a dead letter, so a
+    /// service must not be able to set any of them by accident.
     fn row_headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        const RESERVED: [&str; 5] = ["id", "type", "aggregatetype", "aggregateid", "created_at"];
         self.headers
             .iter()
-            .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+            .filter(|(k, _)| !is_reserved(k))
             .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
@@ -108,6 +108,25 @@ impl Event {
     }
 }
 
+/// Header names only the relay sets; a row header of one of these names is dropped.
+fn is_reserved(name: &str) -> bool {
+    const RESERVED: [&str; 6] = [
+        "id",
+        "type",
+        "aggregatetype",
+        "aggregateid",
+        "created_at",
+        POSITION_HEADER,
+    ];
+    RESERVED.contains(&name) || name.starts_with(DEAD_LETTER_PREFIX)
+}
+
+/// The header carrying [`Routed::position`].
+pub const POSITION_HEADER: &str = "outbox_position";
+
+/// Headers of dead letters start with this.
+const DEAD_LETTER_PREFIX: &str = "dlq_";
+
 /// An event with the broker destination the router chose for it.
 #[derive(Debug, Clone)]
 pub struct Routed {
@@ -115,6 +134,8 @@ pub struct Routed {
     pub event: Event,
     /// Set when the broker refused this event for good and it goes to the dead-letter destination.
     pub dead_letter: Option<DeadLetter>,
+    /// The event's place in the outbox, as [`Routed::position`] spells it.
+    position: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,11 +151,27 @@ pub const DEAD_LETTER_MAX_PAYLOAD: usize = 64 * 1024;
 
 impl Routed {
     pub fn new(destination: String, event: Event) -> Routed {
+        let position = position(event.origin, 0);
         Routed {
             destination,
             event,
             dead_letter: None,
+            position,
         }
+    }
+
+    /// Sets the event's index among the events of its transaction (logical replication), which the
+    /// pipeline counts since the source always resumes at a transaction's start.
+    pub fn with_index(mut self, index: u32) -> Routed {
+        self.position = position(self.event.origin, index);
+        self
+    }
+
+    /// Where the event stands in the outbox: commit LSN and index within the transaction, or the
+    /// polling sequence number. Fixed-width, so comparing two positions of one aggregate as strings
+    /// tells which event was written first, whichever broker reordered them.
+    pub fn position(&self) -> &str {
+        &self.position
     }
 
     /// Sends this event to `destination` instead, saying why.
@@ -147,15 +184,26 @@ impl Routed {
         self
     }
 
-    /// The event's headers, plus the reason and original destination of a dead letter.
+    /// The event's headers and its position, plus the reason and original destination of a dead
+    /// letter.
     pub fn headers(&self) -> Vec<(&str, &str)> {
         let mut headers = self.event.message_headers();
-        if let Some(dead_letter) = &self.dead_letter {
-            headers.push(("dlq_reason", &dead_letter.reason));
-            headers.push(("dlq_destination", &dead_letter.destination));
-            if self.event.payload.len() > DEAD_LETTER_MAX_PAYLOAD {
-                headers.push(("dlq_payload_omitted", "true"));
-            }
+        headers.push((POSITION_HEADER, &self.position));
+        headers.extend(self.dead_letter_headers());
+        headers
+    }
+
+    /// The reason and original destination of a dead letter; none for other events.
+    pub fn dead_letter_headers(&self) -> Vec<(&'static str, &str)> {
+        let Some(dead_letter) = &self.dead_letter else {
+            return Vec::new();
+        };
+        let mut headers = vec![
+            ("dlq_reason", dead_letter.reason.as_str()),
+            ("dlq_destination", dead_letter.destination.as_str()),
+        ];
+        if self.event.payload.len() > DEAD_LETTER_MAX_PAYLOAD {
+            headers.push(("dlq_payload_omitted", "true"));
         }
         headers
     }
@@ -166,5 +214,84 @@ impl Routed {
             Some(_) if self.event.payload.len() > DEAD_LETTER_MAX_PAYLOAD => "",
             _ => &self.event.payload,
         }
+    }
+}
+
+/// Fixed-width hexadecimal for the commit LSN and index, zero-padded decimal for the sequence.
+fn position(origin: Origin, index: u32) -> String {
+    match origin {
+        Origin::Commit(lsn) => format!("{:016X}/{index:08X}", lsn.0),
+        Origin::Sequence(seq) => format!("{seq:019}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(origin: Origin, headers: &[(&str, &str)]) -> Event {
+        Event {
+            id: "e-1".to_owned(),
+            aggregate_type: "order".to_owned(),
+            aggregate_id: "o-1".to_owned(),
+            event_type: "Changed".to_owned(),
+            payload: "{}".to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            created_at: None,
+            origin,
+            committed_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn positions_compare_as_strings_in_outbox_order() {
+        let at = |lsn: u64, index: u32| {
+            Routed::new("d".to_owned(), event(Origin::Commit(Lsn(lsn)), &[]))
+                .with_index(index)
+                .position()
+                .to_owned()
+        };
+        assert_eq!(at(0x16B3748, 10), "00000000016B3748/0000000A");
+        assert!(at(0x16B3748, 9) < at(0x16B3748, 10));
+        assert!(at(0xFFFF_FFFF, 1000) < at(0x1_0000_0000, 0));
+        let seq = |n: i64| {
+            Routed::new("d".to_owned(), event(Origin::Sequence(n), &[]))
+                .position()
+                .to_owned()
+        };
+        assert_eq!(seq(42), "0000000000000000042");
+        assert!(seq(9) < seq(10));
+    }
+
+    #[test]
+    fn row_headers_cannot_pose_as_the_relays_own() {
+        let routed = Routed::new(
+            "d".to_owned(),
+            event(
+                Origin::Sequence(1),
+                &[
+                    ("dlq_reason", "forged"),
+                    ("outbox_position", "forged"),
+                    ("id", "forged"),
+                    ("keep", "k"),
+                ],
+            ),
+        );
+        let headers = routed.headers();
+        assert_eq!(
+            headers,
+            vec![
+                ("id", "e-1"),
+                ("type", "Changed"),
+                ("aggregatetype", "order"),
+                ("aggregateid", "o-1"),
+                ("keep", "k"),
+                ("outbox_position", "0000000000000000001"),
+            ]
+        );
+        assert_eq!(routed.event.headers_json(), r#"{"keep":"k"}"#);
     }
 }

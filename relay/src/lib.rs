@@ -9,6 +9,7 @@ pub mod check;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
+pub mod dead_letters;
 pub mod event;
 pub mod http;
 pub mod lsn;

@@ -6,6 +6,10 @@
 //! the position acknowledged to the source never passes an unconfirmed event. Any failure ends the
 //! session; the supervisor restarts from the source's acknowledged position, which re-sends at most
 //! the unconfirmed window.
+//!
+//! A batch the broker refuses events of for good ends the session too, but only once every batch
+//! in flight has answered: the session ends with all their refusals, so that the next one
+//! dead-letters all of them.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,11 +19,12 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::cleanup::Cleaner;
+use crate::dead_letters::{DeadLetters, Verdict};
 use crate::event::{Event, Origin, Routed};
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::sink::{Delivery, Sink, SinkError};
+use crate::sink::{Delivery, Refusal, Sink, SinkError};
 use crate::source::{Change, Source, SourceError};
 use crate::telemetry;
 
@@ -74,10 +79,11 @@ struct InFlight {
     /// export is on.
     trace: Vec<Relayed>,
     /// Events per destination, for the published counter.
-    destinations: Vec<(String, u64)>,
+    destinations: HashMap<String, u64>,
     /// Commit times with their event counts, one entry per transaction in the batch.
     commits: Vec<(SystemTime, u64)>,
-    dead_lettered: u64,
+    /// Ids of the dead letters, recorded as confirmed so that later sessions skip them.
+    dead_lettered: Vec<String>,
     /// Ids of the relayed (not dead-lettered) events, kept only when rows are cleaned up.
     cleanup_ids: Vec<String>,
 }
@@ -117,8 +123,13 @@ struct Window<'m> {
     in_flight: VecDeque<InFlight>,
     in_flight_events: usize,
     acked: Lsn,
+    /// The transaction of the last event pushed and how many of its events came before: the
+    /// source resumes at a transaction's start, so each event's index within it is the same
+    /// whichever session reads it.
+    transaction: Option<(Origin, u32)>,
     metrics: &'m Metrics,
     cleaner: Option<&'m Cleaner>,
+    dead_letters: &'m DeadLetters,
 }
 
 impl Window<'_> {
@@ -128,6 +139,16 @@ impl Window<'_> {
 
     fn is_drained(&self) -> bool {
         self.batch.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// The event's index within its transaction.
+    fn index(&mut self, origin: Origin) -> u32 {
+        let index = match self.transaction {
+            Some((last, index)) if last == origin => index + 1,
+            _ => 0,
+        };
+        self.transaction = Some((origin, index));
+        index
     }
 
     fn push(&mut self, routed: Routed) {
@@ -168,22 +189,25 @@ impl Window<'_> {
         } else {
             Vec::new()
         };
-        let mut destinations: Vec<(String, u64)> = Vec::new();
+        let mut destinations: HashMap<String, u64> = HashMap::new();
         let mut commits: Vec<(SystemTime, u64)> = Vec::new();
         for routed in &batch {
-            match destinations
-                .iter_mut()
-                .find(|(d, _)| *d == routed.destination)
-            {
-                Some((_, n)) => *n += 1,
-                None => destinations.push((routed.destination.clone(), 1)),
+            match destinations.get_mut(&routed.destination) {
+                Some(n) => *n += 1,
+                None => {
+                    destinations.insert(routed.destination.clone(), 1);
+                }
             }
             match commits.last_mut() {
                 Some((at, n)) if *at == routed.event.committed_at => *n += 1,
                 _ => commits.push((routed.event.committed_at, 1)),
             }
         }
-        let dead_lettered = batch.iter().filter(|r| r.dead_letter.is_some()).count() as u64;
+        let dead_lettered = batch
+            .iter()
+            .filter(|r| r.dead_letter.is_some())
+            .map(|r| r.event.id.clone())
+            .collect();
         let cleanup_ids = match self.cleaner {
             Some(_) => batch
                 .iter()
@@ -238,7 +262,10 @@ impl Window<'_> {
         for (destination, events) in &done.destinations {
             self.metrics.published(sink, destination, *events);
         }
-        self.metrics.dead_lettered.inc_by(done.dead_lettered);
+        self.metrics
+            .dead_lettered
+            .inc_by(done.dead_lettered.len() as u64);
+        self.dead_letters.confirmed(&done.dead_lettered);
         if let Some(cleaner) = self.cleaner {
             cleaner.confirmed(done.cleanup_ids);
         }
@@ -250,21 +277,22 @@ impl Window<'_> {
     }
 }
 
-/// Where events go: the destination template, except for events the broker refused for good
-/// (by id, with the reason), which go to the dead-letter destination.
+/// Where events go: the destination template, except for events the broker refused for good,
+/// which go to the dead-letter destination (or nowhere once their dead letter is confirmed).
 pub struct Routing<'a> {
     pub router: &'a Router,
     pub dead_letter_destination: &'a str,
-    pub dead_letters: &'a HashMap<String, String>,
+    pub dead_letters: &'a DeadLetters,
     /// Deletes rows once relayed, when the configuration asks for it.
     pub cleaner: Option<&'a Cleaner>,
 }
 
 impl Routing<'_> {
-    fn route(&self, event: Event) -> Routed {
-        let routed = self.router.route(event);
-        match self.dead_letters.get(&routed.event.id) {
-            Some(reason) => {
+    fn route(&self, event: Event, index: u32) -> Option<Routed> {
+        let routed = self.router.route(event).with_index(index);
+        Some(match self.dead_letters.verdict(&routed.event.id) {
+            Verdict::Skip => return None,
+            Verdict::DeadLetter(reason) => {
                 let event = &routed.event;
                 tracing::warn!(
                     event_id = %event.id,
@@ -276,10 +304,10 @@ impl Routing<'_> {
                     reason = %reason,
                     "dead-lettering the event"
                 );
-                routed.dead_lettered(self.dead_letter_destination, reason)
+                routed.dead_lettered(self.dead_letter_destination, &reason)
             }
-            None => routed,
-        }
+            Verdict::Relay => routed,
+        })
     }
 }
 
@@ -302,8 +330,10 @@ pub async fn run<S: Source>(
         in_flight: VecDeque::new(),
         in_flight_events: 0,
         acked: *acked,
+        transaction: None,
         metrics,
         cleaner: routing.cleaner,
+        dead_letters: routing.dead_letters,
     };
     let mut reported = *acked;
     let mut last_report = Instant::now();
@@ -336,6 +366,10 @@ pub async fn run<S: Source>(
                 }
             }
             result = next_delivery(&mut window.in_flight), if !window.in_flight.is_empty() => {
+                if let Err(SinkError::Unacceptable { sink, refusals }) = result {
+                    let refusals = collect_refusals(&mut window.in_flight, refusals).await;
+                    return Err(SinkError::Unacceptable { sink, refusals }.into());
+                }
                 result?;
                 window.confirmed(sink.name());
                 // Report at once, so that a crash re-sends no more than the unconfirmed window.
@@ -352,7 +386,11 @@ pub async fn run<S: Source>(
                 }
                 Err(error) => return Err(error.into()),
                 Ok(Change::Event(event)) => {
-                    window.push(routing.route(event));
+                    let index = window.index(event.origin);
+                    let Some(routed) = routing.route(event, index) else {
+                        continue;
+                    };
+                    window.push(routed);
                     if window.batch.len() >= settings.batch_size {
                         window.publish(sink).await?;
                     }
@@ -399,6 +437,24 @@ async fn report<S: Source>(
         metrics.acknowledged(acked);
     }
     Ok(())
+}
+
+/// Awaits the batches in flight after one with refusals, adding theirs: nothing of them is
+/// acknowledged, as the refused events come first. Stops at any other failure, which the next
+/// session meets again.
+async fn collect_refusals(
+    in_flight: &mut VecDeque<InFlight>,
+    mut refusals: Vec<Refusal>,
+) -> Vec<Refusal> {
+    in_flight.pop_front();
+    for later in in_flight.iter_mut() {
+        match later.delivery.as_mut().await {
+            Ok(()) => {}
+            Err(SinkError::Unacceptable { refusals: more, .. }) => refusals.extend(more),
+            Err(_) => break,
+        }
+    }
+    refusals
 }
 
 async fn next_delivery(in_flight: &mut VecDeque<InFlight>) -> Result<(), SinkError> {

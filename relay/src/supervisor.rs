@@ -1,7 +1,6 @@
 //! Keeps the relay running: chooses the source, connects it and the sink, runs pipeline sessions,
 //! and restarts them with backoff after transient failures until shut down or a fatal error.
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::cleanup::{Cleaner, CleanupMode};
 use crate::config::{Config, ConfigError};
+use crate::dead_letters::DeadLetters;
 use crate::lsn::Lsn;
 use crate::metrics::{FailureKind, Metrics};
 use crate::pg::catalog::{self, CatalogError};
 use crate::pipeline::{self, PipelineError, Routing};
 use crate::router::Router;
-use crate::sink::{self, SinkError};
+use crate::sink::{self, rabbitmq::Nacked, SinkError};
 use crate::slot_monitor;
 use crate::source::logical::LogicalSource;
 use crate::source::mode::{self, Mode};
@@ -75,7 +75,8 @@ pub async fn run(
     metrics.set_mode(mode.name());
     let logical = config.logical()?;
     let polling = config.polling()?;
-    let mut dead_letters = HashMap::new();
+    let dead_letters = DeadLetters::default();
+    let nacked = Nacked::default();
     // Polling settles rows itself; logical replication reads the WAL and leaves the table alone.
     let cleaner = (mode == Mode::Logical && config.cleanup == CleanupMode::Delete)
         .then(|| Cleaner::spawn(logical.database.clone(), logical.outbox.clone()));
@@ -100,14 +101,20 @@ pub async fn run(
         };
         let result = match mode {
             Mode::Polling => {
-                let dead: HashSet<String> = dead_letters.keys().cloned().collect();
+                let dead = dead_letters.ids();
                 let connect =
                     async { Ok((PollingSource::connect(&polling, dead).await?, Lsn::ZERO)) };
-                session(connect, config, &routing, &mut acked, &metrics, &shutdown).await
+                session(
+                    connect, config, &routing, &nacked, &mut acked, &metrics, &shutdown,
+                )
+                .await
             }
             _ => {
                 let connect = LogicalSource::connect(&logical);
-                session(connect, config, &routing, &mut acked, &metrics, &shutdown).await
+                session(
+                    connect, config, &routing, &nacked, &mut acked, &metrics, &shutdown,
+                )
+                .await
             }
         };
         metrics.set_ready(false);
@@ -138,28 +145,28 @@ pub async fn run(
             }
         }
         (standby_since, standing_by) = (None, false);
-        if let PipelineError::Sink(SinkError::Unacceptable {
-            event_id,
-            destination,
-            reason,
-            ..
-        }) = &error
-        {
-            if dead_letters.contains_key(event_id) {
-                return Err(RelayError::DeadLetterRefused {
-                    event_id: event_id.clone(),
-                    reason: reason.clone(),
-                });
-            }
-            if !event_id.is_empty() {
+        if let PipelineError::Sink(SinkError::Unacceptable { refusals, .. }) = &error {
+            let mut named = std::collections::HashSet::new();
+            for refusal in refusals.iter().filter(|r| !r.event_id.is_empty()) {
+                // A batch names an event once; another session's refusal of it was its dead letter.
+                if !named.insert(&refusal.event_id) {
+                    continue;
+                }
+                if !dead_letters.refused(&refusal.event_id, &refusal.reason) {
+                    return Err(RelayError::DeadLetterRefused {
+                        event_id: refusal.event_id.clone(),
+                        reason: refusal.reason.clone(),
+                    });
+                }
                 tracing::warn!(
-                    event_id,
-                    destination,
-                    reason,
+                    event_id = %refusal.event_id,
+                    destination = %refusal.destination,
+                    reason = %refusal.reason,
                     dead_letter_destination = %config.dead_letter_destination,
                     "the broker refuses this event for good; resuming and dead-lettering it"
                 );
-                dead_letters.insert(event_id.clone(), reason.clone());
+            }
+            if !named.is_empty() {
                 continue;
             }
         }
@@ -188,6 +195,7 @@ async fn session<S: Source>(
     connect: impl Future<Output = Result<(S, Lsn), SourceError>>,
     config: &Config,
     routing: &Routing<'_>,
+    nacked: &Nacked,
     acked: &mut Lsn,
     metrics: &Metrics,
     shutdown: &CancellationToken,
@@ -206,7 +214,7 @@ async fn session<S: Source>(
     *acked = confirmed;
     metrics.leader.set(1);
     let mut sink = tokio::select! {
-        sink = sink::connect(config) => sink?,
+        sink = sink::connect_remembering(config, nacked) => sink?,
         _ = shutdown.cancelled() => {
             source.finish(*acked).await?;
             tracing::info!(acked = %acked, "stopped while connecting to the broker; nothing was in flight");

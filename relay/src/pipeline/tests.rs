@@ -2,13 +2,13 @@
 //! a position is acknowledged only once the broker confirmed every event before it, whatever order
 //! confirmations arrive in and however a session ends.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{run, PipelineError, PipelineSettings, Routing};
+use crate::dead_letters::DeadLetters;
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -35,7 +35,7 @@ fn settings(batch_size: usize, max_in_flight: usize) -> PipelineSettings {
 /// driver must end the session (shutdown or a failed batch).
 async fn session<F, Fut>(
     settings: PipelineSettings,
-    dead_letters: HashMap<String, String>,
+    dead_letters: DeadLetters,
     drive: F,
 ) -> Outcome
 where
@@ -83,7 +83,7 @@ fn rejected(id: &str) -> SinkError {
 async fn a_position_waits_for_the_confirmation_of_the_events_before_it() {
     let outcome = session(
         settings(100, 1000),
-        HashMap::new(),
+        DeadLetters::default(),
         |script, broker, stop| async move {
             script.event(event("e1", "a", 100));
             script.event(event("e2", "a", 100));
@@ -109,7 +109,7 @@ async fn a_position_waits_for_the_confirmation_of_the_events_before_it() {
 async fn confirmations_out_of_order_acknowledge_nothing_past_an_unconfirmed_batch() {
     let outcome = session(
         settings(2, 1000),
-        HashMap::new(),
+        DeadLetters::default(),
         |script, broker, stop| async move {
             for (n, lsn) in [(1, 100), (3, 200), (5, 300)] {
                 script.event(event(&format!("e{n}"), "a", lsn));
@@ -139,7 +139,7 @@ async fn confirmations_out_of_order_acknowledge_nothing_past_an_unconfirmed_batc
 async fn a_failed_batch_ends_the_session_at_the_last_position_before_it() {
     let outcome = session(
         settings(1, 1000),
-        HashMap::new(),
+        DeadLetters::default(),
         |script, broker, _stop| async move {
             for (id, lsn) in [("e1", 100), ("e2", 200), ("e3", 300)] {
                 script.event(event(id, "a", lsn));
@@ -171,7 +171,7 @@ async fn a_failed_batch_ends_the_session_at_the_last_position_before_it() {
 async fn acknowledged_positions_never_pass_an_unconfirmed_event_or_go_back() {
     let outcome = session(
         settings(3, 1000),
-        HashMap::new(),
+        DeadLetters::default(),
         |script, broker, stop| async move {
             for tx in 1..=12u64 {
                 for n in 0..tx % 4 + 1 {
@@ -206,7 +206,7 @@ async fn acknowledged_positions_never_pass_an_unconfirmed_event_or_go_back() {
 async fn a_transaction_is_not_sent_in_pieces_while_it_is_still_arriving() {
     let outcome = session(
         settings(100, 1000),
-        HashMap::new(),
+        DeadLetters::default(),
         |script, broker, stop| async move {
             script.event(event("e1", "a", 100));
             script.event(event("e2", "a", 100));
@@ -228,7 +228,7 @@ async fn a_transaction_is_not_sent_in_pieces_while_it_is_still_arriving() {
 async fn reading_pauses_while_the_window_is_full() {
     let outcome = session(
         settings(2, 4),
-        HashMap::new(),
+        DeadLetters::default(),
         |script, broker, stop| async move {
             for n in 1..=10u64 {
                 script.event(event(&format!("e{n}"), "a", n * 100));
@@ -270,7 +270,7 @@ async fn reading_pauses_while_the_window_is_full() {
 async fn shutdown_drains_the_window_before_returning() {
     let outcome = session(
         settings(100, 1000),
-        HashMap::new(),
+        DeadLetters::default(),
         |script, broker, stop| async move {
             script.event(event("e1", "a", 100));
             script.commit(100);
@@ -293,7 +293,7 @@ async fn shutdown_drains_the_window_before_returning() {
 async fn a_keepalive_position_waits_for_the_events_before_it() {
     let outcome = session(
         settings(100, 1000),
-        HashMap::new(),
+        DeadLetters::default(),
         |script, broker, stop| async move {
             script.event(event("e1", "a", 100));
             script.commit(100);
@@ -320,7 +320,8 @@ async fn a_keepalive_position_waits_for_the_events_before_it() {
 
 #[tokio::test]
 async fn events_refused_for_good_earlier_go_to_the_dead_letter_destination() {
-    let dead = HashMap::from([("e2".to_owned(), "too large".to_owned())]);
+    let dead = DeadLetters::default();
+    dead.refused("e2", "too large");
     let outcome = session(
         settings(100, 1000),
         dead,

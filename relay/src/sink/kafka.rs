@@ -19,7 +19,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 
-use super::{Delivery, Sink, SinkError};
+use super::{refused, Delivery, Refusal, Sink, SinkError};
 use crate::event::Routed;
 use broker_errors::BrokerErrors;
 
@@ -188,39 +188,40 @@ impl KafkaSink {
                 sink: NAME,
                 reason: format!("cannot create topics {missing:?}: {e}"),
             })?;
+        let mut refusals = Vec::new();
         for result in results {
             match result {
                 Ok(topic) | Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
                     self.known_topics.insert(topic);
                 }
-                // Name the first event bound for the topic so the pipeline can dead-letter it
-                // (e.g. an invalid topic name).
+                // An invalid name refuses every event bound for the topic, to be dead-lettered.
+                Err((topic, RDKafkaErrorCode::InvalidTopic)) => {
+                    let reason = format!("cannot create topic: {}", RDKafkaErrorCode::InvalidTopic);
+                    refusals.extend(batch.iter().filter(|r| r.destination == topic).map(|r| {
+                        Refusal {
+                            event_id: r.event.id.clone(),
+                            destination: topic.clone(),
+                            reason: reason.clone(),
+                        }
+                    }));
+                }
+                // Name the first event bound for the topic, for the log line.
                 Err((topic, code)) => {
                     let event_id = batch
                         .iter()
                         .find(|routed| routed.destination == topic)
                         .map(|routed| routed.event.id.clone())
                         .unwrap_or_default();
-                    let reason = format!("cannot create topic: {code}");
-                    return Err(if code == RDKafkaErrorCode::InvalidTopic {
-                        SinkError::Unacceptable {
-                            sink: NAME,
-                            event_id,
-                            reason,
-                            destination: topic,
-                        }
-                    } else {
-                        SinkError::Rejected {
-                            sink: NAME,
-                            event_id,
-                            reason,
-                            destination: topic,
-                        }
+                    return Err(SinkError::Rejected {
+                        sink: NAME,
+                        event_id,
+                        reason: format!("cannot create topic: {code}"),
+                        destination: topic,
                     });
                 }
             }
         }
-        Ok(())
+        refused(NAME, refusals)
     }
 
     /// Hands one message to librdkafka's queue, waiting while the queue is full.
@@ -262,23 +263,32 @@ impl KafkaSink {
 impl Sink for KafkaSink {
     async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
         self.ensure_topics(&batch).await?;
-        let mut deliveries = Vec::with_capacity(batch.len());
-        for routed in &batch {
-            deliveries.push(self.enqueue(routed).await?);
-        }
+        // Refusals for good do not stop the batch: every one of them is reported at once.
+        let mut refusals = Vec::new();
         // Keep only what an error report needs; librdkafka holds its own copy of each message.
-        let pending: Vec<(DeliveryFuture, String, String)> = deliveries
-            .into_iter()
-            .zip(batch)
-            .map(|(delivery, routed)| (delivery, routed.event.id, routed.destination))
-            .collect();
+        let mut pending: Vec<(DeliveryFuture, String, String)> = Vec::with_capacity(batch.len());
+        for routed in batch {
+            match self.enqueue(&routed).await {
+                Ok(delivery) => pending.push((delivery, routed.event.id, routed.destination)),
+                Err(SinkError::Unacceptable {
+                    refusals: mut r, ..
+                }) => refusals.append(&mut r),
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Box::pin(async move {
             for (delivery, event_id, destination) in pending {
                 let reason = match delivery.await {
                     Ok(Ok(_)) => continue,
-                    Ok(Err((error, _message))) => {
-                        return Err(failure(&error, event_id, destination))
-                    }
+                    Ok(Err((error, _message))) => match failure(&error, event_id, destination) {
+                        SinkError::Unacceptable {
+                            refusals: mut r, ..
+                        } => {
+                            refusals.append(&mut r);
+                            continue;
+                        }
+                        other => return Err(other),
+                    },
                     Err(_canceled) => "delivery cancelled: the producer was dropped".to_owned(),
                 };
                 return Err(SinkError::Rejected {
@@ -288,7 +298,7 @@ impl Sink for KafkaSink {
                     reason,
                 });
             }
-            Ok(())
+            refused(NAME, refusals)
         }))
     }
 
@@ -326,12 +336,9 @@ fn is_unacceptable(code: RDKafkaErrorCode) -> bool {
 fn failure(error: &KafkaError, event_id: String, destination: String) -> SinkError {
     let reason = error.to_string();
     match error.rdkafka_error_code() {
-        Some(code) if is_unacceptable(code) => SinkError::Unacceptable {
-            sink: NAME,
-            event_id,
-            destination,
-            reason,
-        },
+        Some(code) if is_unacceptable(code) => {
+            SinkError::unacceptable(NAME, event_id, destination, reason)
+        }
         _ => SinkError::Rejected {
             sink: NAME,
             event_id,

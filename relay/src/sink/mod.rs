@@ -53,23 +53,92 @@ pub enum SinkError {
     /// The sink's own settings are invalid (e.g. an unknown librdkafka property): retrying cannot help.
     #[error("{sink} settings are invalid: {reason}")]
     Misconfigured { sink: &'static str, reason: String },
-    /// The broker refuses this one message for good (too large, unroutable, wrong key type, invalid
-    /// name): the pipeline dead-letters it instead of retrying forever.
-    #[error("{sink} refuses event {event_id} for {destination} for good: {reason}")]
+    /// The broker refuses these messages for good (too large, unroutable, wrong key type, invalid
+    /// name): the pipeline dead-letters them instead of retrying forever. A sink goes on past such a
+    /// refusal and reports every one of its batch, so that one session learns them all.
+    #[error("{sink} refuses {} for good: {}", count(.refusals), list(.refusals))]
     Unacceptable {
+        sink: &'static str,
+        refusals: Vec<Refusal>,
+    },
+}
+
+/// One message a broker refuses for good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {event_id} for {destination}: {reason}")]
+pub struct Refusal {
+    pub event_id: String,
+    pub destination: String,
+    pub reason: String,
+}
+
+impl SinkError {
+    /// One refused message.
+    pub fn unacceptable(
         sink: &'static str,
         event_id: String,
         destination: String,
         reason: String,
-    },
+    ) -> SinkError {
+        SinkError::Unacceptable {
+            sink,
+            refusals: vec![Refusal {
+                event_id,
+                destination,
+                reason,
+            }],
+        }
+    }
+}
+
+/// The outcome of a batch whose other messages were confirmed: the refusals, if any.
+pub fn refused(sink: &'static str, refusals: Vec<Refusal>) -> Result<(), SinkError> {
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(SinkError::Unacceptable { sink, refusals })
+    }
+}
+
+fn count(refusals: &[Refusal]) -> String {
+    match refusals.len() {
+        1 => "1 event".to_owned(),
+        n => format!("{n} events"),
+    }
+}
+
+/// The first few refusals: a batch may hold thousands, and a log line should stay readable.
+fn list(refusals: &[Refusal]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = refusals
+        .iter()
+        .take(SHOWN)
+        .map(Refusal::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if refusals.len() > SHOWN {
+        text.push_str(&format!("; and {} more", refusals.len() - SHOWN));
+    }
+    text
 }
 
 /// Connects the sink the configuration selects.
 pub async fn connect(config: &crate::config::Config) -> Result<Box<dyn Sink>, SinkError> {
+    connect_remembering(config, &rabbitmq::Nacked::default()).await
+}
+
+/// As [`connect`], for one of a relay's sessions: `nacked` carries what RabbitMQ refused in an
+/// earlier session.
+pub async fn connect_remembering(
+    config: &crate::config::Config,
+    nacked: &rabbitmq::Nacked,
+) -> Result<Box<dyn Sink>, SinkError> {
     use crate::config::SinkKind;
     Ok(match config.sink {
         SinkKind::Kafka => Box::new(kafka::connect(&config.kafka).await?),
-        SinkKind::Rabbitmq => Box::new(rabbitmq::connect(&config.rabbitmq).await?),
+        SinkKind::Rabbitmq => {
+            Box::new(rabbitmq::connect_remembering(&config.rabbitmq, nacked.clone()).await?)
+        }
         SinkKind::Redis => Box::new(redis::connect(&config.redis).await?),
         SinkKind::Stdout => Box::new(stdout::StdoutSink::new()),
     })

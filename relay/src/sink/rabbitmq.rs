@@ -11,6 +11,8 @@
 //! URL's host that chains to the system roots or to `ca_file`, which lapin adds to them. A client
 //! certificate is sent when the broker asks for one and `client_cert_file` is set.
 
+pub mod nacked;
+pub use nacked::Nacked;
 pub mod publish_check;
 
 use async_trait::async_trait;
@@ -28,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Delivery, Sink, SinkError};
+use super::{refused, Delivery, Refusal, Sink, SinkError};
+
 use crate::event::Routed;
 use crate::pg::redact_url;
 use tlsfiles::{self as tls, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
@@ -95,10 +98,19 @@ pub struct RabbitMqSink {
     exchange: ShortString,
     /// Dead-letter queues declared and bound by this connection.
     dead_letter_queues: Vec<String>,
+    nacked: Nacked,
 }
 
 /// Opens one connection and one confirm-mode channel, and declares the exchange.
 pub async fn connect(config: &RabbitMqConfig) -> Result<RabbitMqSink, SinkError> {
+    connect_remembering(config, Nacked::default()).await
+}
+
+/// As [`connect`], publishing carefully while `nacked` holds an unconfirmed event.
+pub async fn connect_remembering(
+    config: &RabbitMqConfig,
+    nacked: Nacked,
+) -> Result<RabbitMqSink, SinkError> {
     let exchange = exchange_name(config)?;
     let setup = async {
         let connection = open(config).await?;
@@ -131,6 +143,7 @@ pub async fn connect(config: &RabbitMqConfig) -> Result<RabbitMqSink, SinkError>
         channel,
         exchange,
         dead_letter_queues: Vec::new(),
+        nacked,
     })
 }
 
@@ -166,31 +179,131 @@ fn connect_error(config: &RabbitMqConfig, reason: String) -> SinkError {
 }
 
 /// AMQP short strings hold at most 255 bytes; a longer id, type, header name or routing key is a
-/// property of the event, so it is rejected rather than failing the connection.
-fn short_string(routed: &Routed, what: &str, value: &str) -> Result<ShortString, SinkError> {
-    ShortString::try_new(value).map_err(|e| SinkError::Unacceptable {
-        sink: NAME,
+/// property of the event, so it is refused for good rather than failing the connection.
+fn short_string(routed: &Routed, what: &str, value: &str) -> Result<ShortString, Refusal> {
+    ShortString::try_new(value).map_err(|e| Refusal {
         event_id: routed.event.id.clone(),
         destination: routed.destination.clone(),
         reason: format!("{what}: {e}"),
     })
 }
 
-fn properties(routed: &Routed) -> Result<BasicProperties, SinkError> {
+/// The longest prefix of `value` that fits a short string, cut between characters.
+fn fitted(value: &str) -> ShortString {
+    let mut end = value.len().min(SHORT_STRING_MAX);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    ShortString::from(&value[..end])
+}
+
+const SHORT_STRING_MAX: usize = 255;
+
+/// The message's properties. A dead letter must always be accepted, so where an ordinary event is
+/// refused for an over-long short string, a dead letter gets its id and type cut to fit (the `id`
+/// and `type` headers, long strings, keep them whole) and leaves out header names that cannot fit,
+/// listing them in `dlq_omitted_headers`.
+fn properties(routed: &Routed) -> Result<BasicProperties, Refusal> {
     let event = &routed.event;
+    let dead_letter = routed.dead_letter.is_some();
     let mut headers = FieldTable::default();
+    let mut omitted = Vec::new();
     for (key, value) in routed.headers() {
+        let name = match short_string(routed, "header name", key) {
+            Ok(name) => name,
+            Err(_) if dead_letter => {
+                omitted.push(key);
+                continue;
+            }
+            Err(refusal) => return Err(refusal),
+        };
+        headers.insert(name, AMQPValue::LongString(LongString::from(value)));
+    }
+    if !omitted.is_empty() {
         headers.insert(
-            short_string(routed, "header name", key)?,
-            AMQPValue::LongString(LongString::from(value)),
+            ShortString::from("dlq_omitted_headers"),
+            AMQPValue::LongString(LongString::from(omitted.join("\n"))),
         );
     }
+    let (message_id, event_type) = if dead_letter {
+        (fitted(&event.id), fitted(&event.event_type))
+    } else {
+        (
+            short_string(routed, "event id", &event.id)?,
+            short_string(routed, "event type", &event.event_type)?,
+        )
+    };
     Ok(BasicProperties::default()
-        .with_message_id(short_string(routed, "event id", &event.id)?)
-        .with_type(short_string(routed, "event type", &event.event_type)?)
+        .with_message_id(message_id)
+        .with_type(event_type)
         .with_content_type(ShortString::from("application/json"))
         .with_delivery_mode(PERSISTENT)
         .with_headers(headers))
+}
+
+/// A message handed to the channel, and what an error report needs (the payload is not kept).
+struct Sent {
+    confirm: PublisherConfirm,
+    event_id: String,
+    destination: String,
+}
+
+/// What the broker said of one message.
+enum Outcome {
+    Confirmed,
+    /// Unroutable: refused for good, to be dead-lettered.
+    Refused(Refusal),
+    /// Nacked or lost: the session ends and the event is sent again.
+    Failed(SinkError),
+}
+
+impl Sent {
+    async fn outcome(self, nacked: &Nacked) -> Outcome {
+        let Sent {
+            confirm,
+            event_id,
+            destination,
+        } = self;
+        let reason = match confirm.await {
+            Ok(Confirmation::Ack(None)) => {
+                nacked.confirmed(&event_id);
+                return Outcome::Confirmed;
+            }
+            Ok(Confirmation::Ack(Some(returned))) => {
+                // With several publishes in flight, lapin may hand the return to another
+                // message's confirm; the returned message itself says which event it is.
+                let properties = &returned.delivery.properties;
+                return Outcome::Refused(Refusal {
+                    event_id: properties
+                        .message_id()
+                        .as_ref()
+                        .map_or(event_id, ShortString::to_string),
+                    destination: returned.delivery.routing_key.to_string(),
+                    reason: format!(
+                        "returned as unroutable ({} {}): no queue is bound for this routing key",
+                        returned.reply_code, returned.reply_text
+                    ),
+                });
+            }
+            Ok(Confirmation::Nack(_)) => {
+                nacked.nacked(&event_id);
+                "the broker nacked the message".to_owned()
+            }
+            Ok(Confirmation::NotRequested) => "the channel is not in confirm mode".to_owned(),
+            Err(e) => {
+                return Outcome::Failed(SinkError::Broker {
+                    sink: NAME,
+                    reason: format!("lost confirm of event {event_id}: {e}"),
+                })
+            }
+        };
+        Outcome::Failed(SinkError::Rejected {
+            sink: NAME,
+            event_id,
+            destination,
+            reason,
+        })
+    }
 }
 
 impl RabbitMqSink {
@@ -223,79 +336,87 @@ impl RabbitMqSink {
         self.dead_letter_queues.push(name.to_owned());
         Ok(())
     }
+
+    /// Hands one message to the channel; resolves once its frames are written.
+    async fn send(&mut self, routed: &Routed) -> Result<Result<Sent, Refusal>, SinkError> {
+        if routed.dead_letter.is_some() {
+            self.declare_dead_letter_queue(&routed.destination).await?;
+        }
+        let routing_key = match short_string(routed, "routing key", &routed.destination) {
+            Ok(key) => key,
+            Err(refusal) if routed.dead_letter.is_some() => {
+                return Err(SinkError::Misconfigured {
+                    sink: NAME,
+                    reason: format!("dead_letter_destination: {}", refusal.reason),
+                })
+            }
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let properties = match properties(routed) {
+            Ok(properties) => properties,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.exchange.clone(),
+                routing_key,
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                routed.payload().as_bytes(),
+                properties,
+            )
+            .await
+            .map_err(|e| SinkError::Broker {
+                sink: NAME,
+                reason: format!("cannot publish event {}: {e}", routed.event.id),
+            })?;
+        Ok(Ok(Sent {
+            confirm,
+            event_id: routed.event.id.clone(),
+            destination: routed.destination.clone(),
+        }))
+    }
 }
 
 #[async_trait]
 impl Sink for RabbitMqSink {
+    /// Refusals for good (unroutable, over-long names) do not stop the batch: all are reported at
+    /// once. While a nacked event is unconfirmed, each message's confirm is awaited before the
+    /// next is published, and the batch stops at a nack.
     async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
-        // Per message, its confirm and what an error report needs (the payload is not kept).
-        let mut pending: Vec<(PublisherConfirm, String, String)> = Vec::with_capacity(batch.len());
-        for routed in batch {
-            if routed.dead_letter.is_some() {
-                self.declare_dead_letter_queue(&routed.destination).await?;
+        let mut refusals = Vec::new();
+        let mut pending: Vec<Sent> = Vec::with_capacity(batch.len());
+        for routed in &batch {
+            let sent = match self.send(routed).await? {
+                Ok(sent) => sent,
+                Err(refusal) => {
+                    refusals.push(refusal);
+                    continue;
+                }
+            };
+            if !self.nacked.careful() {
+                pending.push(sent);
+                continue;
             }
-            let routing_key = short_string(&routed, "routing key", &routed.destination)?;
-            let properties = properties(&routed)?;
-            // Resolves once the frames are written, not when the broker confirms.
-            let confirm = self
-                .channel
-                .basic_publish(
-                    self.exchange.clone(),
-                    routing_key,
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    routed.payload().as_bytes(),
-                    properties,
-                )
-                .await
-                .map_err(|e| SinkError::Broker {
-                    sink: NAME,
-                    reason: format!("cannot publish event {}: {e}", routed.event.id),
-                })?;
-            pending.push((confirm, routed.event.id, routed.destination));
+            match sent.outcome(&self.nacked).await {
+                Outcome::Confirmed => {}
+                Outcome::Refused(refusal) => refusals.push(refusal),
+                Outcome::Failed(error) => return Ok(Box::pin(std::future::ready(Err(error)))),
+            }
         }
+        let nacked = self.nacked.clone();
         Ok(Box::pin(async move {
-            for (confirm, event_id, destination) in pending {
-                let reason = match confirm.await {
-                    Ok(Confirmation::Ack(None)) => continue,
-                    Ok(Confirmation::Ack(Some(returned))) => {
-                        // With several publishes in flight, lapin may hand the return to another
-                        // message's confirm; the returned message itself says which event it is.
-                        let properties = &returned.delivery.properties;
-                        return Err(SinkError::Unacceptable {
-                            sink: NAME,
-                            event_id: properties
-                                .message_id()
-                                .as_ref()
-                                .map_or(event_id, ShortString::to_string),
-                            destination: returned.delivery.routing_key.to_string(),
-                            reason: format!(
-                                "returned as unroutable ({} {}): no queue is bound for this routing key",
-                                returned.reply_code, returned.reply_text
-                            ),
-                        });
-                    }
-                    Ok(Confirmation::Nack(_)) => "the broker nacked the message".to_owned(),
-                    Ok(Confirmation::NotRequested) => {
-                        "the channel is not in confirm mode".to_owned()
-                    }
-                    Err(e) => {
-                        return Err(SinkError::Broker {
-                            sink: NAME,
-                            reason: format!("lost confirm of event {event_id}: {e}"),
-                        })
-                    }
-                };
-                return Err(SinkError::Rejected {
-                    sink: NAME,
-                    event_id,
-                    destination,
-                    reason,
-                });
+            for sent in pending {
+                match sent.outcome(&nacked).await {
+                    Outcome::Confirmed => {}
+                    Outcome::Refused(refusal) => refusals.push(refusal),
+                    Outcome::Failed(error) => return Err(error),
+                }
             }
-            Ok(())
+            refused(NAME, refusals)
         }))
     }
 

@@ -1,7 +1,9 @@
 //! Redis Streams sink: appends each event to the stream named by its destination with `XADD`.
 //!
-//! One connection carries one pipeline per batch. Redis executes a connection's commands in the
-//! order they arrive, so events of one aggregate land in their stream in commit order.
+//! One connection carries one transaction (`MULTI`/`EXEC`) per batch, sent only once the previous
+//! batch's reply is in. Redis executes a connection's commands in the order they arrive, and a
+//! transaction refused for a passing reason lands none of its events, so events of one aggregate
+//! land in their stream in commit order even when the server refuses writes for a while.
 //!
 //! `rediss://` connects over TLS (rustls with ring): the server must present a certificate for the
 //! URL's host that chains to `ca_file`, or to the system roots without it.
@@ -17,8 +19,8 @@ use redis::streams::StreamMaxlen;
 use redis::{AsyncConnectionConfig, RedisResult};
 use serde::{Deserialize, Serialize};
 
-use super::{Delivery, Sink, SinkError};
-use crate::event::Routed;
+use super::{refused, Delivery, Refusal, Sink, SinkError};
+use crate::event::{Routed, POSITION_HEADER};
 use crate::pg::redact_url;
 use tlsfiles::{self as tls, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 
@@ -121,13 +123,16 @@ pub async fn connect(config: &RedisConfig) -> Result<RedisSink, SinkError> {
 
 #[async_trait]
 impl Sink for RedisSink {
-    /// Awaits the batch's pipeline before returning, so the returned delivery is already resolved:
-    /// the replies to `XADD` are Redis's acknowledgement. Overlapping batches would gain little, as
-    /// one round trip per batch of hundreds of events is cheap.
+    /// Sends the batch as one transaction (`MULTI`, the `XADD`s, `EXEC`) and awaits its reply
+    /// before returning, so the returned delivery is already resolved and the next batch is sent
+    /// only once this one's fate is known. A refusal when commands are queued (OOM under
+    /// `noeviction`, BUSY, NOREPLICAS, READONLY) aborts the whole transaction: none of its events
+    /// lands, so none can land ahead of one that must be retried. Only errors when a command
+    /// runs (WRONGTYPE) leave the others applied, and those are refusals for good.
     async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
         let mut pipe = redis::pipe();
-        // Report which event a server error (e.g. WRONGTYPE on an existing key) belongs to.
-        pipe.ignore_errors();
+        // Report which event an error when a command runs (WRONGTYPE) belongs to.
+        pipe.atomic().ignore_errors();
         for routed in &batch {
             let event = &routed.event;
             let headers = event.headers_json();
@@ -138,16 +143,13 @@ impl Sink for RedisSink {
                 ("type", &event.event_type),
                 ("payload", routed.payload()),
                 ("headers", &headers),
+                (POSITION_HEADER, routed.position()),
             ];
             if let Some(created_at) = &event.created_at {
                 fields.push(("created_at", created_at));
             }
-            // The dead-letter fields, as the other sinks carry them in headers.
-            for (name, value) in routed.headers() {
-                if name.starts_with("dlq_") {
-                    fields.push((name, value));
-                }
-            }
+            // Top-level fields are the relay's own: the row's headers stay inside `headers`.
+            fields.extend(routed.dead_letter_headers());
             match self.maxlen {
                 Some(n) => {
                     pipe.xadd_maxlen(&routed.destination, StreamMaxlen::Approx(n), "*", &fields)
@@ -155,39 +157,36 @@ impl Sink for RedisSink {
                 None => pipe.xadd(&routed.destination, "*", &fields),
             };
         }
+        // A queue-time refusal comes back as the aborted transaction's error (EXECABORT), naming
+        // no event.
         let replies: Vec<RedisResult<String>> = pipe
             .query_async(&mut self.connection)
             .await
             .map_err(|e| SinkError::Broker {
                 sink: NAME,
-                reason: e.to_string(),
+                reason: format!("the batch's transaction failed: {e}"),
             })?;
-        if let Some((routed, error)) = batch
-            .iter()
-            .zip(replies)
-            .find_map(|(routed, reply)| reply.err().map(|error| (routed, error)))
-        {
+        let mut refusals = Vec::new();
+        for (routed, reply) in batch.iter().zip(replies) {
+            let Err(error) = reply else { continue };
             let (event_id, destination) = (routed.event.id.clone(), routed.destination.clone());
             let reason = error.to_string();
-            // A key of another type stays so whatever is retried; other server errors (OOM,
-            // loading) pass.
-            return Err(if error.code() == Some("WRONGTYPE") {
-                SinkError::Unacceptable {
+            // A key of another type stays so whatever is retried; any other error passes.
+            if error.code() != Some("WRONGTYPE") {
+                return Err(SinkError::Rejected {
                     sink: NAME,
                     event_id,
                     destination,
                     reason,
-                }
-            } else {
-                SinkError::Rejected {
-                    sink: NAME,
-                    event_id,
-                    destination,
-                    reason,
-                }
+                });
+            }
+            refusals.push(Refusal {
+                event_id,
+                destination,
+                reason,
             });
         }
-        Ok(Box::pin(std::future::ready(Ok(()))))
+        Ok(Box::pin(std::future::ready(refused(NAME, refusals))))
     }
 
     fn name(&self) -> &'static str {

@@ -41,6 +41,7 @@ struct Line<'a> {
     headers: Headers<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     created_at: Option<&'a str>,
+    outbox_position: &'a str,
 }
 
 /// A JSON payload is embedded as JSON; anything else as a string.
@@ -78,6 +79,7 @@ fn write_line(out: &mut Vec<u8>, routed: &Routed) -> serde_json::Result<()> {
             payload,
             headers: Headers(&event.headers),
             created_at: event.created_at.as_deref(),
+            outbox_position: routed.position(),
         },
     )?;
     out.push(b'\n');
@@ -152,8 +154,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                r#"{"destination":"outbox.event.Order","id":"1","aggregatetype":"Order","aggregateid":"o-1","type":"OrderCreated","payload":{"total":3},"headers":{"trace":"t-1","a":"line\nbreak"},"created_at":"2026-11-25 12:00:00+00"}"#,
-                r#"{"destination":"outbox.event.Order","id":"2","aggregatetype":"Order","aggregateid":"o-1","type":"OrderCreated","payload":"not json\nat all","headers":{"trace":"t-1","a":"line\nbreak"}}"#,
+                r#"{"destination":"outbox.event.Order","id":"1","aggregatetype":"Order","aggregateid":"o-1","type":"OrderCreated","payload":{"total":3},"headers":{"trace":"t-1","a":"line\nbreak"},"created_at":"2026-11-25 12:00:00+00","outbox_position":"0000000000000001/00000000"}"#,
+                r#"{"destination":"outbox.event.Order","id":"2","aggregatetype":"Order","aggregateid":"o-1","type":"OrderCreated","payload":"not json\nat all","headers":{"trace":"t-1","a":"line\nbreak"},"outbox_position":"0000000000000001/00000000"}"#,
             ]
         );
     }

@@ -1,5 +1,6 @@
 //! Poison events: one the broker refuses for good is parked in the dead-letter destination with the
-//! reason, counted, and the events after it still arrive, in order.
+//! reason, counted, and the events after it still arrive, in order. Many of them in one transaction
+//! cost one dead letter each and a session or two, not a session each.
 
 use crate::support;
 
@@ -194,5 +195,198 @@ async fn kafka_parks_an_oversize_event_without_its_payload() {
     assert!(dead[0].payload.is_empty());
     let parked = Reader::kafka(&kafka.brokers(), std::slice::from_ref(&dead_letters));
     assert_parked(&target, &relay, good, parked, "too large").await;
+    support::stop_relay(&mut relay);
+}
+
+/// Events in the one transaction of [`write_many_poison_events`].
+const MANY: i32 = 200;
+
+/// One transaction of `MANY` events, every other one poison (aggregate type `poison`).
+async fn write_many_poison_events(pg: &harness::Postgres) {
+    let mut client = pg.client().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    let insert = "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES (gen_random_uuid(), $1, 'a-1', 'Changed', jsonb_build_object('seq', $2::int))";
+    for seq in 0..MANY {
+        let aggregate_type = if seq % 2 == 1 { "poison" } else { "order" };
+        tx.execute(insert, &[&aggregate_type, &seq]).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Each of the `MANY / 2` poison events is dead-lettered once, in a session or two; the good ones
+/// arrive in order, re-sent at most once.
+async fn assert_each_parked_once(relay: &harness::Process, mut good: Reader, mut parked: Reader) {
+    let poison = (MANY / 2) as usize;
+    let received = good
+        .collect_until(DEADLINE, |r| seqs(r).len() >= poison)
+        .await;
+    let expected: Vec<i64> = (0..i64::from(MANY)).filter(|s| s % 2 == 0).collect();
+    assert_eq!(seqs(&received), expected, "the good events arrive in order");
+    let dead = parked
+        .collect_until(DEADLINE, |r| seqs(r).len() >= poison)
+        .await;
+    let addr = metrics_addr(relay);
+    harness::wait_until(DEADLINE, "the dead-letter counter", || {
+        metric(
+            &http_get(&addr, "/metrics").1,
+            "outbox_relay_dead_lettered_total",
+            &[],
+        ) >= Some(poison as f64)
+    })
+    .unwrap();
+    // Anything still on its way would be counted by now: the counter follows confirmations.
+    std::thread::sleep(Duration::from_secs(1));
+    let dead = [dead, parked.collect_until(DEADLINE, |_| true).await].concat();
+    let received = [received, good.collect_until(DEADLINE, |_| true).await].concat();
+    let sessions = relay.log().matches("streaming the outbox").count();
+    eprintln!(
+        "{} dead letters, {} good messages, {sessions} sessions",
+        dead.len(),
+        received.len()
+    );
+    assert_eq!(dead.len(), poison, "one dead letter per poison event");
+    assert!(
+        received.len() <= 2 * poison,
+        "{} copies of {poison} good events",
+        received.len()
+    );
+    assert!(sessions <= 3, "{sessions} sessions:\n{}", relay.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_parks_many_poison_events_of_one_transaction_once_each() {
+    let url = harness::Redis::shared().unwrap();
+    let dead_letters = harness::unique("dlq");
+    let target = Target::new(&[
+        "--sink",
+        "redis",
+        "--redis-url",
+        &url,
+        "--dead-letter-destination",
+        &dead_letters,
+    ]);
+    let pg = target.database().await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}.poison", target.prefix))
+        .arg("not a stream")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let good = Reader::redis(&url, &[format!("{}.order", target.prefix)]);
+    let parked = Reader::redis(&url, std::slice::from_ref(&dead_letters));
+    let mut relay = target.relay(&pg, &[]);
+    write_many_poison_events(&pg).await;
+    assert_each_parked_once(&relay, good, parked).await;
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_parks_many_unroutable_events_of_one_transaction_once_each() {
+    let pg = support::outbox_database().await;
+    let url = harness::RabbitMq::shared().unwrap();
+    let exchange = harness::unique("outbox");
+    let dead_letters = harness::unique("dlq");
+    let target = Target::new(&[
+        "--sink",
+        "rabbitmq",
+        "--rabbitmq-url",
+        &url,
+        "--rabbitmq-exchange",
+        &exchange,
+        "--dead-letter-destination",
+        &dead_letters,
+    ]);
+    let good = Reader::rabbitmq(&url, &exchange, &[format!("{}.order", target.prefix)]).await;
+    let parked = Reader::RabbitMq {
+        url: url.clone(),
+        queue: dead_letters.clone(),
+    };
+    let mut relay = target.relay(&pg, &[]);
+    write_many_poison_events(&pg).await;
+    assert_each_parked_once(&relay, good, parked).await;
+    support::stop_relay(&mut relay);
+}
+
+/// RabbitMQ refuses an event whose type or a header name is over 255 bytes (AMQP short strings);
+/// its dead letter carries the type cut to fit (whole in the `type` header) and leaves the header
+/// out, naming it, so it is accepted and the relay goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_parks_an_event_with_overlong_names() {
+    let pg = support::outbox_database().await;
+    let url = harness::RabbitMq::shared().unwrap();
+    let exchange = harness::unique("outbox");
+    let dead_letters = harness::unique("dlq");
+    let target = Target::new(&[
+        "--sink",
+        "rabbitmq",
+        "--rabbitmq-url",
+        &url,
+        "--rabbitmq-exchange",
+        &exchange,
+        "--dead-letter-destination",
+        &dead_letters,
+    ]);
+    let mut good = Reader::rabbitmq(&url, &exchange, &[format!("{}.order", target.prefix)]).await;
+    let mut parked = Reader::RabbitMq {
+        url: url.clone(),
+        queue: dead_letters.clone(),
+    };
+    let mut relay = target.relay(&pg, &[]);
+    let (long_type, long_name) = ("T".repeat(300), "h".repeat(300));
+    let client = pg.client().await.unwrap();
+    let insert = "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES (gen_random_uuid(), 'order', 'a-1', $1, jsonb_build_object('seq', $2::int), $3::text::jsonb)";
+    let headers = serde_json::json!({ long_name.clone(): "v", "keep": "k" }).to_string();
+    client
+        .execute(insert, &[&long_type, &0, &headers])
+        .await
+        .unwrap();
+    client
+        .execute(insert, &[&"Changed", &1, &"{}"])
+        .await
+        .unwrap();
+    let received = good.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    assert_eq!(seqs(&received), vec![1], "the relay goes on after it");
+    let dead = parked.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    let headers = &dead[0].headers;
+    assert_eq!(headers["type"], long_type, "{headers:?}");
+    assert_eq!(headers["keep"], "k");
+    assert!(!headers.contains_key(&long_name));
+    assert_eq!(headers["dlq_omitted_headers"], long_name);
+    assert!(headers["dlq_reason"].contains("event type"), "{headers:?}");
+    support::stop_relay(&mut relay);
+}
+
+/// Headers named like the relay's own (`dlq_*`, `outbox_position`) are dropped from a row: an
+/// ordinary event never looks like a dead letter, nor carries a position of the service's making.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_event_with_dead_letter_headers_is_no_dead_letter() {
+    let url = harness::Redis::shared().unwrap();
+    let target = Target::new(&["--sink", "redis", "--redis-url", &url]);
+    let pg = target.database().await;
+    let mut good = Reader::redis(&url, &[format!("{}.order", target.prefix)]);
+    let mut relay = target.relay(&pg, &[]);
+    let headers = serde_json::json!({
+        "dlq_reason": "forged",
+        "dlq_destination": "elsewhere",
+        "outbox_position": "forged",
+        "keep": "k",
+    });
+    pg.client()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES (gen_random_uuid(), 'order', 'a-1', 'Changed', '{}', $1::text::jsonb)",
+            &[&headers.to_string()],
+        )
+        .await
+        .unwrap();
+    let received = good.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    let headers = &received[0].headers;
+    assert_eq!(headers["keep"], "k");
+    assert!(!headers.contains_key("dlq_reason"), "{headers:?}");
+    assert!(!headers.contains_key("dlq_destination"), "{headers:?}");
+    assert_ne!(headers["outbox_position"], "forged", "{headers:?}");
     support::stop_relay(&mut relay);
 }

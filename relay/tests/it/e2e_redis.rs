@@ -33,3 +33,14 @@ async fn redis_survives_broker_restart() {
     })
     .await;
 }
+
+/// Redis at its `maxmemory` with `noeviction` refuses XADDs (OOM) until a consumer trims the
+/// stream: a refused batch lands none of its events, so nothing overtakes a refused event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keeps_order_when_out_of_memory() {
+    let redis = harness::Redis::start_with_maxmemory(3 * 1024 * 1024).unwrap();
+    let target = Target::new(&["--sink", "redis", "--redis-url", &redis.url()]);
+    let reader = Reader::redis_trimming(&redis.url(), &target.destinations(), 100);
+    let report = scenarios::keeps_order_while_the_broker_refuses(target, reader, "OOM").await;
+    report.assert_lossless();
+}

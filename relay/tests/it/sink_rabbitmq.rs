@@ -147,18 +147,17 @@ async fn rabbitmq_refuses_unroutable_message_for_good() {
 
     delete_exchange(&channel(&url).await, &exchange).await;
     match error {
-        SinkError::Unacceptable {
-            event_id,
-            destination,
-            reason,
-            ..
-        } => {
+        SinkError::Unacceptable { refusals, .. } => {
+            let ids: Vec<&str> = refusals.iter().map(|r| r.event_id.as_str()).collect();
+            let expected: Vec<&str> = sent.iter().map(|r| r.event.id.as_str()).collect();
             assert_eq!(
-                event_id, sent[0].event.id,
-                "the first unroutable event is named"
+                ids, expected,
+                "every unroutable event of the batch is named"
             );
-            assert_eq!(destination, sent[0].destination);
-            assert!(reason.contains("NO_ROUTE"), "{reason}");
+            for refusal in &refusals {
+                assert_eq!(refusal.destination, sent[0].destination);
+                assert!(refusal.reason.contains("NO_ROUTE"), "{refusal:?}");
+            }
         }
         other => panic!("expected Unacceptable, got {other:?}"),
     }

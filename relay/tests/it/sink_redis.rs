@@ -103,15 +103,11 @@ async fn redis_refuses_event_for_key_of_another_type_for_good() {
 
     delete(&url, std::slice::from_ref(&key)).await;
     match error {
-        SinkError::Unacceptable {
-            event_id,
-            destination,
-            reason,
-            ..
-        } => {
-            assert_eq!(event_id, sent[0].event.id);
-            assert_eq!(destination, key);
-            assert!(reason.contains("WRONGTYPE"), "{reason}");
+        SinkError::Unacceptable { refusals, .. } => {
+            assert_eq!(refusals.len(), 1, "{refusals:?}");
+            assert_eq!(refusals[0].event_id, sent[0].event.id);
+            assert_eq!(refusals[0].destination, key);
+            assert!(refusals[0].reason.contains("WRONGTYPE"), "{refusals:?}");
         }
         other => panic!("expected Unacceptable, got {other:?}"),
     }

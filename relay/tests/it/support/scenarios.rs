@@ -286,3 +286,73 @@ pub async fn standby_takes_over_from_a_killed_leader(
     report.assert_lossless();
     stop_relay(&mut standby);
 }
+
+/// A backlog of one aggregate: 4,000 events of 1 KiB in transactions of 20.
+pub const ONE_AGGREGATE_BACKLOG: Workload = Workload {
+    writers: 1,
+    transactions_per_writer: 200,
+    events_per_transaction: 20,
+    aggregates_per_writer: 1,
+    rollback_every: 0,
+    padding: 1024,
+    pause: Duration::ZERO,
+};
+
+/// A broker that refuses messages for a while (a full queue or a server out of memory) while a
+/// slow consumer (`reader`) frees room: the refused messages come again, and no later message of
+/// their aggregate is first delivered before them. `refusal` is what the relay logs when the broker
+/// refuses, to show that it did.
+pub async fn keeps_order_while_the_broker_refuses(
+    target: Target,
+    mut reader: Reader,
+    refusal: &str,
+) -> Report {
+    let pg = target.database().await;
+    let written = workload::write(&pg.url(), &ONE_AGGREGATE_BACKLOG).await;
+    // Retries come quickly, so that many land while the consumer frees room one message at a time.
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[backoff]\ninitial = \"20ms\"\nmax = \"200ms\"\n",
+    )
+    .unwrap();
+    let mut relay = target.relay(
+        &pg,
+        &[
+            "--config",
+            config.path().to_str().unwrap(),
+            "--batch-size",
+            "100",
+        ],
+    );
+    let received = reader
+        .collect_until(Duration::from_secs(300), has_all(&written))
+        .await;
+    let report = check(&written, &received);
+    assert_positions_increase(&received);
+    let refusals = relay.log().matches(refusal).count();
+    eprintln!("{refusals} refusals ({refusal}): {report:?}");
+    assert!(refusals > 0, "the broker never refused:\n{}", relay.log());
+    stop_relay(&mut relay);
+    report
+}
+
+/// `outbox_position` of first deliveries grows within each aggregate: consumers can rely on it to
+/// detect a reorder.
+pub fn assert_positions_increase(received: &[Received]) {
+    let mut seen = std::collections::HashSet::new();
+    let mut last: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for message in received {
+        if !seen.insert(message.headers["id"].as_str()) {
+            continue;
+        }
+        let position = message.headers["outbox_position"].as_str();
+        if let Some(previous) = last.insert(&message.key, position) {
+            assert!(
+                previous < position,
+                "position {position} of {} after {previous}",
+                message.key
+            );
+        }
+    }
+}
