@@ -50,6 +50,12 @@ const TLS_KEYS: TlsKeys = TlsKeys {
 /// fails `connect` instead of hanging it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often a message published alone is sent again after nacks before the session ends.
+const ALONE_ATTEMPTS: u32 = 50;
+
+/// The pause before sending a nacked message again: a full queue frees room at its consumer's pace.
+const ALONE_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// AMQP `delivery_mode` for messages the broker writes to disk.
 const PERSISTENT: u8 = 2;
 
@@ -337,6 +343,30 @@ impl RabbitMqSink {
         Ok(())
     }
 
+    /// Awaits the confirm of `sent`, the only message in flight, and sends it again after a
+    /// nack: nothing later was published, so a retry cannot land behind a later message. Gives up
+    /// after [`ALONE_ATTEMPTS`], so that the session ends and a stop signal is heard.
+    async fn publish_alone(
+        &mut self,
+        routed: &Routed,
+        mut sent: Sent,
+    ) -> Result<Outcome, SinkError> {
+        let mut attempt = 1;
+        loop {
+            let outcome = sent.outcome(&self.nacked).await;
+            let nacked = matches!(&outcome, Outcome::Failed(SinkError::Rejected { .. }));
+            if !nacked || attempt == ALONE_ATTEMPTS {
+                return Ok(outcome);
+            }
+            tokio::time::sleep(ALONE_RETRY_PAUSE).await;
+            attempt += 1;
+            sent = match self.send(routed).await? {
+                Ok(sent) => sent,
+                Err(refusal) => return Ok(Outcome::Refused(refusal)),
+            };
+        }
+    }
+
     /// Hands one message to the channel; resolves once its frames are written.
     async fn send(&mut self, routed: &Routed) -> Result<Result<Sent, Refusal>, SinkError> {
         if routed.dead_letter.is_some() {
@@ -401,7 +431,7 @@ impl Sink for RabbitMqSink {
                 pending.push(sent);
                 continue;
             }
-            match sent.outcome(&self.nacked).await {
+            match self.publish_alone(routed, sent).await? {
                 Outcome::Confirmed => {}
                 Outcome::Refused(refusal) => refusals.push(refusal),
                 Outcome::Failed(error) => return Ok(Box::pin(std::future::ready(Err(error)))),

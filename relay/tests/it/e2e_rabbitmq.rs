@@ -60,6 +60,8 @@ async fn rabbitmq_keeps_order_when_a_full_queue_nacks() {
         &exchange,
     ]);
     let reader = Reader::rabbitmq_bounded(&url, &exchange, &target.destinations(), 100, 50).await;
-    let report = scenarios::keeps_order_while_the_broker_refuses(target, reader, "nacked").await;
+    let (report, received) =
+        scenarios::keeps_order_while_the_broker_refuses(target, reader, "nacked").await;
     report.assert_lossless();
+    scenarios::assert_positions_increase(&received);
 }

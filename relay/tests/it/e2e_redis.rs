@@ -41,6 +41,8 @@ async fn redis_keeps_order_when_out_of_memory() {
     let redis = harness::Redis::start_with_maxmemory(3 * 1024 * 1024).unwrap();
     let target = Target::new(&["--sink", "redis", "--redis-url", &redis.url()]);
     let reader = Reader::redis_trimming(&redis.url(), &target.destinations(), 100);
-    let report = scenarios::keeps_order_while_the_broker_refuses(target, reader, "OOM").await;
+    let (report, received) =
+        scenarios::keeps_order_while_the_broker_refuses(target, reader, "OOM").await;
     report.assert_lossless();
+    scenarios::assert_positions_increase(&received);
 }

@@ -1,42 +1,60 @@
-//! The event RabbitMQ last nacked, remembered across sessions: until it is confirmed, the sink
+//! When RabbitMQ last nacked a message, remembered across sessions: for a while after, the sink
 //! publishes one message at a time.
 //!
 //! A nack (e.g. a full queue with `x-overflow: reject-publish`) refuses one message while the ones
-//! published after it may still be accepted, and once that happened the session's later messages
-//! of the aggregate are already in the queue. The session ends at the nack; the next one re-sends
-//! from the acknowledged position, and waiting for each confirm before the next publish keeps any
-//! message from being accepted ahead of the refused one while the broker is still refusing.
+//! published after it may still be accepted once the consumer frees room, and those are then
+//! already in the queue. The session ends at the nack; the next one re-sends from the acknowledged
+//! position, and waiting for each confirm before the next publish keeps any message from being
+//! accepted ahead of one the broker refuses. While the broker refuses, throughput is the consumer's
+//! anyway, so the careful mode lasts until the nacked event is confirmed and no nack came for
+//! [`CAREFUL_FOR`].
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long after the last nack publishing stays one message at a time.
+pub const CAREFUL_FOR: Duration = Duration::from_secs(10);
 
 /// Shared by the sinks of one relay's sessions; cloning shares it.
 #[derive(Debug, Clone, Default)]
-pub struct Nacked(Arc<Mutex<Option<String>>>);
+pub struct Nacked(Arc<Mutex<State>>);
+
+#[derive(Debug, Default)]
+struct State {
+    /// The nacked event not confirmed since.
+    event_id: Option<String>,
+    last: Option<Instant>,
+}
 
 impl Nacked {
-    /// Whether a nacked event is still unconfirmed, so publishing must wait for each confirm.
+    /// Whether publishing must wait for each confirm before the next message.
     pub fn careful(&self) -> bool {
-        self.lock().is_some()
+        let state = self.lock();
+        state.event_id.is_some() || state.last.is_some_and(|at| at.elapsed() < CAREFUL_FOR)
     }
 
     pub fn nacked(&self, event_id: &str) {
-        *self.lock() = Some(event_id.to_owned());
-    }
-
-    /// Ends careful publishing when `event_id` is the event that was nacked.
-    pub fn confirmed(&self, event_id: &str) {
-        let mut nacked = self.lock();
-        if nacked.as_deref() == Some(event_id) {
+        let mut state = self.lock();
+        if state.last.is_none_or(|at| at.elapsed() >= CAREFUL_FOR) {
             tracing::info!(
                 event_id,
-                "the nacked event is confirmed; publishing with confirms in flight again"
+                "the broker nacked a message: publishing one at a time for a while"
             );
-            *nacked = None;
+        }
+        state.event_id = Some(event_id.to_owned());
+        state.last = Some(Instant::now());
+    }
+
+    /// Notes that `event_id` was confirmed, which ends the wait for it if it was the nacked one.
+    pub fn confirmed(&self, event_id: &str) {
+        let mut state = self.lock();
+        if state.event_id.as_deref() == Some(event_id) {
+            state.event_id = None;
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        // The value is a plain id: a panic elsewhere cannot leave it half-written.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Plain values: a panic elsewhere cannot leave them half-written.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
