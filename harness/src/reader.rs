@@ -192,7 +192,16 @@ impl Reader {
                 "timed out with {} messages received",
                 received.len()
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(self.pause()).await;
+        }
+    }
+
+    /// A trimming Redis reader polls often: a server at its `maxmemory` accepts writes again as
+    /// soon as each trim runs, and so mid-way through a client's pipeline too.
+    fn pause(&self) -> Duration {
+        match self {
+            Reader::Redis { trim: Some(_), .. } => Duration::from_millis(5),
+            _ => Duration::from_millis(200),
         }
     }
 

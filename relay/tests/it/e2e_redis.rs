@@ -40,7 +40,7 @@ async fn redis_survives_broker_restart() {
 async fn redis_keeps_order_when_out_of_memory() {
     let redis = harness::Redis::start_with_maxmemory(3 * 1024 * 1024).unwrap();
     let target = Target::new(&["--sink", "redis", "--redis-url", &redis.url()]);
-    let reader = Reader::redis_trimming(&redis.url(), &target.destinations(), 100);
+    let reader = Reader::redis_trimming(&redis.url(), &target.destinations(), 20);
     let (report, received) =
         scenarios::keeps_order_while_the_broker_refuses(target, reader, "OOM").await;
     report.assert_lossless();
