@@ -33,11 +33,7 @@ fn settings(batch_size: usize, max_in_flight: usize) -> PipelineSettings {
 
 /// Runs one pipeline session while `drive` feeds the source and settles the sink's batches; the
 /// driver must end the session (shutdown or a failed batch).
-async fn session<F, Fut>(
-    settings: PipelineSettings,
-    dead_letters: DeadLetters,
-    drive: F,
-) -> Outcome
+async fn session<F, Fut>(settings: PipelineSettings, dead_letters: DeadLetters, drive: F) -> Outcome
 where
     F: FnOnce(Script, Broker, CancellationToken) -> Fut,
     Fut: Future<Output = ()>,
