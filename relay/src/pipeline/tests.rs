@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{run, PipelineError, PipelineSettings, Routing};
 use crate::dead_letters::DeadLetters;
+use crate::dead_letters::Verdict;
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -33,7 +34,11 @@ fn settings(batch_size: usize, max_in_flight: usize) -> PipelineSettings {
 
 /// Runs one pipeline session while `drive` feeds the source and settles the sink's batches; the
 /// driver must end the session (shutdown or a failed batch).
-async fn session<F, Fut>(settings: PipelineSettings, dead_letters: DeadLetters, drive: F) -> Outcome
+async fn session<F, Fut>(
+    settings: PipelineSettings,
+    dead_letters: &DeadLetters,
+    drive: F,
+) -> Outcome
 where
     F: FnOnce(Script, Broker, CancellationToken) -> Fut,
     Fut: Future<Output = ()>,
@@ -44,7 +49,7 @@ where
     let routing = Routing {
         router: &router,
         dead_letter_destination: "dead-letters",
-        dead_letters: &dead_letters,
+        dead_letters,
         cleaner: None,
     };
     let metrics = Metrics::new("hand");
@@ -79,7 +84,7 @@ fn rejected(id: &str) -> SinkError {
 async fn a_position_waits_for_the_confirmation_of_the_events_before_it() {
     let outcome = session(
         settings(100, 1000),
-        DeadLetters::default(),
+        &DeadLetters::default(),
         |script, broker, stop| async move {
             script.event(event("e1", "a", 100));
             script.event(event("e2", "a", 100));
@@ -105,7 +110,7 @@ async fn a_position_waits_for_the_confirmation_of_the_events_before_it() {
 async fn confirmations_out_of_order_acknowledge_nothing_past_an_unconfirmed_batch() {
     let outcome = session(
         settings(2, 1000),
-        DeadLetters::default(),
+        &DeadLetters::default(),
         |script, broker, stop| async move {
             for (n, lsn) in [(1, 100), (3, 200), (5, 300)] {
                 script.event(event(&format!("e{n}"), "a", lsn));
@@ -135,7 +140,7 @@ async fn confirmations_out_of_order_acknowledge_nothing_past_an_unconfirmed_batc
 async fn a_failed_batch_ends_the_session_at_the_last_position_before_it() {
     let outcome = session(
         settings(1, 1000),
-        DeadLetters::default(),
+        &DeadLetters::default(),
         |script, broker, _stop| async move {
             for (id, lsn) in [("e1", 100), ("e2", 200), ("e3", 300)] {
                 script.event(event(id, "a", lsn));
@@ -167,7 +172,7 @@ async fn a_failed_batch_ends_the_session_at_the_last_position_before_it() {
 async fn acknowledged_positions_never_pass_an_unconfirmed_event_or_go_back() {
     let outcome = session(
         settings(3, 1000),
-        DeadLetters::default(),
+        &DeadLetters::default(),
         |script, broker, stop| async move {
             for tx in 1..=12u64 {
                 for n in 0..tx % 4 + 1 {
@@ -202,7 +207,7 @@ async fn acknowledged_positions_never_pass_an_unconfirmed_event_or_go_back() {
 async fn a_transaction_is_not_sent_in_pieces_while_it_is_still_arriving() {
     let outcome = session(
         settings(100, 1000),
-        DeadLetters::default(),
+        &DeadLetters::default(),
         |script, broker, stop| async move {
             script.event(event("e1", "a", 100));
             script.event(event("e2", "a", 100));
@@ -224,7 +229,7 @@ async fn a_transaction_is_not_sent_in_pieces_while_it_is_still_arriving() {
 async fn reading_pauses_while_the_window_is_full() {
     let outcome = session(
         settings(2, 4),
-        DeadLetters::default(),
+        &DeadLetters::default(),
         |script, broker, stop| async move {
             for n in 1..=10u64 {
                 script.event(event(&format!("e{n}"), "a", n * 100));
@@ -266,7 +271,7 @@ async fn reading_pauses_while_the_window_is_full() {
 async fn shutdown_drains_the_window_before_returning() {
     let outcome = session(
         settings(100, 1000),
-        DeadLetters::default(),
+        &DeadLetters::default(),
         |script, broker, stop| async move {
             script.event(event("e1", "a", 100));
             script.commit(100);
@@ -289,7 +294,7 @@ async fn shutdown_drains_the_window_before_returning() {
 async fn a_keepalive_position_waits_for_the_events_before_it() {
     let outcome = session(
         settings(100, 1000),
-        DeadLetters::default(),
+        &DeadLetters::default(),
         |script, broker, stop| async move {
             script.event(event("e1", "a", 100));
             script.commit(100);
@@ -320,7 +325,7 @@ async fn events_refused_for_good_earlier_go_to_the_dead_letter_destination() {
     dead.refused("e2", "too large");
     let outcome = session(
         settings(100, 1000),
-        dead,
+        &dead,
         |script, broker, stop| async move {
             for id in ["e1", "e2", "e3"] {
                 script.event(event(id, "a", 100));
@@ -340,4 +345,72 @@ async fn events_refused_for_good_earlier_go_to_the_dead_letter_destination() {
     )
     .await;
     outcome.result.expect("a clean shutdown");
+}
+
+fn unacceptable(id: &str) -> SinkError {
+    SinkError::unacceptable(
+        "hand",
+        id.to_owned(),
+        "outbox.order".to_owned(),
+        "the test refuses it for good".to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn refusals_of_every_batch_in_flight_end_the_session_together() {
+    let outcome = session(
+        settings(1, 1000),
+        &DeadLetters::default(),
+        |script, broker, _stop| async move {
+            for (id, lsn) in [("e1", 100), ("e2", 200), ("e3", 300)] {
+                script.event(event(id, "a", lsn));
+                script.commit(lsn);
+            }
+            broker.until_batches(3).await;
+            broker.fail(0, unacceptable("e1"));
+            settle().await;
+            broker.confirm(1);
+            broker.fail(2, unacceptable("e3"));
+        },
+    )
+    .await;
+    match outcome.result {
+        Err(PipelineError::Sink(SinkError::Unacceptable { refusals, .. })) => {
+            let ids: Vec<&str> = refusals.iter().map(|r| r.event_id.as_str()).collect();
+            assert_eq!(ids, ["e1", "e3"]);
+        }
+        other => panic!("expected both refusals, got {other:?}"),
+    }
+    assert_eq!(outcome.acked, Lsn::ZERO, "nothing past the first refusal");
+}
+
+#[tokio::test]
+async fn a_dead_letter_confirmed_once_is_not_sent_again() {
+    let dead = DeadLetters::default();
+    dead.refused("e2", "too large");
+    for session_number in 0..2 {
+        let outcome = session(
+            settings(100, 1000),
+            &dead,
+            |script, broker, stop| async move {
+                for id in ["e1", "e2", "e3"] {
+                    script.event(event(id, "a", 100));
+                }
+                script.commit(100);
+                broker.until_batches(1).await;
+                let expected: &[&str] = if session_number == 0 {
+                    &["e1", "e2", "e3"]
+                } else {
+                    &["e1", "e3"]
+                };
+                assert_eq!(broker.ids(), expected);
+                broker.confirm(0);
+                script.until_acked(100).await;
+                stop.cancel();
+            },
+        )
+        .await;
+        outcome.result.expect("a clean shutdown");
+        assert_eq!(dead.verdict("e2"), Verdict::Skip);
+    }
 }
