@@ -24,6 +24,8 @@ use crate::source::logical::LogicalSettings;
 use crate::source::mode::Mode;
 use crate::source::polling::PollingSettings;
 
+mod ranges;
+
 pub const ENV_PREFIX: &str = "OUTBOX_RELAY_";
 
 /// `OUTBOX_RELAY_*` variables read by the command line itself, not configuration keys.
@@ -83,6 +85,10 @@ pub struct Config {
     pub metrics_tls_key_file: Option<PathBuf>,
     /// Demand this bearer token on `/metrics` (not on the health endpoints, which probes call).
     pub metrics_token: Option<String>,
+    /// Most distinct `destination` labels on `/metrics`; events to further destinations are counted
+    /// under `destination="(other)"`, so a template with a high-cardinality field cannot grow the
+    /// page and the relay's memory without bound.
+    pub metrics_max_destinations: usize,
     /// Warn when the slot holds back at least this much WAL (0: never).
     pub slot_lag_warning_bytes: u64,
     /// How long a stop signal may take to drain in-flight events before the relay gives up.
@@ -114,6 +120,7 @@ impl Default for Config {
             metrics_tls_cert_file: None,
             metrics_tls_key_file: None,
             metrics_token: None,
+            metrics_max_destinations: 1000,
             slot_lag_warning_bytes: 1 << 30,
         }
     }
@@ -218,19 +225,7 @@ impl Config {
             key: "destination",
             reason: e.to_string(),
         })?;
-        if self.pipeline.batch_size == 0 || self.pipeline.max_in_flight < self.pipeline.batch_size {
-            return Err(ConfigError::Invalid {
-                key: "pipeline.max_in_flight",
-                reason: "batch_size must be at least 1 and max_in_flight at least batch_size"
-                    .into(),
-            });
-        }
-        if self.polling.claims_in_flight == 0 || self.polling.interval.is_zero() {
-            return Err(ConfigError::Invalid {
-                key: "polling",
-                reason: "claims_in_flight and interval must be greater than zero".into(),
-            });
-        }
+        ranges::check(self)?;
         let tls = match self.sink {
             SinkKind::Rabbitmq => self.rabbitmq.tls().map(drop),
             SinkKind::Redis => self.redis.tls().map(drop),
@@ -302,6 +297,7 @@ impl Config {
             interval: self.polling.interval,
             channel: self.polling.channel.clone(),
             install_trigger: self.polling.install_trigger,
+            until_drained: false,
         })
     }
 

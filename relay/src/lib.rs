@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod http;
+pub mod json_text;
 pub mod lsn;
 pub mod metrics;
 pub mod outbox;
