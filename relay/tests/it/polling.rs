@@ -392,24 +392,17 @@ async fn installing_the_trigger_never_blocks_writers() {
     ]);
     let mut relay = support::start_relay(&pg, &args);
     let observer = pg.client().await.unwrap();
-    // Until the relay streams, or its DDL waits for the lock (which the old relay did for good).
-    harness::wait_until(
-        Duration::from_secs(60),
-        "the relay to stream or wait",
-        || {
-            relay.log().contains("streaming the outbox")
-                || relay.log().contains("holds a lock on the table")
-        },
-    )
-    .unwrap();
-    let waiting = || async {
-        observer
+    // Until the relay streams, or its DDL queues for the lock (where the old relay stayed for good).
+    harness::poll_until(Duration::from_secs(60), "the relay to stream or queue", || async {
+        let queued: i64 = observer
             .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
             .await
             .unwrap()
-            .get::<_, i64>(0)
-    };
-    eprintln!("lock requests waiting: {}", waiting().await);
+            .get(0);
+        queued > 0 || relay.log().contains("streaming the outbox")
+    })
+    .await
+    .unwrap();
     let writer = pg.client().await.unwrap();
     // Generous: the relay's lock waits last 100 ms; the old relay's never ended.
     writer
