@@ -96,6 +96,17 @@ pub async fn polling_backlog(
     publication: &str,
 ) -> Result<Option<i64>, CatalogError> {
     let c = &outbox.columns;
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&outbox.quoted_name()],
+        )
+        .await?
+        .get(0);
+    // A missing table is reported by the checks of the mode itself.
+    if !exists {
+        return Ok(None);
+    }
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = $1::text::regclass
@@ -104,7 +115,8 @@ pub async fn polling_backlog(
                     EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass
                         AND tgname = 'outbox_relay_notify'),
                     coalesce((SELECT obj_description(oid, 'pg_publication') FROM pg_publication
-                        WHERE pubname = $5), '') = $6",
+                        WHERE pubname = $5), '') = $6,
+                    has_table_privilege($1::text::regclass, 'SELECT')",
             &[
                 &outbox.quoted_name(),
                 &c.sequence,
@@ -115,9 +127,10 @@ pub async fn polling_backlog(
             ],
         )
         .await?;
-    let (columns, slot_exists, triggered, switching): (i32, bool, bool, bool) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    if columns < 2 || (slot_exists && !switching) {
+    let (columns, slot_exists, triggered, switching, readable): (i32, bool, bool, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    // A role that may not read the table never polled it; logical replication needs no SELECT.
+    if columns < 2 || !readable || (slot_exists && !switching) {
         return Ok(None);
     }
     let (table, published) = (outbox.quoted_name(), quote_ident(&c.published_at));

@@ -393,14 +393,18 @@ async fn installing_the_trigger_never_blocks_writers() {
     let mut relay = support::start_relay(&pg, &args);
     let observer = pg.client().await.unwrap();
     // Until the relay streams, or its DDL queues for the lock (where the old relay stayed for good).
-    harness::poll_until(Duration::from_secs(60), "the relay to stream or queue", || async {
-        let queued: i64 = observer
-            .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
-            .await
-            .unwrap()
-            .get(0);
-        queued > 0 || relay.log().contains("streaming the outbox")
-    })
+    harness::poll_until(
+        Duration::from_secs(60),
+        "the relay to stream or queue",
+        || async {
+            let queued: i64 = observer
+                .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+                .await
+                .unwrap()
+                .get(0);
+            queued > 0 || relay.log().contains("streaming the outbox")
+        },
+    )
     .await
     .unwrap();
     let writer = pg.client().await.unwrap();
@@ -452,6 +456,17 @@ async fn auto_relays_the_polling_backlog_before_switching_to_logical() {
     assert!(backlog > 0);
 
     pg.restart_with("wal_level=logical").unwrap();
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args(["check", "--sink", "stdout", "--database-url", &pg.url()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        report.contains(&format!(
+            "auto: logical replication, once polling has relayed the {backlog} rows"
+        )),
+        "{report}"
+    );
     let mut relay = target.relay(&pg, &[]);
     let after = workload::write(&pg.url(), &small).await;
     let received = reader
