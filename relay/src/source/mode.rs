@@ -162,13 +162,22 @@ pub async fn polling_backlog(
 /// drain, so none falls between the two.
 pub async fn begin_switch(client: &Client, settings: &LogicalSettings) -> Result<(), CatalogError> {
     catalog::ensure_publication(client, &settings.publication, &settings.outbox).await?;
-    client
+    let marked = client
         .batch_execute(&format!(
             "COMMENT ON PUBLICATION {} IS {}",
             quote_ident(&settings.publication),
             quote_literal(SWITCH_PENDING)
         ))
-        .await?;
+        .await;
+    // Only the publication's owner may comment on it. Without the mark the switch still loses
+    // nothing unless the relay stops before the drain ends; then the rest waits for `--mode polling`.
+    if let Err(e) = marked {
+        tracing::warn!(
+            publication = %settings.publication,
+            error = %crate::pg::error_chain(&e),
+            "cannot mark the publication while polling drains its backlog: if the relay stops before the drain ends, run it once with --mode polling to relay the rest"
+        );
+    }
     catalog::ensure_slot(client, &settings.slot, &settings.outbox).await?;
     Ok(())
 }

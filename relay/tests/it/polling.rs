@@ -454,6 +454,7 @@ async fn auto_relays_the_polling_backlog_before_switching_to_logical() {
     let pending = workload::write(&pg.url(), &small).await;
     let backlog = unpublished(&pg).await;
     assert!(backlog > 0);
+    eprintln!("{backlog} rows left for polling at the switch");
 
     pg.restart_with("wal_level=logical").unwrap();
     let checked = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
