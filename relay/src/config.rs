@@ -120,7 +120,7 @@ impl Default for Config {
             metrics_tls_cert_file: None,
             metrics_tls_key_file: None,
             metrics_token: None,
-            metrics_max_destinations: 1000,
+            metrics_max_destinations: crate::metrics::DEFAULT_MAX_DESTINATIONS,
             slot_lag_warning_bytes: 1 << 30,
         }
     }

@@ -37,6 +37,9 @@ pub struct Metrics {
     ready: AtomicBool,
 }
 
+/// `metrics_max_destinations` unless configured.
+pub const DEFAULT_MAX_DESTINATIONS: usize = 1000;
+
 /// The `destination` label of events to destinations beyond `metrics_max_destinations`: no Kafka
 /// topic, RabbitMQ routing key or template output of the default form can be named so.
 pub const OTHER_DESTINATIONS: &str = "(other)";
@@ -49,8 +52,13 @@ pub enum FailureKind {
 }
 
 impl Metrics {
+    /// Metrics for `sink`, with at most [`DEFAULT_MAX_DESTINATIONS`] destination labels.
+    pub fn new(sink: &str) -> Metrics {
+        Metrics::with_max_destinations(sink, DEFAULT_MAX_DESTINATIONS)
+    }
+
     /// Metrics for `sink`, with at most `max_destinations` distinct destination labels.
-    pub fn new(sink: &str, max_destinations: usize) -> Metrics {
+    pub fn with_max_destinations(sink: &str, max_destinations: usize) -> Metrics {
         let registry =
             Registry::new_custom(Some("outbox_relay".into()), None).expect("a valid prefix");
         let seconds_buckets = vec![
@@ -250,7 +258,7 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text_with_lag_from_the_oldest_unconfirmed_event() {
-        let metrics = Metrics::new("kafka", 10);
+        let metrics = Metrics::new("kafka");
         metrics.set_mode("logical");
         metrics.published("kafka", "outbox.event.order", 3);
         metrics.set_oldest_unconfirmed(Some(SystemTime::now() - Duration::from_secs(5)));
@@ -273,7 +281,7 @@ mod tests {
 
     #[test]
     fn destinations_beyond_the_cap_share_one_label() {
-        let metrics = Metrics::new("redis", 2);
+        let metrics = Metrics::with_max_destinations("redis", 2);
         for destination in ["a", "b", "c", "d", "a"] {
             metrics.published("redis", destination, 1);
         }

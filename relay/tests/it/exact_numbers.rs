@@ -1,7 +1,7 @@
 //! JSON numbers beyond f64 travel digit for digit: in header values (a number beyond f64's range
 //! used to drop every header, the correlation id with them) and in the stdout sink's payload.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
