@@ -116,7 +116,6 @@ async fn relay(
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
 ) -> Result<bool, RelayError> {
-    let shutdown = shutdown.clone();
     let router = Router::new(&config.destination).map_err(|e| ConfigError::Invalid {
         key: "destination",
         reason: e.to_string(),
@@ -151,11 +150,11 @@ async fn relay(
                 let dead: HashSet<String> = dead_letters.keys().cloned().collect();
                 let connect =
                     async { Ok((PollingSource::connect(polling, dead).await?, Lsn::ZERO)) };
-                session(connect, config, &routing, &mut acked, metrics, &shutdown).await
+                session(connect, config, &routing, &mut acked, metrics, shutdown).await
             }
             _ => {
                 let connect = LogicalSource::connect(&logical);
-                session(connect, config, &routing, &mut acked, metrics, &shutdown).await
+                session(connect, config, &routing, &mut acked, metrics, shutdown).await
             }
         };
         metrics.set_ready(false);
