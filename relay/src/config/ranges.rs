@@ -2,9 +2,12 @@
 //! outside it stops the relay with exit code 2, naming the key and its range, before any connection
 //! is opened, slot created or allocation sized by it. docs/CONFIGURATION.md lists the same ranges.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
+
+use rdkafka::error::KafkaError;
 
 use super::{Config, ConfigError, SinkKind};
 use crate::pg::redact_url;
@@ -149,7 +152,8 @@ fn sink(config: &Config) -> Result<(), ConfigError> {
                 "kafka.message_timeout",
                 kafka.message_timeout,
                 (MILLISECOND, KAFKA_MESSAGE_TIMEOUT_MAX),
-            )
+            )?;
+            kafka_properties(&kafka.properties)
         }
         SinkKind::Rabbitmq => {
             let url = &config.rabbitmq.url;
@@ -180,6 +184,36 @@ fn sink(config: &Config) -> Result<(), ConfigError> {
             }
         }
         SinkKind::Stdout => Ok(()),
+    }
+}
+
+/// librdkafka checks each property's name and value as it is set, without connecting anywhere.
+fn kafka_properties(properties: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let mut client = rdkafka::ClientConfig::new();
+    for (property, value) in properties {
+        client.set(property, value);
+    }
+    match client.create_native_config() {
+        Err(KafkaError::ClientConfig(_, description, property, value)) => {
+            // librdkafka quotes the value, which may be a password.
+            let secret = ["password", "secret", "jaas", "token"]
+                .iter()
+                .any(|word| property.contains(word));
+            let description = if secret && !value.is_empty() {
+                description.replace(&value, "***")
+            } else {
+                description
+            };
+            Err(ConfigError::Invalid {
+                key: "kafka.properties",
+                reason: format!("{property:?}: {description}"),
+            })
+        }
+        Err(e) => Err(ConfigError::Invalid {
+            key: "kafka.properties",
+            reason: e.to_string(),
+        }),
+        Ok(_) => Ok(()),
     }
 }
 

@@ -321,6 +321,11 @@ async fn bad_values_exit_2_naming_the_key_before_any_side_effect() {
             &["--sink", "redis"],
             "redis.url",
         ),
+        (
+            "[kafka.properties]\n\"acks\" = \"sometimes\"\n",
+            &["--sink", "kafka"],
+            "kafka.properties",
+        ),
     ];
     for (toml, flags, key) in cases {
         let file = tempfile::NamedTempFile::new().unwrap();
