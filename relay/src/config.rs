@@ -169,7 +169,9 @@ pub enum ConfigError {
 
 impl Config {
     /// Layers the sources; `overrides` holds only the flags given on the command line.
-    pub fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, ConfigError> {
+    /// `overrides` is any serializable tree of keys: the flags as JSON, or in tests values as
+    /// figment parses environment variables.
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Config, ConfigError> {
         let mut config: Config = layers(file, overrides)?.extract().map_err(Box::new)?;
         config.read_secret_files()?;
         config.validate()?;
@@ -352,7 +354,7 @@ fn insert_path(dict: &mut figment::value::Dict, path: &str, value: String) {
     }
 }
 
-fn layers(file: Option<&Path>, overrides: serde_json::Value) -> Result<Figment, ConfigError> {
+fn layers(file: Option<&Path>, overrides: impl Serialize) -> Result<Figment, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     if let Some(file) = file {
         if !file.exists() {
