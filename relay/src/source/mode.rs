@@ -161,7 +161,16 @@ pub async fn polling_backlog(
 /// rows: every row committed from here on is in the slot, and every earlier one is visible to the
 /// drain, so none falls between the two.
 pub async fn begin_switch(client: &Client, settings: &LogicalSettings) -> Result<(), CatalogError> {
-    catalog::ensure_publication(client, &settings.publication, &settings.outbox).await?;
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+            &[&settings.publication],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        catalog::create_publication(client, &settings.publication, &settings.outbox).await?;
+    }
     let marked = client
         .batch_execute(&format!(
             "COMMENT ON PUBLICATION {} IS {}",
