@@ -388,9 +388,21 @@ mod tests {
 
     use super::*;
 
+    /// `Config::load` while no other test sets variables: `figment::Jail` takes one lock for all
+    /// the tests that do, and they set some that would fail any load (a missing secret's file).
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, ConfigError> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|_| {
+            loaded = Some(Config::load(file, overrides));
+            Ok(())
+        });
+        loaded.expect("the jail ran the closure")
+    }
+
     #[test]
     fn flags_override_defaults() {
-        let config = Config::load(
+        let config = load(
             None,
             json!({"database_url": "postgres://u@h/db", "sink": "redis"}),
         )
@@ -409,7 +421,7 @@ mod tests {
             "database_url = \"postgres://u@h/db\"\nslot = \"from_file\"\n[pipeline]\nbatch_size = 10\nstatus_interval = \"250ms\"\n",
         )
         .unwrap();
-        let config = Config::load(Some(&path), json!({"slot": "from_flag"})).unwrap();
+        let config = load(Some(&path), json!({"slot": "from_flag"})).unwrap();
         assert_eq!(config.slot, "from_flag");
         assert_eq!(config.pipeline.batch_size, 10);
         assert_eq!(config.pipeline.status_interval, Duration::from_millis(250));
@@ -417,30 +429,30 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u@h/db", "pipeline": {"batch_size": "many"}}),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("batch_size"), "{err}");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u@h/db", "sink": "kafak"}),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("sink"), "{err}");
-        let err = Config::load(None, json!({})).unwrap_err().to_string();
+        let err = load(None, json!({})).unwrap_err().to_string();
         assert!(err.contains("database_url"), "{err}");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u:pw@h/db", "slot": "Bad-Slot"}),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("`slot`"), "{err}");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u:hunter2@h:notaport/db"}),
         )
@@ -502,7 +514,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
         std::fs::write(&path, "database_url = \"postgres://u@h/db\"\n[kafka.properties]\n\"sasl.username\" = \"relay\"\n\"security.protocol\" = \"SSL\"\n").unwrap();
-        let config = Config::load(
+        let config = load(
             Some(&path),
             json!({"kafka": {"properties": {"security.protocol": "SASL_SSL"}}}),
         )
@@ -527,16 +539,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("database-url");
         std::fs::write(&secret, "postgres://relay:pw@db/orders\n").unwrap();
-        let config = Config::load(None, json!({"database_url_file": secret})).unwrap();
+        let config = load(None, json!({"database_url_file": secret})).unwrap();
         assert_eq!(config.database_url, "postgres://relay:pw@db/orders");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url_file": secret, "database_url": "postgres://x@y/z"}),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("database_url_file"), "{err}");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url_file": dir.path().join("missing")}),
         )
@@ -547,7 +559,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u@h/db", "slott": "x"}),
         )
