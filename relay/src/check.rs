@@ -123,9 +123,20 @@ async fn database_checks(
         Mode::Polling => true,
         Mode::Auto => {
             let blocker = mode::logical_blocker(client, &config.slot).await?;
-            findings.push(match &blocker {
-                None => Finding::ok("mode", "auto: logical replication"),
-                Some(reason) => Finding::warn(
+            let backlog = match blocker {
+                None => {
+                    mode::polling_backlog(client, &config.outbox, &config.slot, &config.publication)
+                        .await?
+                }
+                Some(_) => None,
+            };
+            findings.push(match (&blocker, backlog) {
+                (None, None) => Finding::ok("mode", "auto: logical replication"),
+                (None, Some(rows)) => Finding::ok(
+                    "mode",
+                    format!("auto: logical replication, once polling has relayed the {rows} rows it has not relayed yet (published_at IS NULL)"),
+                ),
+                (Some(reason), _) => Finding::warn(
                     "mode",
                     format!("auto: polling the table, because {reason}"),
                     "nothing if polling suits you; for logical replication, run `check --mode logical` and follow its fixes",

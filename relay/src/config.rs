@@ -24,6 +24,8 @@ use crate::source::logical::LogicalSettings;
 use crate::source::mode::Mode;
 use crate::source::polling::PollingSettings;
 
+mod ranges;
+
 pub const ENV_PREFIX: &str = "OUTBOX_RELAY_";
 
 /// `OUTBOX_RELAY_*` variables read by the command line itself, not configuration keys.
@@ -83,6 +85,10 @@ pub struct Config {
     pub metrics_tls_key_file: Option<PathBuf>,
     /// Demand this bearer token on `/metrics` (not on the health endpoints, which probes call).
     pub metrics_token: Option<String>,
+    /// Most distinct `destination` labels on `/metrics`; events to further destinations are counted
+    /// under `destination="(other)"`, so a template with a high-cardinality field cannot grow the
+    /// page and the relay's memory without bound.
+    pub metrics_max_destinations: usize,
     /// Warn when the slot holds back at least this much WAL (0: never).
     pub slot_lag_warning_bytes: u64,
     /// How long a stop signal may take to drain in-flight events before the relay gives up.
@@ -114,6 +120,7 @@ impl Default for Config {
             metrics_tls_cert_file: None,
             metrics_tls_key_file: None,
             metrics_token: None,
+            metrics_max_destinations: crate::metrics::DEFAULT_MAX_DESTINATIONS,
             slot_lag_warning_bytes: 1 << 30,
         }
     }
@@ -162,7 +169,9 @@ pub enum ConfigError {
 
 impl Config {
     /// Layers the sources; `overrides` holds only the flags given on the command line.
-    pub fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, ConfigError> {
+    /// `overrides` is any serializable tree of keys: the flags as JSON, or in tests values as
+    /// figment parses environment variables.
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Config, ConfigError> {
         let mut config: Config = layers(file, overrides)?.extract().map_err(Box::new)?;
         config.read_secret_files()?;
         config.validate()?;
@@ -218,19 +227,7 @@ impl Config {
             key: "destination",
             reason: e.to_string(),
         })?;
-        if self.pipeline.batch_size == 0 || self.pipeline.max_in_flight < self.pipeline.batch_size {
-            return Err(ConfigError::Invalid {
-                key: "pipeline.max_in_flight",
-                reason: "batch_size must be at least 1 and max_in_flight at least batch_size"
-                    .into(),
-            });
-        }
-        if self.polling.claims_in_flight == 0 || self.polling.interval.is_zero() {
-            return Err(ConfigError::Invalid {
-                key: "polling",
-                reason: "claims_in_flight and interval must be greater than zero".into(),
-            });
-        }
+        ranges::check(self)?;
         let tls = match self.sink {
             SinkKind::Rabbitmq => self.rabbitmq.tls().map(drop),
             SinkKind::Redis => self.redis.tls().map(drop),
@@ -302,6 +299,7 @@ impl Config {
             interval: self.polling.interval,
             channel: self.polling.channel.clone(),
             install_trigger: self.polling.install_trigger,
+            until_drained: false,
         })
     }
 
@@ -356,7 +354,7 @@ fn insert_path(dict: &mut figment::value::Dict, path: &str, value: String) {
     }
 }
 
-fn layers(file: Option<&Path>, overrides: serde_json::Value) -> Result<Figment, ConfigError> {
+fn layers(file: Option<&Path>, overrides: impl Serialize) -> Result<Figment, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     if let Some(file) = file {
         if !file.exists() {
@@ -390,9 +388,21 @@ mod tests {
 
     use super::*;
 
+    /// `Config::load` while no other test sets variables: `figment::Jail` takes one lock for all
+    /// the tests that do, and they set some that would fail any load (a missing secret's file).
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, ConfigError> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|_| {
+            loaded = Some(Config::load(file, overrides));
+            Ok(())
+        });
+        loaded.expect("the jail ran the closure")
+    }
+
     #[test]
     fn flags_override_defaults() {
-        let config = Config::load(
+        let config = load(
             None,
             json!({"database_url": "postgres://u@h/db", "sink": "redis"}),
         )
@@ -411,7 +421,7 @@ mod tests {
             "database_url = \"postgres://u@h/db\"\nslot = \"from_file\"\n[pipeline]\nbatch_size = 10\nstatus_interval = \"250ms\"\n",
         )
         .unwrap();
-        let config = Config::load(Some(&path), json!({"slot": "from_flag"})).unwrap();
+        let config = load(Some(&path), json!({"slot": "from_flag"})).unwrap();
         assert_eq!(config.slot, "from_flag");
         assert_eq!(config.pipeline.batch_size, 10);
         assert_eq!(config.pipeline.status_interval, Duration::from_millis(250));
@@ -419,30 +429,30 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u@h/db", "pipeline": {"batch_size": "many"}}),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("batch_size"), "{err}");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u@h/db", "sink": "kafak"}),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("sink"), "{err}");
-        let err = Config::load(None, json!({})).unwrap_err().to_string();
+        let err = load(None, json!({})).unwrap_err().to_string();
         assert!(err.contains("database_url"), "{err}");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u:pw@h/db", "slot": "Bad-Slot"}),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("`slot`"), "{err}");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u:hunter2@h:notaport/db"}),
         )
@@ -504,7 +514,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
         std::fs::write(&path, "database_url = \"postgres://u@h/db\"\n[kafka.properties]\n\"sasl.username\" = \"relay\"\n\"security.protocol\" = \"SSL\"\n").unwrap();
-        let config = Config::load(
+        let config = load(
             Some(&path),
             json!({"kafka": {"properties": {"security.protocol": "SASL_SSL"}}}),
         )
@@ -529,16 +539,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("database-url");
         std::fs::write(&secret, "postgres://relay:pw@db/orders\n").unwrap();
-        let config = Config::load(None, json!({"database_url_file": secret})).unwrap();
+        let config = load(None, json!({"database_url_file": secret})).unwrap();
         assert_eq!(config.database_url, "postgres://relay:pw@db/orders");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url_file": secret, "database_url": "postgres://x@y/z"}),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("database_url_file"), "{err}");
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url_file": dir.path().join("missing")}),
         )
@@ -549,7 +559,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = Config::load(
+        let err = load(
             None,
             json!({"database_url": "postgres://u@h/db", "slott": "x"}),
         )

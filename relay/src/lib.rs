@@ -12,6 +12,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod event;
 pub mod http;
+pub mod json_text;
 pub mod lsn;
 pub mod metrics;
 pub mod outbox;

@@ -104,7 +104,10 @@ async fn run(config: Config) -> ExitCode {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let grace = config.shutdown_grace;
     let sink = format!("{:?}", config.sink).to_lowercase();
-    let metrics = Arc::new(Metrics::new(&sink));
+    let metrics = Arc::new(Metrics::with_max_destinations(
+        &sink,
+        config.metrics_max_destinations,
+    ));
     let endpoint = match config.endpoint() {
         Ok(endpoint) => endpoint,
         Err(error) => return config_error(&error),

@@ -1,6 +1,7 @@
 //! The relay's Prometheus metrics: one registry, updated by the pipeline and the supervisor and
 //! rendered in the text format by the HTTP endpoint.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -27,11 +28,21 @@ pub struct Metrics {
     ready_gauge: IntGauge,
     pub leader: IntGauge,
     mode: IntGaugeVec,
+    /// The destinations that have a label of their own, at most `max_destinations` of them.
+    destinations: Mutex<HashSet<String>>,
+    max_destinations: usize,
     /// Commit time of the oldest event not yet confirmed by the broker; kept across failed
     /// sessions, so the lag keeps growing while the broker is down.
     oldest_unconfirmed: Mutex<Option<SystemTime>>,
     ready: AtomicBool,
 }
+
+/// `metrics_max_destinations` unless configured.
+pub const DEFAULT_MAX_DESTINATIONS: usize = 1000;
+
+/// The `destination` label of events to destinations beyond `metrics_max_destinations`: no Kafka
+/// topic, RabbitMQ routing key or template output of the default form can be named so.
+pub const OTHER_DESTINATIONS: &str = "(other)";
 
 /// Why a session ended, as the `kind` label of `outbox_relay_failures_total`.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +52,13 @@ pub enum FailureKind {
 }
 
 impl Metrics {
+    /// Metrics for `sink`, with at most [`DEFAULT_MAX_DESTINATIONS`] destination labels.
     pub fn new(sink: &str) -> Metrics {
+        Metrics::with_max_destinations(sink, DEFAULT_MAX_DESTINATIONS)
+    }
+
+    /// Metrics for `sink`, with at most `max_destinations` distinct destination labels.
+    pub fn with_max_destinations(sink: &str, max_destinations: usize) -> Metrics {
         let registry =
             Registry::new_custom(Some("outbox_relay".into()), None).expect("a valid prefix");
         let seconds_buckets = vec![
@@ -110,6 +127,8 @@ impl Metrics {
             )
             .expect("valid metric"),
             registry,
+            destinations: Mutex::new(HashSet::new()),
+            max_destinations,
             oldest_unconfirmed: Mutex::new(None),
             ready: AtomicBool::new(false),
         };
@@ -187,9 +206,23 @@ impl Metrics {
         *self.oldest_unconfirmed.lock().expect("lock") = committed_at;
     }
 
+    /// Counts confirmed events under their destination's label, or under [`OTHER_DESTINATIONS`]
+    /// once `max_destinations` destinations have labels: every label is a time series that the
+    /// registry keeps for good, and a scraper's storage with it.
     pub fn published(&self, sink: &str, destination: &str, events: u64) {
+        let label = {
+            let mut labelled = self.destinations.lock().expect("lock");
+            if labelled.contains(destination) {
+                destination
+            } else if labelled.len() < self.max_destinations {
+                labelled.insert(destination.to_owned());
+                destination
+            } else {
+                OTHER_DESTINATIONS
+            }
+        };
         self.events_published
-            .with_label_values(&[sink, destination])
+            .with_label_values(&[sink, label])
             .inc_by(events);
     }
 
@@ -244,5 +277,24 @@ mod tests {
         assert!((5.0..6.0).contains(&lag), "{lag}");
         metrics.set_oldest_unconfirmed(None);
         assert!(metrics.render().contains("outbox_relay_lag_seconds 0\n"));
+    }
+
+    #[test]
+    fn destinations_beyond_the_cap_share_one_label() {
+        let metrics = Metrics::with_max_destinations("redis", 2);
+        for destination in ["a", "b", "c", "d", "a"] {
+            metrics.published("redis", destination, 1);
+        }
+        let text = metrics.render();
+        let label = |d: &str| {
+            format!("outbox_relay_events_published_total{{destination=\"{d}\",sink=\"redis\"}}")
+        };
+        assert!(text.contains(&format!("{} 2", label("a"))), "{text}");
+        assert!(text.contains(&format!("{} 1", label("b"))), "{text}");
+        assert!(
+            text.contains(&format!("{} 2", label(OTHER_DESTINATIONS))),
+            "{text}"
+        );
+        assert!(!text.contains("destination=\"c\""), "{text}");
     }
 }

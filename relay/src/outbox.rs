@@ -247,20 +247,10 @@ impl RowLayout {
         };
         let headers = match optional(self.headers) {
             None => Vec::new(),
-            Some(raw) => match serde_json::from_str::<serde_json::Value>(&raw) {
-                Ok(serde_json::Value::Object(map)) => map
-                    .into_iter()
-                    .map(|(k, v)| match v {
-                        serde_json::Value::String(s) => (k, s),
-                        other => (k, other.to_string()),
-                    })
-                    .collect(),
-                Ok(serde_json::Value::Null) => Vec::new(),
-                _ => {
-                    warnings.push("headers is not a JSON object; relayed without them".to_owned());
-                    Vec::new()
-                }
-            },
+            Some(raw) => crate::json_text::object_members(&raw).unwrap_or_else(|| {
+                warnings.push("headers is not a JSON object; relayed without them".to_owned());
+                Vec::new()
+            }),
         };
         let event = Event {
             id,

@@ -20,7 +20,7 @@ use crate::sink::{self, rabbitmq::Nacked, SinkError};
 use crate::slot_monitor;
 use crate::source::logical::LogicalSource;
 use crate::source::mode::{self, Mode};
-use crate::source::polling::PollingSource;
+use crate::source::polling::{PollingSettings, PollingSource};
 use crate::source::{Source, SourceError};
 
 /// A session that ran this long was healthy; the next failure starts the backoff afresh.
@@ -64,17 +64,64 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), RelayError> {
+    let mut backoff = Backoff::new(config.backoff.clone());
+    let Some((mode, drain_first)) = choose_mode(config, &mut backoff, &shutdown).await? else {
+        return Ok(());
+    };
+    if drain_first {
+        let mut polling = config.polling()?;
+        polling.until_drained = true;
+        if !relay(
+            config,
+            Mode::Polling,
+            &polling,
+            &metrics,
+            &mut backoff,
+            &shutdown,
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        let database = config.database()?;
+        let ended = async {
+            let client = catalog::connect(&database).await?;
+            mode::end_switch(&client, &config.publication).await
+        };
+        match ended.await {
+            Ok(()) => tracing::info!("polling relayed every row it had not relayed yet; switching to logical replication"),
+            // The mark stays: the next start drains again, re-sending only rows still unmarked.
+            Err(e) => tracing::warn!(error = %e, "polling relayed its backlog, but the switch mark on the publication could not be cleared; switching to logical replication"),
+        }
+    }
+    relay(
+        config,
+        mode,
+        &config.polling()?,
+        &metrics,
+        &mut backoff,
+        &shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs sessions of one mode; `Ok(true)` when a draining polling session relayed its backlog,
+/// `Ok(false)` when shut down.
+async fn relay(
+    config: &Config,
+    mode: Mode,
+    polling: &PollingSettings,
+    metrics: &Arc<Metrics>,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+) -> Result<bool, RelayError> {
     let router = Router::new(&config.destination).map_err(|e| ConfigError::Invalid {
         key: "destination",
         reason: e.to_string(),
     })?;
-    let mut backoff = Backoff::new(config.backoff.clone());
-    let Some(mode) = choose_mode(config, &mut backoff, &shutdown).await? else {
-        return Ok(());
-    };
     metrics.set_mode(mode.name());
     let logical = config.logical()?;
-    let polling = config.polling()?;
     let dead_letters = DeadLetters::default();
     let nacked = Nacked::default();
     // Polling settles rows itself; logical replication reads the WAL and leaves the table alone.
@@ -103,18 +150,12 @@ pub async fn run(
             Mode::Polling => {
                 let dead = dead_letters.ids();
                 let connect =
-                    async { Ok((PollingSource::connect(&polling, dead).await?, Lsn::ZERO)) };
-                session(
-                    connect, config, &routing, &nacked, &mut acked, &metrics, &shutdown,
-                )
-                .await
+                    async { Ok((PollingSource::connect(polling, dead).await?, Lsn::ZERO)) };
+                session(connect, config, &routing, &nacked, &mut acked, metrics, shutdown).await
             }
             _ => {
                 let connect = LogicalSource::connect(&logical);
-                session(
-                    connect, config, &routing, &nacked, &mut acked, &metrics, &shutdown,
-                )
-                .await
+                session(connect, config, &routing, &nacked, &mut acked, metrics, shutdown).await
             }
         };
         metrics.set_ready(false);
@@ -124,7 +165,8 @@ pub async fn run(
             metrics.leader.set(0);
         }
         let error = match result {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(false),
+            Err(PipelineError::Source(SourceError::Drained)) => return Ok(true),
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => e,
         };
@@ -141,7 +183,7 @@ pub async fn run(
             }
             tokio::select! {
                 _ = tokio::time::sleep(STANDBY_POLL) => continue,
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return Ok(false),
             }
         }
         (standby_since, standing_by) = (None, false);
@@ -186,7 +228,7 @@ pub async fn run(
         tracing::warn!(error = %error, acked = %acked, retry_in = ?delay, "relay session failed; resuming from the last acknowledged position after a pause");
         tokio::select! {
             _ = tokio::time::sleep(delay) => metrics.retries.inc(),
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return Ok(false),
         }
     }
 }
@@ -253,21 +295,33 @@ async fn session<S: Source>(
     }
 }
 
-/// The configured mode, with `auto` resolved from the database's catalog; `None` when shut down
-/// while the database could not be reached.
+/// The configured mode, with `auto` resolved from the database's catalog, and whether polling must
+/// first relay the rows it had not relayed before logical replication takes over; `None` when shut
+/// down while the database could not be reached.
 async fn choose_mode(
     config: &Config,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
-) -> Result<Option<Mode>, RelayError> {
+) -> Result<Option<(Mode, bool)>, RelayError> {
     if config.mode != Mode::Auto {
-        return Ok(Some(config.mode));
+        return Ok(Some((config.mode, false)));
     }
     let database = config.database()?;
+    let logical = config.logical()?;
     loop {
         let resolved = async {
             let client = catalog::connect(&database).await?;
-            mode::resolve(config.mode, &client, &config.slot).await
+            let (mode, reason) = mode::resolve(config.mode, &client, &config.slot).await?;
+            if mode != Mode::Logical {
+                return Ok((mode, reason, None));
+            }
+            let backlog =
+                mode::polling_backlog(&client, &config.outbox, &config.slot, &config.publication)
+                    .await?;
+            if backlog.is_some() {
+                mode::begin_switch(&client, &logical).await?;
+            }
+            Ok::<_, CatalogError>((mode, reason, backlog))
         };
         // A database that accepts TCP but never answers holds a connect for its connect_timeout.
         let resolved = tokio::select! {
@@ -275,12 +329,15 @@ async fn choose_mode(
             _ = shutdown.cancelled() => return Ok(None),
         };
         let error = match resolved {
-            Ok((mode, reason)) => {
+            Ok((mode, reason, backlog)) => {
                 tracing::info!(mode = mode.name(), reason, "mode auto: chose the source");
+                if let Some(rows) = backlog {
+                    tracing::info!(rows, slot = %config.slot, "polling relays the rows it has not relayed yet (published_at IS NULL) before logical replication takes over; the slot, created now, holds everything committed since");
+                }
                 backoff.reset();
-                return Ok(Some(mode));
+                return Ok(Some((mode, backlog.is_some())));
             }
-            Err(e) => PipelineError::Source(e.into()),
+            Err(e) => PipelineError::Source(SourceError::Catalog(e)),
         };
         if error.is_fatal() {
             return Err(error.into());

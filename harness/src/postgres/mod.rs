@@ -259,6 +259,17 @@ impl Postgres {
         self.wait_ready()
     }
 
+    /// Stops the cluster (fast shutdown) and starts it again with `setting` (`name=value`) in place
+    /// of any earlier value of that name, e.g. to raise `wal_level` on a cluster with data.
+    pub fn restart_with(&mut self, setting: &str) -> Result<()> {
+        let name = setting.split_once('=').map_or(setting, |(name, _)| name);
+        self.stop()?;
+        self.settings
+            .retain(|s| s.split_once('=').map_or(s.as_str(), |(n, _)| n) != name);
+        self.settings.push(setting.to_owned());
+        self.start_again()
+    }
+
     pub fn restart_immediate(&mut self) -> Result<()> {
         self.crash()?;
         self.start_again()

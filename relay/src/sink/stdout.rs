@@ -48,7 +48,8 @@ struct Line<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Payload<'a> {
-    Json(serde_json::Value),
+    /// Compacted but otherwise as written: numbers keep every digit.
+    Json(Box<serde_json::value::RawValue>),
     Text(&'a str),
 }
 
@@ -63,9 +64,9 @@ impl Serialize for Headers<'_> {
 
 fn write_line(out: &mut Vec<u8>, routed: &Routed) -> serde_json::Result<()> {
     let event = &routed.event;
-    let payload = match serde_json::from_str(&event.payload) {
-        Ok(value) => Payload::Json(value),
-        Err(_) => Payload::Text(&event.payload),
+    let payload = match crate::json_text::embeddable(&event.payload) {
+        Some(json) => Payload::Json(json),
+        None => Payload::Text(&event.payload),
     };
     // serde_json's compact output escapes newlines inside strings, so each object stays on one line.
     serde_json::to_writer(

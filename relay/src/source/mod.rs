@@ -75,6 +75,9 @@ pub enum SourceError {
     LockHeld(String),
     #[error("the {0} connection to PostgreSQL closed")]
     Closed(&'static str),
+    /// A polling session run to relay a backlog has relayed and settled all of it.
+    #[error("polling relayed every row it had to")]
+    Drained,
 }
 
 impl SourceError {
@@ -98,7 +101,8 @@ impl SourceError {
             SourceError::Replication(_)
             | SourceError::Decode(_)
             | SourceError::LockHeld(_)
-            | SourceError::Closed(_) => false,
+            | SourceError::Closed(_)
+            | SourceError::Drained => false,
         }
     }
 }

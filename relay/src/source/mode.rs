@@ -1,12 +1,15 @@
 //! Which source to run: logical replication when the database allows it, polling otherwise.
 //!
 //! `auto` decides from the catalog (wal_level, the role's REPLICATION attribute, a free or existing
-//! slot), never by trying and failing, and says why.
+//! slot), never by trying and failing, and says why. When a polled table moves to logical
+//! replication, polling first relays the rows it had not relayed yet (see [`polling_backlog`]).
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+use crate::outbox::{quote_ident, quote_literal, OutboxTable};
 use crate::pg::catalog::{self, CatalogError};
+use crate::source::logical::LogicalSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -74,4 +77,127 @@ pub async fn logical_blocker(client: &Client, slot: &str) -> Result<Option<Strin
     } else {
         None
     })
+}
+
+/// Marks the publication while polling relays the rows committed before the slot existed: the slot
+/// will never carry them. A comment, so that the mark survives a crash and the next start drains
+/// again instead of stranding them; removed once polling has relayed them all.
+const SWITCH_PENDING: &str =
+    "outbox-relay: switching from polling to logical replication; polling still relays the rows committed before the slot";
+
+/// Rows polling must relay before logical replication takes over, when `auto` moves a table that
+/// was polled (its notify trigger exists or some rows are marked) to logical replication: the slot
+/// carries only what commits after its creation, while `published_at IS NULL` says exactly which
+/// older rows polling has not relayed. `None` when there are none or the table was never polled.
+pub async fn polling_backlog(
+    client: &Client,
+    outbox: &OutboxTable,
+    slot: &str,
+    publication: &str,
+) -> Result<Option<i64>, CatalogError> {
+    let c = &outbox.columns;
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&outbox.quoted_name()],
+        )
+        .await?
+        .get(0);
+    // A missing table is reported by the checks of the mode itself.
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = $1::text::regclass
+                        AND attname IN ($2, $3) AND attnum > 0 AND NOT attisdropped)::int,
+                    EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $4),
+                    EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass
+                        AND tgname = 'outbox_relay_notify'),
+                    coalesce((SELECT obj_description(oid, 'pg_publication') FROM pg_publication
+                        WHERE pubname = $5), '') = $6,
+                    has_table_privilege($1::text::regclass, 'SELECT')",
+            &[
+                &outbox.quoted_name(),
+                &c.sequence,
+                &c.published_at,
+                &slot,
+                &publication,
+                &SWITCH_PENDING,
+            ],
+        )
+        .await?;
+    let (columns, slot_exists, triggered, switching, readable): (i32, bool, bool, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    // A role that may not read the table never polled it; logical replication needs no SELECT.
+    if columns < 2 || !readable || (slot_exists && !switching) {
+        return Ok(None);
+    }
+    let (table, published) = (outbox.quoted_name(), quote_ident(&c.published_at));
+    // The partial index over unpublished rows answers this without reading the relayed ones.
+    let unpublished: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE {published} IS NULL"),
+            &[],
+        )
+        .await?
+        .get(0);
+    if unpublished == 0 {
+        return Ok(None);
+    }
+    let polled = switching
+        || triggered
+        || client
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {published} IS NOT NULL)"),
+                &[],
+            )
+            .await?
+            .get::<_, bool>(0);
+    Ok(polled.then_some(unpublished))
+}
+
+/// Creates the publication and the slot, marked as switching, before polling drains the older
+/// rows: every row committed from here on is in the slot, and every earlier one is visible to the
+/// drain, so none falls between the two.
+pub async fn begin_switch(client: &Client, settings: &LogicalSettings) -> Result<(), CatalogError> {
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+            &[&settings.publication],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        catalog::create_publication(client, &settings.publication, &settings.outbox).await?;
+    }
+    let marked = client
+        .batch_execute(&format!(
+            "COMMENT ON PUBLICATION {} IS {}",
+            quote_ident(&settings.publication),
+            quote_literal(SWITCH_PENDING)
+        ))
+        .await;
+    // Only the publication's owner may comment on it. Without the mark the switch still loses
+    // nothing unless the relay stops before the drain ends; then the rest waits for `--mode polling`.
+    if let Err(e) = marked {
+        tracing::warn!(
+            publication = %settings.publication,
+            error = %crate::pg::error_chain(&e),
+            "cannot mark the publication while polling drains its backlog: if the relay stops before the drain ends, run it once with --mode polling to relay the rest"
+        );
+    }
+    catalog::ensure_slot(client, &settings.slot, &settings.outbox).await?;
+    Ok(())
+}
+
+/// Clears the mark once polling has relayed every row committed before the slot.
+pub async fn end_switch(client: &Client, publication: &str) -> Result<(), CatalogError> {
+    client
+        .batch_execute(&format!(
+            "COMMENT ON PUBLICATION {} IS NULL",
+            quote_ident(publication)
+        ))
+        .await?;
+    Ok(())
 }

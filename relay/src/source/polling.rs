@@ -20,7 +20,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Row};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::cleanup::CleanupMode;
 use crate::event::Origin;
@@ -48,6 +50,9 @@ pub struct PollingSettings {
     pub channel: String,
     /// Install the notify trigger when missing (needs ownership of the table).
     pub install_trigger: bool,
+    /// End the session with [`SourceError::Drained`] once a claim comes back short and every claim
+    /// is settled: `auto` then moves on to logical replication.
+    pub until_drained: bool,
 }
 
 /// A claim handed to the pipeline, awaiting acknowledgement.
@@ -63,6 +68,7 @@ pub struct PollingSource {
     statements: Arc<Statements>,
     claim_size: usize,
     layout: RowLayout,
+    sequence_column: String,
     idle: Vec<Client>,
     held: VecDeque<Held>,
     ready: VecDeque<Change>,
@@ -72,12 +78,17 @@ pub struct PollingSource {
     due: bool,
     next_poll: Instant,
     interval: Duration,
+    until_drained: bool,
+    /// A claim came back short while draining: no more claims, the session ends once all settled.
+    drained: bool,
     wakeups: mpsc::Receiver<()>,
     tickets: u64,
     /// Ids the broker refused for good: their rows are marked, never deleted, as a dead letter may
     /// not carry the whole payload.
     dead_lettered: HashSet<String>,
     _listener: Client,
+    /// Keeps trying to install the notify trigger while the table is locked; stops with the source.
+    _trigger_retry: Option<AbortOnDropHandle<()>>,
     leader: LeaderLock,
 }
 
@@ -106,9 +117,11 @@ impl PollingSource {
             settings.claim_size,
             settings.cleanup,
         )?;
-        if settings.install_trigger {
-            install_trigger(&client, settings).await?;
-        }
+        let trigger_retry = if settings.install_trigger {
+            install_trigger(&client, settings).await?
+        } else {
+            None
+        };
         drop(client);
 
         let (listener, wakeups) = database::connect_listening(&settings.database)
@@ -137,6 +150,7 @@ impl PollingSource {
             statements: Arc::new(statements),
             claim_size: settings.claim_size,
             layout,
+            sequence_column: settings.outbox.columns.sequence.clone(),
             idle,
             held: VecDeque::new(),
             ready: VecDeque::new(),
@@ -144,10 +158,13 @@ impl PollingSource {
             due: true,
             next_poll: Instant::now(),
             interval: settings.interval,
+            until_drained: settings.until_drained,
+            drained: false,
             wakeups,
             tickets: 0,
             dead_lettered,
             _listener: listener,
+            _trigger_retry: trigger_retry,
             leader,
         })
     }
@@ -184,20 +201,33 @@ impl PollingSource {
         });
     }
 
-    /// Columns arrive as text in layout order, then the commit time (the row's `created_at`) and
-    /// the sequence number.
+    /// Columns arrive as text in layout order, then the commit time (the row's `created_at`, or the
+    /// claim's time when that is null) and the sequence number. A null in a row is the row's data,
+    /// not a reason to stop the stream: the row is relayed with a warning.
     fn event(&self, row: &Row) -> (crate::event::Event, Vec<String>) {
-        let texts = row.len() - 2;
+        let texts = row.len().saturating_sub(2);
         let values: Vec<Value> = (0..texts)
-            .map(|i| match row.get::<_, Option<&str>>(i) {
-                Some(text) => Value::Text(Bytes::copy_from_slice(text.as_bytes())),
-                None => Value::Null,
+            .map(|i| match row.try_get::<_, Option<&str>>(i) {
+                Ok(Some(text)) => Value::Text(Bytes::copy_from_slice(text.as_bytes())),
+                _ => Value::Null,
             })
             .collect();
-        let committed_at: SystemTime = row.get(texts);
-        let sequence: i64 = row.get(texts + 1);
-        self.layout
-            .event(&values, Origin::Sequence(sequence), committed_at)
+        let committed_at = row
+            .try_get::<_, SystemTime>(texts)
+            .unwrap_or_else(|_| SystemTime::now());
+        let sequence = row.try_get::<_, Option<i64>>(texts + 1).ok().flatten();
+        let (event, mut warnings) = self.layout.event(
+            &values,
+            Origin::Sequence(sequence.unwrap_or_default()),
+            committed_at,
+        );
+        if sequence.is_none() {
+            warnings.push(format!(
+                "column {} is null (logged as seq=0): such rows are claimed after every numbered one; make it an identity column",
+                self.sequence_column
+            ));
+        }
+        (event, warnings)
     }
 }
 
@@ -210,6 +240,9 @@ impl Source for PollingSource {
             if let Some(change) = self.ready.pop_front() {
                 return Ok(change);
             }
+            if self.drained && self.held.is_empty() {
+                return Err(SourceError::Drained);
+            }
             if !self.leader.is_held() {
                 return Err(SourceError::Closed("leader lock"));
             }
@@ -217,6 +250,9 @@ impl Source for PollingSource {
                 let result = claiming.await;
                 self.claiming = None;
                 let (client, rows) = result.map_err(CatalogError::Query)?;
+                // Rows committed before this claim's snapshot were all in it, held by an earlier
+                // claim, or settled: a short claim leaves nothing older behind.
+                self.drained = self.until_drained && rows.len() < self.claim_size;
                 if rows.is_empty() {
                     self.idle.push(client);
                     self.next_poll = Instant::now() + self.interval;
@@ -226,6 +262,10 @@ impl Source for PollingSource {
                     self.claimed(client, rows);
                 }
                 continue;
+            }
+            if self.drained {
+                // Acknowledgements settle the last claims; the check above then ends the session.
+                std::future::pending::<()>().await;
             }
             if !self.due {
                 tokio::select! {
@@ -289,29 +329,87 @@ async fn settle(
     Ok(held.client)
 }
 
-/// The table's columns, and the type of its id column (ids are compared in that type, so that the
-/// primary key's index serves the delete).
+/// The table's columns with their types (without modifiers), and the full type of its id column
+/// (ids are compared in that type, so that the primary key's index serves the delete).
 struct TableColumns {
     names: Vec<String>,
+    types: Vec<String>,
     id_type: String,
+}
+
+impl TableColumns {
+    fn type_of(&self, column: &str) -> Option<&str> {
+        self.names
+            .iter()
+            .position(|n| n == column)
+            .map(|i| self.types[i].as_str())
+    }
 }
 
 async fn table_columns(client: &Client, outbox: &OutboxTable) -> Result<TableColumns, SourceError> {
     let rows = client
         .query(
-            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
+            "SELECT attname::text, format_type(atttypid, NULL), format_type(atttypid, atttypmod)
+             FROM pg_attribute
              WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
             &[&outbox.quoted_name()],
         )
         .await
         .map_err(CatalogError::Query)?;
     let names = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let types = rows.iter().map(|r| r.get::<_, String>(1)).collect();
     let id_type = rows
         .iter()
         .find(|r| r.get::<_, &str>(0) == outbox.columns.id)
-        .map(|r| r.get::<_, String>(1))
+        .map(|r| r.get::<_, String>(2))
         .unwrap_or_else(|| "text".into());
-    Ok(TableColumns { names, id_type })
+    Ok(TableColumns {
+        names,
+        types,
+        id_type,
+    })
+}
+
+const TIMESTAMPS: [&str; 2] = ["timestamp with time zone", "timestamp without time zone"];
+const INTEGERS: [&str; 3] = ["smallint", "integer", "bigint"];
+
+/// Polling orders rows by the sequence column and sets the published column itself: a column of
+/// another type would fail every claim, or every mark after the broker confirmed (and so re-publish
+/// the same rows every session). Found at session start instead, with the fix.
+fn check_column_types(outbox: &OutboxTable, table: &TableColumns) -> Result<(), SourceError> {
+    let c = &outbox.columns;
+    for (column, allowed, role, wanted) in [
+        (
+            &c.sequence,
+            &INTEGERS[..],
+            "orders rows by insertion",
+            "bigint GENERATED ALWAYS AS IDENTITY",
+        ),
+        (
+            &c.published_at,
+            &TIMESTAMPS[..],
+            "marks relayed rows with the time",
+            "timestamptz",
+        ),
+    ] {
+        let Some(found) = table.type_of(column) else {
+            continue;
+        };
+        if !allowed.contains(&found) {
+            return Err(CatalogError::Misconfigured {
+                problem: format!(
+                    "column {column} of {} is {found}, but polling {role} in it: it must be one of {allowed:?}",
+                    outbox.table
+                ),
+                fix: format!(
+                    "point the outbox.columns setting at a column of that type, or add one as the table's owner: ALTER TABLE {} ADD COLUMN ... {wanted}",
+                    outbox.quoted_name()
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Builds the claim and settle statements, and the layout of the claimed rows' text columns.
@@ -323,6 +421,7 @@ fn statements(
 ) -> Result<(Statements, RowLayout), SourceError> {
     let c = &outbox.columns;
     let has = |name: &String| table.names.contains(name);
+    check_column_types(outbox, table)?;
     let missing: Vec<&str> = [&c.sequence, &c.published_at]
         .into_iter()
         .filter(|n| !has(n))
@@ -363,11 +462,22 @@ fn statements(
         .into());
     }
     let layout = outbox.layout(&selected)?;
-    // Without created_at, lag counts from the claim.
-    let committed_at = if has(&c.created_at) {
-        format!("{}::timestamptz", quote_ident(&c.created_at))
-    } else {
-        "clock_timestamp()".to_owned()
+    // Without a created_at timestamp (no column, a null, or a column of another type such as
+    // epoch milliseconds, still relayed as the `created_at` header), lag counts from the claim.
+    let committed_at = match table.type_of(&c.created_at) {
+        Some(found) if TIMESTAMPS.contains(&found) => format!(
+            "COALESCE({}::timestamptz, clock_timestamp())",
+            quote_ident(&c.created_at)
+        ),
+        Some(found) => {
+            tracing::warn!(
+                column = %c.created_at,
+                r#type = found,
+                "the created_at column is not a timestamp: relay lag counts from each row's claim instead"
+            );
+            "clock_timestamp()".to_owned()
+        }
+        None => "clock_timestamp()".to_owned(),
     };
     let list: Vec<String> = selected
         .iter()
@@ -395,9 +505,23 @@ fn statements(
     Ok((statements, layout))
 }
 
+/// How long the trigger's DDL may wait for its lock on the table. The lock it takes conflicts with
+/// INSERTs, and PostgreSQL queues every later INSERT behind a waiting lock request: without this
+/// bound, one service transaction left open would block all writers until it ended.
+const TRIGGER_LOCK_TIMEOUT: &str = "100ms";
+
+/// Pauses between installation attempts while the table stays locked.
+const TRIGGER_RETRY_FIRST: Duration = Duration::from_millis(500);
+const TRIGGER_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// Installs the notify trigger unless present. Without the privilege, polling still works at the
-/// interval; the warning carries the SQL for the table's owner.
-async fn install_trigger(client: &Client, settings: &PollingSettings) -> Result<(), SourceError> {
+/// interval; the warning carries the SQL for the table's owner. While another transaction holds a
+/// lock on the table, polling starts at the interval and a background task keeps trying (returned,
+/// to be dropped with the source).
+async fn install_trigger(
+    client: &Client,
+    settings: &PollingSettings,
+) -> Result<Option<AbortOnDropHandle<()>>, SourceError> {
     let present: bool = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = 'outbox_relay_notify')",
@@ -407,24 +531,78 @@ async fn install_trigger(client: &Client, settings: &PollingSettings) -> Result<
         .map_err(CatalogError::Query)?
         .get(0);
     if present {
-        return Ok(());
+        return Ok(None);
     }
+    match try_install_trigger(client, settings).await {
+        Ok(()) => Ok(None),
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            tracing::warn!(
+                table = %settings.outbox.table,
+                interval = ?settings.interval,
+                "cannot install the notify trigger now: another transaction holds a lock on the table, and waiting for it would block the services' inserts. Polling at the interval meanwhile, and retrying in the background"
+            );
+            let settings = settings.clone();
+            Ok(Some(AbortOnDropHandle::new(tokio::spawn(async move {
+                retry_install_trigger(&settings).await
+            }))))
+        }
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            tracing::warn!(
+                table = %settings.outbox.table,
+                interval = ?settings.interval,
+                "cannot install the notify trigger ({}); polling at the interval instead. To wake on inserts, run as the table's owner:\n{}",
+                crate::pg::error_chain(&e),
+                settings.outbox.notify_trigger_ddl(&settings.channel)
+            );
+            Ok(None)
+        }
+        Err(e) => Err(CatalogError::Query(e).into()),
+    }
+}
+
+async fn try_install_trigger(
+    client: &Client,
+    settings: &PollingSettings,
+) -> Result<(), tokio_postgres::Error> {
     let ddl = settings.outbox.notify_trigger_ddl(&settings.channel);
-    match client.batch_execute(&format!("BEGIN;\n{ddl}COMMIT;")).await {
+    let sql = format!("BEGIN;\nSET LOCAL lock_timeout = '{TRIGGER_LOCK_TIMEOUT}';\n{ddl}COMMIT;");
+    match client.batch_execute(&sql).await {
         Ok(()) => {
             tracing::info!(table = %settings.outbox.table, channel = %settings.channel, "installed the trigger that wakes polling on inserts");
             Ok(())
         }
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+        Err(e) => {
             let _ = client.batch_execute("ROLLBACK").await;
-            tracing::warn!(
-                table = %settings.outbox.table,
-                interval = ?settings.interval,
-                "cannot install the notify trigger ({}); polling at the interval instead. To wake on inserts, run as the table's owner:\n{ddl}",
-                crate::pg::error_chain(&e)
-            );
-            Ok(())
+            Err(e)
         }
-        Err(e) => Err(CatalogError::Query(e).into()),
+    }
+}
+
+/// Tries again, with growing pauses, until the lock is had or something else goes wrong.
+async fn retry_install_trigger(settings: &PollingSettings) {
+    let mut pause = TRIGGER_RETRY_FIRST;
+    loop {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(TRIGGER_RETRY_MAX);
+        let client = match catalog::connect(&settings.database).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot connect to retry installing the notify trigger");
+                continue;
+            }
+        };
+        match try_install_trigger(&client, settings).await {
+            Ok(()) => return,
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                tracing::debug!(retry_in = ?pause, "the outbox table is still locked; the notify trigger waits");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %crate::pg::error_chain(&e),
+                    "cannot install the notify trigger; polling at the interval until the next session"
+                );
+                return;
+            }
+        }
     }
 }

@@ -138,3 +138,242 @@ proptest! {
         prop_assert!(!redact_url(&url).contains(&password), "{}", redact_url(&url));
     }
 }
+
+/// Configuration keys with their TOML section, for the loader's fuzzing.
+const KEYS: &[(&str, &str)] = &[
+    ("", "mode"),
+    ("", "slot"),
+    ("", "publication"),
+    ("", "destination"),
+    ("", "dead_letter_destination"),
+    ("", "sink"),
+    ("", "cleanup"),
+    ("", "metrics_addr"),
+    ("", "metrics_token"),
+    ("", "metrics_max_destinations"),
+    ("", "slot_lag_warning_bytes"),
+    ("", "shutdown_grace"),
+    ("pipeline", "batch_size"),
+    ("pipeline", "max_in_flight"),
+    ("pipeline", "status_interval"),
+    ("polling", "interval"),
+    ("polling", "claims_in_flight"),
+    ("polling", "channel"),
+    ("polling", "install_trigger"),
+    ("backoff", "initial"),
+    ("backoff", "max"),
+    ("backoff", "multiplier"),
+    ("backoff", "max_attempts"),
+    ("kafka", "brokers"),
+    ("kafka", "topic_partitions"),
+    ("kafka", "replication_factor"),
+    ("kafka", "message_timeout"),
+    ("rabbitmq", "url"),
+    ("rabbitmq", "exchange"),
+    ("redis", "url"),
+    ("redis", "maxlen"),
+    ("outbox", "table"),
+    ("outbox.columns", "sequence"),
+    ("outbox.columns", "published_at"),
+    ("outbox.columns", "created_at"),
+];
+
+/// Edge values, as TOML literals: zeros, negatives, huge numbers, odd floats, durations from
+/// nothing to ages, URLs that do not parse, and plain good values.
+const VALUES: &[&str] = &[
+    "0",
+    "-1",
+    "-2",
+    "1",
+    "2",
+    "1000",
+    "1000000000",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "1.5",
+    "-2.0",
+    "0.0",
+    "nan",
+    "inf",
+    "-inf",
+    "true",
+    "\"\"",
+    "\"0s\"",
+    "\"1ns\"",
+    "\"-1s\"",
+    "\"10ms\"",
+    "\"1h\"",
+    "\"1000000000years\"",
+    "\"x\"",
+    "\"redis\"",
+    "\"stdout\"",
+    "\"rabbitmq\"",
+    "\"kafka\"",
+    "\"polling\"",
+    "\"redis://[::1\"",
+    "\"redis://h:notaport\"",
+    "\"redis://127.0.0.1:6379\"",
+    "\"amqp://\"",
+    "\"amqp://h:99999/%2f\"",
+    "\"{type}\"",
+    "\"{\"",
+    "\"a.b.c\"",
+    "\"127.0.0.1:0\"",
+    "\"\\u0000\"",
+    "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+];
+
+fn loader_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 3_000,
+        ..ProptestConfig::default()
+    }
+}
+
+/// `value` at `path` in `dict`, creating the tables on the way.
+fn set_key(dict: &mut figment::value::Dict, path: &[&str], value: figment::value::Value) {
+    use figment::value::Value;
+    match path {
+        [] => {}
+        [key] => {
+            dict.insert((*key).to_owned(), value);
+        }
+        [key, rest @ ..] => {
+            let entry = dict
+                .entry((*key).to_owned())
+                .or_insert_with(|| Value::from(figment::value::Dict::new()));
+            if let Value::Dict(_, nested) = entry {
+                set_key(nested, rest, value);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(loader_config())]
+
+    /// Any mix of edge values, in the file or as `OUTBOX_RELAY_*` variables, loads or fails naming
+    /// one of the keys set: never a panic, never a configuration that fails later. Variables are
+    /// parsed as figment parses the environment, then given as the layer above the file: setting
+    /// the process's environment would leak into the relays other tests start meanwhile.
+    #[test]
+    fn the_configuration_loads_or_names_a_key(
+        entries in proptest::collection::btree_map(0..KEYS.len(), (0..VALUES.len(), any::<bool>()), 1..6),
+    ) {
+        let mut sections: std::collections::BTreeMap<&str, String> = Default::default();
+        let mut variables = figment::value::Dict::new();
+        set_key(&mut variables, &["database_url"], "postgres://u@h/db".into());
+        for (&key, &(value, as_variable)) in &entries {
+            let (section, name) = KEYS[key];
+            if as_variable {
+                let mut path: Vec<&str> = section.split('.').filter(|s| !s.is_empty()).collect();
+                path.push(name);
+                let text = VALUES[value].trim_matches('"');
+                set_key(&mut variables, &path, text.parse().expect("infallible"));
+            } else {
+                sections.entry(section).or_default().push_str(&format!("{name} = {}\n", VALUES[value]));
+            }
+        }
+        let mut toml = sections.remove("").unwrap_or_default();
+        for (section, lines) in sections {
+            toml.push_str(&format!("[{section}]\n{lines}"));
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &toml).unwrap();
+        let loaded = outbox_relay::config::Config::load(Some(file.path()), &variables);
+        if let Ok(config) = &loaded {
+            // What the relay builds from these values must not panic or abort later either.
+            let mut backoff = outbox_relay::backoff::Backoff::new(config.backoff.clone());
+            for _ in 0..70 {
+                backoff.next_delay();
+            }
+            prop_assert!(!config.pipeline.status_interval.is_zero(), "{toml}");
+            prop_assert!(config.pipeline.max_in_flight <= 1_000_000, "{toml}");
+            prop_assert!(config.polling.claims_in_flight <= 64, "{toml}");
+            if config.sink == outbox_relay::config::SinkKind::Redis {
+                prop_assert!(redis::Client::open(config.redis.url.as_str()).is_ok(), "{toml}");
+            }
+        }
+        if let Err(error) = loaded {
+            let error = error.to_string();
+            let named = entries.keys().any(|&k| error.contains(KEYS[k].1));
+            prop_assert!(named, "{error}\nfrom:\n{toml}\nand variables {variables:?}");
+        }
+    }
+}
+
+/// Values that used to panic, abort on a huge allocation or fail only after the slot existed: each
+/// now exits 2 naming its key before the relay connects anywhere, so no slot is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_values_exit_2_naming_the_key_before_any_side_effect() {
+    let pg = harness::Postgres::start().unwrap();
+    let client = pg.client().await.unwrap();
+    client
+        .batch_execute(&OutboxTable::default().ddl())
+        .await
+        .unwrap();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "[pipeline]\nstatus_interval = \"0s\"\n",
+            &["--sink", "stdout"],
+            "pipeline.status_interval",
+        ),
+        (
+            "[backoff]\nmultiplier = -2.0\n",
+            &["--sink", "stdout"],
+            "backoff.multiplier",
+        ),
+        (
+            "[pipeline]\nbatch_size = 1000000000\nmax_in_flight = 1000000000\n",
+            &["--sink", "stdout"],
+            "pipeline.batch_size",
+        ),
+        (
+            "[polling]\nclaims_in_flight = 1000000000\n",
+            &["--sink", "stdout", "--mode", "polling"],
+            "polling.claims_in_flight",
+        ),
+        (
+            "[redis]\nurl = \"redis://127.0.0.1:notaport\"\n",
+            &["--sink", "redis"],
+            "redis.url",
+        ),
+        (
+            "[kafka.properties]\n\"acks\" = \"sometimes\"\n",
+            &["--sink", "kafka"],
+            "kafka.properties",
+        ),
+    ];
+    for (toml, flags, key) in cases {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+        command
+            .env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0")
+            .args([
+                "--config",
+                file.path().to_str().unwrap(),
+                "run",
+                "--database-url",
+                &pg.url(),
+            ]);
+        command.args(*flags);
+        let mut relay = harness::Process::start(command).unwrap();
+        let status = relay
+            .wait_timeout(std::time::Duration::from_secs(30))
+            .unwrap()
+            .unwrap_or_else(|| panic!("still running with {toml}:\n{}", relay.log()));
+        assert_eq!(status.code(), Some(2), "{toml}:\n{}", relay.log());
+        assert!(
+            relay.log().contains(&format!("`{key}`")),
+            "{toml}:\n{}",
+            relay.log()
+        );
+    }
+    let slots: i64 = client
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0);
+}

@@ -12,6 +12,7 @@ mod dead_letter;
 mod e2e_kafka;
 mod e2e_rabbitmq;
 mod e2e_redis;
+mod exact_numbers;
 mod faults;
 mod high_availability;
 mod kafka_unreachable;

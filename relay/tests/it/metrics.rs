@@ -186,3 +186,46 @@ async fn metrics_over_tls_demand_the_bearer_token() {
     assert!(!relay.log().contains("s3cret-scrape-token"));
     support::stop_relay(&mut relay);
 }
+
+/// A destination template with a high-cardinality field: every destination used to get a series of
+/// its own, kept for good (100,000 of them made a 9.9 MB page). Beyond `metrics_max_destinations`
+/// they share `destination="(other)"`, and the total stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_labels_are_capped() {
+    const EVENTS: i64 = 3_000;
+    let pg = support::outbox_database().await;
+    let mut relay = support::start_relay(&pg, &["--sink", "stdout", "--destination", "d.{type}"]);
+    support::scenarios::wait_streaming(&relay);
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
+             SELECT gen_random_uuid(), 'order', 'a', 'T' || g, '{{}}' FROM generate_series(1, {EVENTS}) AS g"
+        ))
+        .await
+        .unwrap();
+    let addr = metrics_addr(&relay);
+    let total = |text: &str| metric(text, "outbox_relay_events_published_total", &[]);
+    harness::wait_until(DEADLINE, "every event counted", || {
+        total(&http_get(&addr, "/metrics").1) == Some(EVENTS as f64)
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", http_get(&addr, "/metrics").1));
+    let text = http_get(&addr, "/metrics").1;
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("outbox_relay_events_published_total{"))
+        .count();
+    eprintln!("{series} series, /metrics is {} bytes", text.len());
+    // The default cap, 1000 destinations, plus the shared label.
+    assert_eq!(series, 1001);
+    assert_eq!(
+        metric(
+            &text,
+            "outbox_relay_events_published_total",
+            &["destination=\"(other)\""]
+        ),
+        Some((EVENTS - 1000) as f64)
+    );
+    support::stop_relay(&mut relay);
+}
