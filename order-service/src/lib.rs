@@ -10,6 +10,7 @@ pub mod correlation;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod saga;
 pub mod service;
 pub mod shutdown;
 pub mod store;
