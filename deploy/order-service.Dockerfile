@@ -2,8 +2,9 @@
 #
 # Build from the workspace root (docker-compose.yml does this):
 #   docker build -f deploy/order-service.Dockerfile -t order-service .
-# Configure it with DATABASE_URL (required), ORDER_SERVICE_ADDR, DATABASE_POOL_SIZE, DATABASE_WAIT_SECS
-# and LOG_FORMAT (text|json). It migrates its database, outbox table included, at every start.
+# Configure it with DATABASE_URL (required), ORDER_SERVICE_ADDR, DATABASE_POOL_SIZE, DATABASE_WAIT_SECS,
+# LOG_FORMAT (text|json), SAGA_TIMEOUT_SECS and SAGA_SWEEP_INTERVAL_MS (unset: saga deadlines are not
+# enforced). It migrates its database, outbox table included, at every start.
 
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src

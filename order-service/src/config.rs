@@ -28,11 +28,29 @@ pub struct Config {
     pub database_wait_secs: u64,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How long each step of an order's invoicing saga waits for its reply before it compensates
+    /// (cancels the order) or retries (requests the void again).
+    #[arg(long, env = "SAGA_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub saga_timeout_secs: u32,
+    /// How often overdue sagas are looked for and timed out, in milliseconds. Unset, deadlines are
+    /// recorded but nothing times out: the invoice-service does not send the saga's replies yet
+    /// (docs/SAGA.md), so every saga would time out and cancel its order.
+    #[arg(long, env = "SAGA_SWEEP_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(10..))]
+    pub saga_sweep_interval_ms: Option<u64>,
 }
 
 impl Config {
     pub fn database_wait(&self) -> Duration {
         Duration::from_secs(self.database_wait_secs)
+    }
+
+    pub fn saga_timeout(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.saga_timeout_secs.into())
+    }
+
+    /// `None` when deadlines are not enforced.
+    pub fn saga_sweep_interval(&self) -> Option<Duration> {
+        self.saga_sweep_interval_ms.map(Duration::from_millis)
     }
 }
 

@@ -2,8 +2,11 @@
 //! event reporting it (`OrderCreated`, `OrderConfirmed`, `OrderCancelled`) in one PostgreSQL
 //! transaction, into the outbox table the relay publishes from.
 //!
-//! Layers, inner to outer: [`domain`] (rules, no I/O), [`events`] (domain to wire contracts),
-//! [`store`] (PostgreSQL), [`service`] (use cases and transactions), [`http`] (the API).
+//! Confirming an order starts its invoicing saga with the invoice-service ([`saga`], `docs/SAGA.md`).
+//!
+//! Layers, inner to outer: [`domain`] and [`saga`] (rules, no I/O), [`events`] (domain to wire
+//! contracts), [`store`] (PostgreSQL), [`service`] (use cases and transactions), [`http`] (the API),
+//! [`sweeper`] (saga deadlines).
 
 pub mod config;
 pub mod correlation;
@@ -14,3 +17,4 @@ pub mod saga;
 pub mod service;
 pub mod shutdown;
 pub mod store;
+pub mod sweeper;

@@ -1,5 +1,5 @@
 //! The `order-service` binary: reads its configuration, sets up logging, waits for the database,
-//! migrates the schema and serves HTTP until SIGTERM or SIGINT.
+//! migrates the schema, sweeps overdue sagas and serves HTTP until SIGTERM or SIGINT.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use clap::Parser;
 use order_service::config::{Config, LogFormat};
 use order_service::service::OrderService;
 use order_service::store::{self, Pool};
-use order_service::{http, shutdown};
+use order_service::{http, shutdown, sweeper};
 use pgconn::report;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -30,7 +30,13 @@ async fn main() -> Result<()> {
             tracing::error!(%error, "cannot wait for signals; stopping");
         }
     };
-    http::serve(listener, OrderService::new(pool), shutdown).await?;
+    let service = OrderService::new(pool).with_saga_timeout(config.saga_timeout());
+    match config.saga_sweep_interval() {
+        // Dropped with the runtime when main returns: a sweep cut short leaves its saga as it was.
+        Some(interval) => drop(tokio::spawn(sweeper::run(service.clone(), interval))),
+        None => tracing::info!("saga deadlines are recorded but not enforced"),
+    }
+    http::serve(listener, service, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -175,6 +175,19 @@ impl Outcome {
             Outcome::Refused => "refused",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Outcome> {
+        [
+            Outcome::Applied,
+            Outcome::Duplicate,
+            Outcome::Late,
+            Outcome::OutOfOrder,
+            Outcome::Stale,
+            Outcome::Refused,
+        ]
+        .into_iter()
+        .find(|outcome| outcome.as_str() == text)
+    }
 }
 
 /// A step: its status, the command entering it sends, and the replies it waits for (with a deadline)
@@ -550,6 +563,9 @@ mod tests {
         }
         for input in Input::ALL {
             assert_eq!(Input::parse(input.as_str()), Some(input));
+        }
+        for outcome in [Applied, Duplicate, Late, OutOfOrder, Stale, Refused] {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
         }
         assert_eq!(Step::parse("invoicing"), None);
         assert_eq!(Input::parse(""), None);
