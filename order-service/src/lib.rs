@@ -13,6 +13,7 @@ pub mod correlation;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod replies;
 pub mod saga;
 pub mod service;
 pub mod shutdown;

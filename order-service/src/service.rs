@@ -15,8 +15,9 @@ use uuid::Uuid;
 use crate::correlation::CorrelationId;
 use crate::domain::{DomainError, Order, OrderLine, Transition};
 use crate::events;
+use crate::replies::Reply;
 use crate::saga::{CancelReason, Effect, Input, Outcome, Saga, Step};
-use crate::store::{orders, outbox, sagas, Pool, StoreError};
+use crate::store::{orders, outbox, processed, sagas, Pool, StoreError};
 
 /// How often a state change is retried after losing a race to another change of the same order. A retry
 /// reloads the order, so the loser usually finds the winner's state and answers from it.
@@ -200,7 +201,22 @@ impl OrderService {
         input: Input,
         event_id: Option<Uuid>,
     ) -> Result<Taken, ServiceError> {
-        self.take_at(order_id, input, event_id, now()).await
+        let taken = self.take_at(order_id, input, event_id, None, now()).await?;
+        Ok(taken.expect("only a deduplicated reply can have been processed before"))
+    }
+
+    /// Gives a reply from the invoice-service to its order's saga, once: the reply's event id is
+    /// recorded in `processed_events` in the transaction that applies it, and `None` means it was
+    /// processed before (a redelivery) and nothing changed.
+    pub async fn take_reply(&self, reply: &Reply) -> Result<Option<Taken>, ServiceError> {
+        self.take_at(
+            reply.order_id,
+            reply.input,
+            Some(reply.event_id),
+            Some(reply),
+            now(),
+        )
+        .await
     }
 
     /// Times out every saga whose deadline is at or before `now`; returns how many it handled.
@@ -210,10 +226,12 @@ impl OrderService {
             sagas::overdue(&**client, now, SWEEP_BATCH).await?
         };
         for order_id in &overdue {
-            let taken = self
-                .take_at(*order_id, Input::DeadlinePassed, None, now)
-                .await?;
-            tracing::info!(%order_id, outcome = taken.outcome.as_str(), "saga deadline passed");
+            if let Some(taken) = self
+                .take_at(*order_id, Input::DeadlinePassed, None, None, now)
+                .await?
+            {
+                tracing::info!(%order_id, outcome = taken.outcome.as_str(), "saga deadline passed");
+            }
         }
         Ok(overdue.len())
     }
@@ -221,17 +239,25 @@ impl OrderService {
     /// Optimistic locking on the saga's version (and the order's, if an effect changes it): of two
     /// inputs taken at once, one commits and the other reloads and is taken by the saga as it now is.
     /// Every input is recorded in the saga's history, in the transaction of its effects, whose events
-    /// carry the correlation id the saga started with.
+    /// carry the correlation id the saga started with. With `dedup`, a reply already in
+    /// `processed_events` is not taken again (`None`), and a new one is recorded there.
     async fn take_at(
         &self,
         order_id: Uuid,
         input: Input,
         event_id: Option<Uuid>,
+        dedup: Option<&Reply>,
         now: DateTime<Utc>,
-    ) -> Result<Taken, ServiceError> {
+    ) -> Result<Option<Taken>, ServiceError> {
         for attempt in 1..=MAX_ATTEMPTS {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
+            if let Some(reply) = dedup {
+                if processed::contains(&*tx, reply).await? {
+                    tracing::info!(%order_id, event_id = %reply.event_id, "reply already processed; redelivery ignored");
+                    return Ok(None);
+                }
+            }
             let mut order = orders::load(&*tx, order_id)
                 .await?
                 .ok_or(ServiceError::NotFound(order_id))?;
@@ -255,6 +281,12 @@ impl OrderService {
                 tracing::info!(%order_id, attempt, "saga changed concurrently; reloading");
                 continue;
             }
+            if let Some(reply) = dedup {
+                // A concurrent transaction recorded it first; dropping ours rolls everything back.
+                if !processed::insert(&*tx, reply, handled.outcome).await? {
+                    return Ok(None);
+                }
+            }
             tx.commit().await?;
             tracing::info!(
                 %order_id,
@@ -265,13 +297,13 @@ impl OrderService {
                 correlation_id = %correlation,
                 "saga input taken"
             );
-            return Ok(Taken {
+            return Ok(Some(Taken {
                 view: OrderView {
                     order,
                     saga: Some(saga),
                 },
                 outcome: handled.outcome,
-            });
+            }));
         }
         Err(ServiceError::Contended(order_id))
     }

@@ -24,7 +24,7 @@ async fn schema_of(client: &tokio_postgres::Client) -> Vec<(String, String, Stri
 async fn running_twice_is_a_no_op() {
     let postgres = harness::Postgres::start().unwrap();
     let mut client = postgres.client().await.unwrap();
-    assert_eq!(store::migrate(&mut client).await.unwrap(), [1, 2, 3, 4]);
+    assert_eq!(store::migrate(&mut client).await.unwrap(), [1, 2, 3, 4, 5]);
     let schema = schema_of(&client).await;
     assert!(schema.iter().any(|(table, ..)| table == "outbox"));
     assert!(schema.iter().any(|(table, ..)| table == "order_lines"));
@@ -44,7 +44,8 @@ async fn running_twice_is_a_no_op() {
             (1, "orders".to_owned()),
             (2, "outbox".to_owned()),
             (3, "outbox_polling".to_owned()),
-            (4, "saga".to_owned())
+            (4, "saga".to_owned()),
+            (5, "processed_events".to_owned())
         ]
     );
 
@@ -55,7 +56,7 @@ async fn running_twice_is_a_no_op() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 4);
+    assert_eq!(count, 5);
 }
 
 #[tokio::test]
@@ -66,7 +67,7 @@ async fn concurrent_runs_apply_each_migration_once() {
     let (first, second) = tokio::join!(store::migrate(&mut a), store::migrate(&mut b));
     let mut applied = [first.unwrap(), second.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2, 3, 4]]);
+    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5]]);
 }
 
 #[tokio::test]
@@ -160,7 +161,7 @@ async fn the_saga_migration_widens_the_status_checks_and_keeps_the_rest() {
         .execute(insert, &[&"CONFIRMED", &true, &false])
         .await
         .unwrap();
-    assert_eq!(store::migrate(&mut client).await.unwrap(), [4]);
+    assert_eq!(store::migrate(&mut client).await.unwrap(), [4, 5]);
 
     for (status, confirmed, cancelled, allowed) in [
         ("INVOICED", true, false, true),

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "saga",
         sql: include_str!("../../migrations/V4__saga.sql"),
     },
+    Migration {
+        version: 5,
+        name: "processed_events",
+        sql: include_str!("../../migrations/V5__processed_events.sql"),
+    },
 ];
 
 /// Serializes concurrent start-ups of several instances: an arbitrary constant, unique to this service.

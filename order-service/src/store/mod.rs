@@ -1,10 +1,11 @@
 //! PostgreSQL persistence: the connection pool, schema migrations, the order tables, the saga
-//! instances and the outbox.
+//! instances, the replies already processed and the outbox.
 
 mod migrations;
 pub mod orders;
 pub mod outbox;
 mod pool;
+pub mod processed;
 pub mod sagas;
 
 pub use migrations::{migrate, run_migrations, Migration, MigrationError, MIGRATIONS};
