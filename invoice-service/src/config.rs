@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tlsfiles::{TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 
@@ -35,6 +36,11 @@ pub struct Config {
     pub database_url: String,
     /// Connections in the pool shared by the HTTP API and the consumer.
     pub database_pool_size: usize,
+    /// Most a customer may have in open invoices (issued, not voided) in one currency, this order
+    /// included (`INVOICE_SERVICE_CREDIT_LIMIT`, a decimal string such as "1000.00"); an order beyond
+    /// it is rejected with `InvoiceRejected` (`credit-limit-exceeded`). Unset: no limit.
+    #[serde(default, with = "decimal_option")]
+    pub credit_limit: Option<Decimal>,
     pub messaging: Messaging,
 }
 
@@ -173,6 +179,35 @@ impl RedisSettings {
     }
 }
 
+/// An optional decimal from a string (as a file gives it, `"1000.00"`) or a number (as figment reads
+/// an environment variable such as `1000.00`).
+mod decimal_option {
+    use rust_decimal::Decimal;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        rust_decimal::serde::str_option::serialize(value, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Integer(i64),
+            Float(f64),
+        }
+        Option::<Raw>::deserialize(d)?
+            .map(|raw| match raw {
+                Raw::Text(text) => text.parse().map_err(D::Error::custom),
+                Raw::Integer(integer) => Ok(Decimal::from(integer)),
+                Raw::Float(float) => Decimal::try_from(float).map_err(D::Error::custom),
+            })
+            .transpose()
+    }
+}
+
 impl Config {
     /// Layers defaults, `file` (when given), and the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -212,6 +247,12 @@ impl Config {
         if self.database_pool_size == 0 {
             return invalid("database_pool_size", "must be at least 1");
         }
+        if self
+            .credit_limit
+            .is_some_and(|limit| limit.is_sign_negative())
+        {
+            return invalid("credit_limit", "must not be negative");
+        }
         if messaging.destination.is_empty() {
             return invalid("messaging.destination", "must not be empty");
         }
@@ -246,6 +287,7 @@ impl Default for Config {
             addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
             database_url: String::new(),
             database_pool_size: 8,
+            credit_limit: None,
             messaging: Messaging {
                 mode: Mode::Kafka,
                 destination: contracts::ORDER_DESTINATION.to_owned(),
@@ -308,6 +350,25 @@ mod tests {
                 config.messaging.dead_letter_destination,
                 "outbox.event.order.dlq"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_credit_limit_is_a_decimal_from_the_file_or_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://env/db");
+            assert_eq!(load(jail, None).unwrap().credit_limit, None);
+            let config = load(jail, Some(r#"credit_limit = "1000.50""#)).unwrap();
+            assert_eq!(config.credit_limit, Some("1000.50".parse().unwrap()));
+            jail.set_env("INVOICE_SERVICE_CREDIT_LIMIT", "30.00");
+            let config = load(jail, None).unwrap();
+            assert_eq!(config.credit_limit, Some("30".parse().unwrap()));
+            jail.set_env("INVOICE_SERVICE_CREDIT_LIMIT", "-1");
+            assert!(load(jail, None)
+                .unwrap_err()
+                .to_string()
+                .contains("credit_limit"));
             Ok(())
         });
     }

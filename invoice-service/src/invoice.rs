@@ -133,6 +133,11 @@ pub fn invoice_number(year: i32, sequence: i64) -> String {
     format!("INV-{year}-{sequence:06}")
 }
 
+/// The credit note number for the `sequence`-th credit note of `year`.
+pub fn credit_note_number(year: i32, sequence: i64) -> String {
+    format!("CN-{year}-{sequence:06}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +209,6 @@ mod tests {
     fn numbers_are_zero_padded_per_year() {
         assert_eq!(invoice_number(2026, 1), "INV-2026-000001");
         assert_eq!(invoice_number(2026, 1_234_567), "INV-2026-1234567");
+        assert_eq!(credit_note_number(2026, 7), "CN-2026-000007");
     }
 }
