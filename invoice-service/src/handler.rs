@@ -7,10 +7,9 @@ use contracts::{
 };
 use uuid::Uuid;
 
-use crate::consumer::Envelope;
 use crate::invoice::InvoiceDraft;
-use crate::rejection::Rejection;
 use crate::store::SourceEvent;
+use brokers::{Envelope, Rejection};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

@@ -3,6 +3,7 @@
 //! An [`InvoiceDraft`] is derived from an `OrderConfirmed` event and checked before anything is
 //! written; the store gives it its number and issue time, making it an [`Invoice`].
 
+use brokers::Rejection;
 use chrono::{DateTime, Utc};
 use contracts::OrderConfirmedV2;
 use rust_decimal::Decimal;
@@ -125,6 +126,12 @@ impl InvoiceDraft {
             sales_channel: order.sales_channel.clone(),
             order_confirmed_at: order.confirmed_at,
         })
+    }
+}
+
+impl From<InvoiceError> for Rejection {
+    fn from(error: InvoiceError) -> Rejection {
+        Rejection::new("not-billable", error.to_string())
     }
 }
 

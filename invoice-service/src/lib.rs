@@ -4,13 +4,12 @@
 //! outbox (`InvoiceIssued`, `InvoiceRejected`, `InvoiceVoided`, see `docs/SAGA.md`), and serves the
 //! invoices over HTTP.
 //!
-//! The flow is `consumer` (one broker, chosen by `messaging.mode`) → `worker` (decode, invoice,
+//! The flow is a `brokers` consumer (one broker, chosen by `messaging.mode`) → `worker` (decode, invoice,
 //! acknowledge) → `store` (PostgreSQL). Each event is applied exactly once: the invoice and the
 //! event's `processed_events` row commit in one transaction, and the broker learns of it only after
 //! that commit, so a redelivery after a crash finds the row and changes nothing.
 
 pub mod config;
-pub mod consumer;
 pub mod credit;
 pub mod handler;
 pub mod http;
@@ -18,7 +17,6 @@ pub mod invoice;
 pub mod migrations;
 pub mod outbox;
 pub mod problem;
-pub mod rejection;
 pub mod service;
 pub mod store;
 pub mod worker;

@@ -9,9 +9,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Messaging, Mode};
-use crate::consumer::{kafka, rabbitmq, redis, Consumer, ConsumerError};
 use crate::store::{Store, StoreError};
 use crate::{http, worker};
+use brokers::{kafka, rabbitmq, redis, Consumer, ConsumerError};
 
 const FIRST_RECONNECT: Duration = Duration::from_millis(500);
 const MAX_RECONNECT: Duration = Duration::from_secs(30);

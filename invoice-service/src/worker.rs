@@ -10,9 +10,9 @@ use contracts::CORRELATION_HEADER;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::consumer::{Consumer, ConsumerError, Received};
 use crate::handler::{decide, Decision};
 use crate::store::{Recorded, Store, StoreError};
+use brokers::{Consumer, ConsumerError, Received};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(10);

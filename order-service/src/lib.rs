@@ -6,9 +6,10 @@
 //!
 //! Layers, inner to outer: [`domain`] and [`saga`] (rules, no I/O), [`events`] (domain to wire
 //! contracts), [`store`] (PostgreSQL), [`service`] (use cases and transactions), [`http`] (the API),
-//! [`sweeper`] (saga deadlines).
+//! [`sweeper`] (saga deadlines), [`consumer`] (the invoice-service's replies).
 
 pub mod config;
+pub mod consumer;
 pub mod correlation;
 pub mod domain;
 pub mod events;

@@ -19,6 +19,7 @@ const LIFECYCLE: &[&str] = &[
     "database not reachable yet; retrying",
     "serving HTTP",
     "saga deadlines are recorded but not enforced",
+    "no MESSAGING_MODE: the invoice-service's replies are not consumed",
     "SIGTERM received; shutting down",
     "stopped",
 ];
@@ -40,6 +41,7 @@ fn start_with(postgres: &Postgres, env: &[(&str, &str)]) -> Service {
         .env("ORDER_SERVICE_ADDR", format!("127.0.0.1:{port}"))
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        .env_remove("MESSAGING_MODE")
         .envs(env.iter().copied());
     Service {
         process: Process::start(command).unwrap(),
