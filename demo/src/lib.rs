@@ -1,7 +1,9 @@
 //! The README's main job, the seed's demo end to end: [`run`] starts a throwaway PostgreSQL with
 //! logical replication (databases `orders` and `invoices`), a broker, `order-service`, the relay on
-//! the orders database and `invoice-service`; creates and confirms an order over HTTP as the seed's
-//! curl commands do; waits for the invoice; prints what flowed; and stops everything again.
+//! the orders database, `invoice-service` and a second relay on the invoices database; creates and
+//! confirms an order over HTTP as the seed's curl commands do; waits for the invoice; runs the saga's
+//! paths (invoiced, cancelled after the void, rejected over the credit limit); prints what flowed; and
+//! stops everything again.
 //!
 //! The `demo` binary (run by `scripts/demo.sh`) and the crate's integration test both call [`run`],
 //! so the test proves the command keeps working. Every step checks what it sees, so a run that
@@ -10,6 +12,7 @@
 
 mod api;
 mod report;
+mod saga;
 mod stack;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -23,6 +26,7 @@ use tokio::time::Instant;
 use tokio_postgres::NoTls;
 
 use api::{Api, CORRELATION_ID};
+pub use saga::SagaOutcome;
 use stack::Stack;
 pub use stack::{Binaries, BrokerKind};
 
@@ -49,6 +53,8 @@ pub struct Outcome {
     pub invoice_correlation_id: String,
     /// Where the demo's servers listened; nothing listens there once [`run`] has returned.
     pub addresses: Vec<SocketAddr>,
+    /// The saga's three paths: invoiced, cancelled after the void, rejected.
+    pub saga: SagaOutcome,
 }
 
 /// One outbox row and where the relay published it.
@@ -105,6 +111,7 @@ async fn flow(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) -> Resul
         invoice_event_id: row.get(0),
         invoice_correlation_id: row.get(1),
         addresses: system.addresses,
+        saga: saga::run(&api, &format!("http://{}", system.order_service), &order_id).await?,
     };
     report::check_and_print(&outcome)?;
     Ok(outcome)
@@ -160,11 +167,14 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
         .env_clear()
         .env("RUST_LOG", "info")
         .env("ORDER_SERVICE_ADDR", order_service.to_string())
-        .env("DATABASE_URL", &orders_url);
+        .env("DATABASE_URL", &orders_url)
+        .env("MESSAGING_MODE", kind.to_string())
+        .env(invoice_broker_variable, &invoice_broker_value);
+    // Logged once subscribed to the replies (after "serving HTTP"), so that none is missed.
     stack
-        .start("order-service", command, "serving HTTP")
+        .start("order-service", command, "consuming replies")
         .await?;
-    println!("order-service on http://{order_service}, its migrations ran on database orders (outbox table included)");
+    println!("order-service on http://{order_service}, its migrations ran on database orders (outbox table included), consuming {} for its sagas", contracts::INVOICE_DESTINATION);
     // The relay's role owns nothing, so the publication is the administrator's to create.
     connect(&database_url(postgres_port, "postgres", "orders"))
         .await?
@@ -207,12 +217,49 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
         .env("INVOICE_SERVICE_ADDR", invoice_service.to_string())
         .env("DATABASE_URL", &invoices_url)
         .env("MESSAGING_MODE", kind.to_string())
-        .env(invoice_broker_variable, &invoice_broker_value);
+        .env(invoice_broker_variable, &invoice_broker_value)
+        .env("INVOICE_SERVICE_CREDIT_LIMIT", saga::CREDIT_LIMIT);
     // Logged once subscribed (RabbitMQ: queue bound), so nothing published from now on is missed.
     stack.start("invoice-service", command, "consuming").await?;
     println!(
-        "invoice-service on http://{invoice_service}, MESSAGING_MODE={kind}, consuming {}",
-        contracts::ORDER_DESTINATION
+        "invoice-service on http://{invoice_service}, MESSAGING_MODE={kind}, consuming {}, credit limit {} per customer",
+        contracts::ORDER_DESTINATION,
+        saga::CREDIT_LIMIT
+    );
+
+    // The invoice-service's migrations created its own outbox: a second relay, with a slot of its own
+    // (slots are per cluster), publishes the saga's replies from it.
+    connect(&database_url(postgres_port, "postgres", "invoices"))
+        .await?
+        .batch_execute(
+            "CREATE PUBLICATION outbox_relay_pub FOR TABLE outbox WITH (publish = 'insert', publish_via_partition_root = true)",
+        )
+        .await
+        .context("creating the invoices publication")?;
+    let invoices_relay_url = database_url(postgres_port, "outbox_relay", "invoices");
+    let mut command = Command::new(&binaries.relay);
+    command
+        .env_clear()
+        .args([
+            "run",
+            "--database-url",
+            &invoices_relay_url,
+            "--slot",
+            "outbox_relay_invoices_slot",
+        ])
+        .args([
+            "--sink",
+            &kind.to_string(),
+            &relay_broker_args[0],
+            &relay_broker_args[1],
+        ])
+        .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"]);
+    stack
+        .start("outbox-relay (invoices)", command, "streaming the outbox")
+        .await?;
+    println!(
+        "  a second relay streams the invoices database's outbox to {kind} ({})",
+        contracts::INVOICE_DESTINATION
     );
 
     Ok(System {

@@ -30,6 +30,54 @@ fn assert_flowed(outcome: &Outcome) {
     }
     assert_eq!(outcome.invoice_event_id, outcome.events[1].id);
     assert_eq!(outcome.invoice_correlation_id, outcome.correlation_id);
+    assert_saga(outcome);
+}
+
+/// `(input, outcome, to)` of each entry of the order's saga history.
+fn history(order: &serde_json::Value) -> Vec<(String, String, String)> {
+    order["saga"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let field = |key: &str| e[key].as_str().unwrap().to_owned();
+            (field("input"), field("outcome"), field("to"))
+        })
+        .collect()
+}
+
+fn entries(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    list.iter()
+        .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
+/// Both services and both relays took part: the invoice came back as `InvoiceIssued`, the cancellation
+/// waited for `InvoiceVoided`, and the order over the credit limit was rejected and cancelled.
+fn assert_saga(outcome: &Outcome) {
+    let saga = &outcome.saga;
+    assert_eq!(saga.invoiced["id"], outcome.order["id"]);
+    assert_eq!(saga.invoiced["status"], "INVOICED");
+    assert_eq!(saga.invoiced["saga"]["status"], "COMPLETED");
+    assert_eq!(saga.cancelled["status"], "CANCELLED");
+    assert_eq!(
+        history(&saga.cancelled),
+        entries(&[
+            ("Started", "applied", "INVOICING"),
+            ("InvoiceIssued", "applied", "INVOICED"),
+            ("CancelRequested", "applied", "VOIDING"),
+            ("InvoiceVoided", "applied", "CANCELLED"),
+        ])
+    );
+    assert_eq!(saga.rejected["status"], "CANCELLED");
+    assert_eq!(
+        history(&saga.rejected),
+        entries(&[
+            ("Started", "applied", "INVOICING"),
+            ("InvoiceRejected", "applied", "CANCELLED"),
+        ])
+    );
+    assert!(saga.rejected_correlation_id.starts_with("demo-rejected-"));
 }
 
 /// Nothing the demo started still listens once it has returned.

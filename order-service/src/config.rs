@@ -34,8 +34,8 @@ pub struct Config {
     #[arg(long, env = "SAGA_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub saga_timeout_secs: u32,
     /// How often overdue sagas are looked for and timed out, in milliseconds. Unset, deadlines are
-    /// recorded but nothing times out: the invoice-service does not send the saga's replies yet
-    /// (docs/SAGA.md), so every saga would time out and cancel its order.
+    /// recorded but nothing times out; set it together with MESSAGING_MODE, since without the
+    /// invoice-service's replies every saga would time out and cancel its order (docs/SAGA.md).
     #[arg(long, env = "SAGA_SWEEP_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(10..))]
     pub saga_sweep_interval_ms: Option<u64>,
     /// The broker to consume the invoice-service's replies from: kafka, rabbitmq or redis. Unset, no
