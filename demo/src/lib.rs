@@ -3,7 +3,8 @@
 //! the orders database, `invoice-service` and a second relay on the invoices database; creates and
 //! confirms an order over HTTP as the seed's curl commands do; waits for the invoice; runs the saga's
 //! paths (invoiced, cancelled after the void, rejected over the credit limit); prints what flowed; and
-//! stops everything again.
+//! stops everything again. [`run_timeout`] runs the saga's timeout path on a system of its own, for
+//! the test.
 //!
 //! The `demo` binary (run by `scripts/demo.sh`) and the crate's integration test both call [`run`],
 //! so the test proves the command keeps working. Every step checks what it sees, so a run that
@@ -14,6 +15,7 @@ mod api;
 mod report;
 mod saga;
 mod stack;
+mod timeout;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
@@ -29,6 +31,7 @@ use api::{Api, CORRELATION_ID};
 pub use saga::SagaOutcome;
 use stack::Stack;
 pub use stack::{Binaries, BrokerKind};
+pub use timeout::{run_timeout, TimeoutOutcome};
 
 /// From the confirmation to the invoice; generous, as a Kafka consumer group join alone can take seconds.
 const INVOICE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -88,7 +91,7 @@ pub async fn run(broker: BrokerKind, binaries: &Binaries) -> Result<Outcome> {
 
 async fn flow(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) -> Result<Outcome> {
     println!("The seed's demo with {kind}: order-service -> outbox -> outbox-relay -> {kind} -> invoice-service\n");
-    let system = start_system(stack, kind, binaries).await?;
+    let system = start_system(stack, kind, binaries, None).await?;
     let api = Api::default();
     let correlation_id = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let order = order_and_confirm(&api, &system, &correlation_id).await?;
@@ -123,6 +126,8 @@ struct System {
     invoices_url: String,
     order_service: SocketAddr,
     invoice_service: SocketAddr,
+    /// The invoice-service's broker variable and value, to start it again.
+    invoice_broker: (&'static str, String),
     /// Every server's, for [`Outcome::addresses`].
     addresses: Vec<SocketAddr>,
 }
@@ -130,7 +135,12 @@ struct System {
 /// PostgreSQL and the broker, then the binaries in the order their dependencies need: the
 /// order-service migrates the orders database (outbox table included) before the relay creates its
 /// publication and slot; the invoice-service subscribes before any event is written.
-async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) -> Result<System> {
+async fn start_system(
+    stack: &mut Stack,
+    kind: BrokerKind,
+    binaries: &Binaries,
+    saga_timeout_secs: Option<u32>,
+) -> Result<System> {
     let postgres = stack.start_postgres()?;
     let postgres_port = postgres.port();
     let admin = postgres.client().await?;
@@ -170,6 +180,11 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
         .env("DATABASE_URL", &orders_url)
         .env("MESSAGING_MODE", kind.to_string())
         .env(invoice_broker_variable, &invoice_broker_value);
+    if let Some(secs) = saga_timeout_secs {
+        command
+            .env("SAGA_TIMEOUT_SECS", secs.to_string())
+            .env("SAGA_SWEEP_INTERVAL_MS", "200");
+    }
     // Logged once subscribed to the replies (after "serving HTTP"), so that none is missed.
     stack
         .start("order-service", command, "consuming replies")
@@ -210,15 +225,14 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
     println!("  the relay (role outbox_relay: LOGIN REPLICATION, no table privilege) created its slot and streams the outbox to {kind}");
 
     let invoice_service = loopback_addr()?;
-    let mut command = Command::new(&binaries.invoice_service);
-    command
-        .env_clear()
-        .env("RUST_LOG", "info")
-        .env("INVOICE_SERVICE_ADDR", invoice_service.to_string())
-        .env("DATABASE_URL", &invoices_url)
-        .env("MESSAGING_MODE", kind.to_string())
-        .env(invoice_broker_variable, &invoice_broker_value)
-        .env("INVOICE_SERVICE_CREDIT_LIMIT", saga::CREDIT_LIMIT);
+    let invoice_broker = (invoice_broker_variable, invoice_broker_value);
+    let command = invoice_service_command(
+        binaries,
+        invoice_service,
+        &invoices_url,
+        kind,
+        &invoice_broker,
+    );
     // Logged once subscribed (RabbitMQ: queue bound), so nothing published from now on is missed.
     stack.start("invoice-service", command, "consuming").await?;
     println!(
@@ -267,6 +281,7 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
         invoices_url,
         order_service,
         invoice_service,
+        invoice_broker,
         addresses: vec![
             SocketAddr::from((Ipv4Addr::LOCALHOST, postgres_port)),
             SocketAddr::from((Ipv4Addr::LOCALHOST, broker_port)),
@@ -374,6 +389,26 @@ async fn relayed_events(stack: &Stack, system: &System, order_id: &str) -> Resul
         });
     }
     Ok(events)
+}
+
+/// The invoice-service on `addr`, consuming from `kind` with the demo's credit limit.
+fn invoice_service_command(
+    binaries: &Binaries,
+    addr: SocketAddr,
+    invoices_url: &str,
+    kind: BrokerKind,
+    (broker_variable, broker_value): &(&'static str, String),
+) -> Command {
+    let mut command = Command::new(&binaries.invoice_service);
+    command
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("INVOICE_SERVICE_ADDR", addr.to_string())
+        .env("DATABASE_URL", invoices_url)
+        .env("MESSAGING_MODE", kind.to_string())
+        .env(broker_variable, broker_value)
+        .env("INVOICE_SERVICE_CREDIT_LIMIT", saga::CREDIT_LIMIT);
+    command
 }
 
 /// Where the relay says it published `event_id`, from its debug line written once the broker

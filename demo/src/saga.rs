@@ -96,7 +96,12 @@ pub async fn run(api: &Api, base: &str, order_id: &str) -> Result<SagaOutcome> {
 }
 
 /// Polls `GET /orders/{id}` until the order has `status`, then shows that call and returns the order.
-async fn wait_for_status(api: &Api, base: &str, order_id: &str, status: &str) -> Result<Value> {
+pub(crate) async fn wait_for_status(
+    api: &Api,
+    base: &str,
+    order_id: &str,
+    status: &str,
+) -> Result<Value> {
     let url = format!("{base}/orders/{order_id}");
     let started = Instant::now();
     loop {
@@ -114,7 +119,7 @@ async fn wait_for_status(api: &Api, base: &str, order_id: &str, status: &str) ->
     }
 }
 
-fn print_saga(order: &Value) {
+pub(crate) fn print_saga(order: &Value) {
     println!(
         "  order {}  {}  saga {} {}",
         order["id"].as_str().unwrap_or("?"),

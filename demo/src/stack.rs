@@ -10,7 +10,7 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use harness::{Kafka, Postgres, Process, RabbitMq, Redis};
 use tokio::time::Instant;
 
@@ -200,6 +200,24 @@ impl Stack {
             // Async, so that a Ctrl-C is noticed while waiting.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        Ok(())
+    }
+
+    /// Stops the binary `name` with SIGTERM, as [`Stack::stop`] does; it may be started again.
+    pub fn stop_service(&mut self, name: &str) -> Result<()> {
+        let index = self
+            .services
+            .iter()
+            .position(|service| service.name == name)
+            .with_context(|| format!("{name} is not running"))?;
+        let mut service = self.services.remove(index);
+        service.process.terminate()?;
+        let status = service
+            .process
+            .wait_timeout(STOP_TIMEOUT)?
+            .with_context(|| format!("{name} did not stop within {STOP_TIMEOUT:?}"))?;
+        ensure!(status.success(), "{name} exited with {status} on SIGTERM");
+        println!("  stopped {name} ({status})");
         Ok(())
     }
 

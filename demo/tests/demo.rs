@@ -111,3 +111,36 @@ async fn demo_with_kafka_invoices_the_confirmed_order_and_cleans_up() {
     assert_flowed(&outcome);
     assert_stopped(&outcome);
 }
+
+/// The invoice-service down past the deadline: the order is cancelled once (`invoice-timeout`), the
+/// late invoice is not applied but voided, so the cancelled order keeps no open invoice.
+async fn timeout_path(broker: BrokerKind) {
+    let binaries = Binaries::next_to_current_exe().unwrap();
+    let outcome = demo::run_timeout(broker, &binaries).await.unwrap();
+    assert_eq!(outcome.order["status"], "CANCELLED", "{:#}", outcome.order);
+    assert_eq!(
+        history(&outcome.order),
+        entries(&[
+            ("Started", "applied", "INVOICING"),
+            ("DeadlinePassed", "applied", "CANCELLED"),
+            ("InvoiceIssued", "late", "VOIDING_LATE_INVOICE"),
+            ("InvoiceVoided", "applied", "CANCELLED"),
+        ])
+    );
+    assert_eq!((outcome.invoices, outcome.credit_notes), (1, 1));
+}
+
+#[tokio::test]
+async fn saga_timeout_with_redis_voids_the_late_invoice() {
+    timeout_path(BrokerKind::Redis).await;
+}
+
+#[tokio::test]
+async fn saga_timeout_with_rabbitmq_voids_the_late_invoice() {
+    timeout_path(BrokerKind::RabbitMq).await;
+}
+
+#[tokio::test]
+async fn saga_timeout_with_kafka_voids_the_late_invoice() {
+    timeout_path(BrokerKind::Kafka).await;
+}
