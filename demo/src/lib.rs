@@ -12,6 +12,7 @@
 //! agree.
 
 mod api;
+mod chaos;
 mod report;
 mod saga;
 mod stack;
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 use tokio_postgres::NoTls;
 
 use api::{Api, CORRELATION_ID};
+pub use chaos::{run_chaos, ChaosOutcome};
 pub use saga::SagaOutcome;
 use stack::Stack;
 pub use stack::{Binaries, BrokerKind};

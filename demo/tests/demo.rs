@@ -144,3 +144,33 @@ async fn saga_timeout_with_rabbitmq_voids_the_late_invoice() {
 async fn saga_timeout_with_kafka_voids_the_late_invoice() {
     timeout_path(BrokerKind::Kafka).await;
 }
+
+/// 50 sagas while the order-service, the invoice-service and both relays are killed with SIGKILL and
+/// started again: every saga ends in one terminal state, no order is compensated twice, and no
+/// cancelled order keeps an open invoice (checked across both databases).
+async fn chaos(broker: BrokerKind) {
+    let binaries = Binaries::next_to_current_exe().unwrap();
+    let outcome = demo::run_chaos(broker, &binaries, 50, 6).await.unwrap();
+    println!("{outcome:?}");
+    assert!(outcome.violations.is_empty(), "{:#?}", outcome.violations);
+    assert_eq!(outcome.sagas, 50);
+    assert_eq!(outcome.invoiced + outcome.cancelled, 50);
+    // Every fourth order is over the credit limit and can only end cancelled.
+    assert!(outcome.cancelled >= 12, "{outcome:?}");
+    assert_eq!(outcome.kills.len(), 6);
+}
+
+#[tokio::test]
+async fn saga_chaos_with_redis_ends_every_saga_once() {
+    chaos(BrokerKind::Redis).await;
+}
+
+#[tokio::test]
+async fn saga_chaos_with_rabbitmq_ends_every_saga_once() {
+    chaos(BrokerKind::RabbitMq).await;
+}
+
+#[tokio::test]
+async fn saga_chaos_with_kafka_ends_every_saga_once() {
+    chaos(BrokerKind::Kafka).await;
+}
