@@ -11,6 +11,12 @@ pub const ORDER_AGGREGATE_TYPE: &str = "order";
 /// applied to [`ORDER_AGGREGATE_TYPE`].
 pub const ORDER_DESTINATION: &str = "outbox.event.order";
 
+/// The outbox `aggregatetype` of the invoice-service's events, the saga's replies.
+pub const INVOICE_AGGREGATE_TYPE: &str = "invoice";
+
+/// Where the invoice-service's relay publishes invoice events, by the same destination template.
+pub const INVOICE_DESTINATION: &str = "outbox.event.invoice";
+
 pub trait Event: Serialize {
     /// The outbox `type` column and the key of the schema family, e.g. `"OrderConfirmed"`.
     const EVENT_TYPE: &'static str;

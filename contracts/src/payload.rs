@@ -1,4 +1,4 @@
-//! The parts that several order events share: lines, money and status, in their wire shape.
+//! The parts that several events share: lines, money and status, in their wire shape.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

@@ -38,6 +38,31 @@ const SCHEMAS: &[Schema] = &[
         version: 1,
         source: include_str!("../schemas/order_cancelled.v1.json"),
     },
+    Schema {
+        event_type: "OrderCancelled",
+        version: 2,
+        source: include_str!("../schemas/order_cancelled.v2.json"),
+    },
+    Schema {
+        event_type: "OrderCancellationRequested",
+        version: 1,
+        source: include_str!("../schemas/order_cancellation_requested.v1.json"),
+    },
+    Schema {
+        event_type: "InvoiceIssued",
+        version: 1,
+        source: include_str!("../schemas/invoice_issued.v1.json"),
+    },
+    Schema {
+        event_type: "InvoiceRejected",
+        version: 1,
+        source: include_str!("../schemas/invoice_rejected.v1.json"),
+    },
+    Schema {
+        event_type: "InvoiceVoided",
+        version: 1,
+        source: include_str!("../schemas/invoice_voided.v1.json"),
+    },
 ];
 
 /// Every contract this crate knows.

@@ -186,8 +186,8 @@ fn order_cancelled_round_trips_and_rejects_another_status() {
     let mut payload = serde_json::to_value(&event).unwrap();
     assert_eq!(payload["status"], "CANCELLED");
     assert_eq!(
-        contracts::decode_order_cancelled(Some("1"), &payload.to_string()).unwrap(),
-        event
+        contracts::OrderCancelled::decode(Some("1"), &payload.to_string()).unwrap(),
+        contracts::OrderCancelled::V1(event)
     );
     payload["status"] = json!("CONFIRMED");
     assert_eq!(violations::<OrderCancelledV1>(&payload), ["/status"]);

@@ -1,7 +1,10 @@
 //! The README's main job, the seed's demo end to end: [`run`] starts a throwaway PostgreSQL with
 //! logical replication (databases `orders` and `invoices`), a broker, `order-service`, the relay on
-//! the orders database and `invoice-service`; creates and confirms an order over HTTP as the seed's
-//! curl commands do; waits for the invoice; prints what flowed; and stops everything again.
+//! the orders database, `invoice-service` and a second relay on the invoices database; creates and
+//! confirms an order over HTTP as the seed's curl commands do; waits for the invoice; runs the saga's
+//! paths (invoiced, cancelled after the void, rejected over the credit limit); prints what flowed; and
+//! stops everything again. [`run_timeout`] runs the saga's timeout path on a system of its own, for
+//! the test.
 //!
 //! The `demo` binary (run by `scripts/demo.sh`) and the crate's integration test both call [`run`],
 //! so the test proves the command keeps working. Every step checks what it sees, so a run that
@@ -9,8 +12,11 @@
 //! agree.
 
 mod api;
+mod chaos;
 mod report;
+mod saga;
 mod stack;
+mod timeout;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
@@ -23,8 +29,11 @@ use tokio::time::Instant;
 use tokio_postgres::NoTls;
 
 use api::{Api, CORRELATION_ID};
+pub use chaos::{run_chaos, ChaosOutcome};
+pub use saga::SagaOutcome;
 use stack::Stack;
 pub use stack::{Binaries, BrokerKind};
+pub use timeout::{run_timeout, TimeoutOutcome};
 
 /// From the confirmation to the invoice; generous, as a Kafka consumer group join alone can take seconds.
 const INVOICE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,6 +58,8 @@ pub struct Outcome {
     pub invoice_correlation_id: String,
     /// Where the demo's servers listened; nothing listens there once [`run`] has returned.
     pub addresses: Vec<SocketAddr>,
+    /// The saga's three paths: invoiced, cancelled after the void, rejected.
+    pub saga: SagaOutcome,
 }
 
 /// One outbox row and where the relay published it.
@@ -82,7 +93,7 @@ pub async fn run(broker: BrokerKind, binaries: &Binaries) -> Result<Outcome> {
 
 async fn flow(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) -> Result<Outcome> {
     println!("The seed's demo with {kind}: order-service -> outbox -> outbox-relay -> {kind} -> invoice-service\n");
-    let system = start_system(stack, kind, binaries).await?;
+    let system = start_system(stack, kind, binaries, None).await?;
     let api = Api::default();
     let correlation_id = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let order = order_and_confirm(&api, &system, &correlation_id).await?;
@@ -105,6 +116,7 @@ async fn flow(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) -> Resul
         invoice_event_id: row.get(0),
         invoice_correlation_id: row.get(1),
         addresses: system.addresses,
+        saga: saga::run(&api, &format!("http://{}", system.order_service), &order_id).await?,
     };
     report::check_and_print(&outcome)?;
     Ok(outcome)
@@ -116,6 +128,8 @@ struct System {
     invoices_url: String,
     order_service: SocketAddr,
     invoice_service: SocketAddr,
+    /// The invoice-service's broker variable and value, to start it again.
+    invoice_broker: (&'static str, String),
     /// Every server's, for [`Outcome::addresses`].
     addresses: Vec<SocketAddr>,
 }
@@ -123,7 +137,12 @@ struct System {
 /// PostgreSQL and the broker, then the binaries in the order their dependencies need: the
 /// order-service migrates the orders database (outbox table included) before the relay creates its
 /// publication and slot; the invoice-service subscribes before any event is written.
-async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) -> Result<System> {
+async fn start_system(
+    stack: &mut Stack,
+    kind: BrokerKind,
+    binaries: &Binaries,
+    saga_timeout_secs: Option<u32>,
+) -> Result<System> {
     let postgres = stack.start_postgres()?;
     let postgres_port = postgres.port();
     let admin = postgres.client().await?;
@@ -160,11 +179,19 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
         .env_clear()
         .env("RUST_LOG", "info")
         .env("ORDER_SERVICE_ADDR", order_service.to_string())
-        .env("DATABASE_URL", &orders_url);
+        .env("DATABASE_URL", &orders_url)
+        .env("MESSAGING_MODE", kind.to_string())
+        .env(invoice_broker_variable, &invoice_broker_value);
+    if let Some(secs) = saga_timeout_secs {
+        command
+            .env("SAGA_TIMEOUT_SECS", secs.to_string())
+            .env("SAGA_SWEEP_INTERVAL_MS", "200");
+    }
+    // Logged once subscribed to the replies (after "serving HTTP"), so that none is missed.
     stack
-        .start("order-service", command, "serving HTTP")
+        .start("order-service", command, "consuming replies")
         .await?;
-    println!("order-service on http://{order_service}, its migrations ran on database orders (outbox table included)");
+    println!("order-service on http://{order_service}, its migrations ran on database orders (outbox table included), consuming {} for its sagas", contracts::INVOICE_DESTINATION);
     // The relay's role owns nothing, so the publication is the administrator's to create.
     connect(&database_url(postgres_port, "postgres", "orders"))
         .await?
@@ -200,19 +227,55 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
     println!("  the relay (role outbox_relay: LOGIN REPLICATION, no table privilege) created its slot and streams the outbox to {kind}");
 
     let invoice_service = loopback_addr()?;
-    let mut command = Command::new(&binaries.invoice_service);
-    command
-        .env_clear()
-        .env("RUST_LOG", "info")
-        .env("INVOICE_SERVICE_ADDR", invoice_service.to_string())
-        .env("DATABASE_URL", &invoices_url)
-        .env("MESSAGING_MODE", kind.to_string())
-        .env(invoice_broker_variable, &invoice_broker_value);
+    let invoice_broker = (invoice_broker_variable, invoice_broker_value);
+    let command = invoice_service_command(
+        binaries,
+        invoice_service,
+        &invoices_url,
+        kind,
+        &invoice_broker,
+    );
     // Logged once subscribed (RabbitMQ: queue bound), so nothing published from now on is missed.
     stack.start("invoice-service", command, "consuming").await?;
     println!(
-        "invoice-service on http://{invoice_service}, MESSAGING_MODE={kind}, consuming {}",
-        contracts::ORDER_DESTINATION
+        "invoice-service on http://{invoice_service}, MESSAGING_MODE={kind}, consuming {}, credit limit {} per customer",
+        contracts::ORDER_DESTINATION,
+        saga::CREDIT_LIMIT
+    );
+
+    // The invoice-service's migrations created its own outbox: a second relay, with a slot of its own
+    // (slots are per cluster), publishes the saga's replies from it.
+    connect(&database_url(postgres_port, "postgres", "invoices"))
+        .await?
+        .batch_execute(
+            "CREATE PUBLICATION outbox_relay_pub FOR TABLE outbox WITH (publish = 'insert', publish_via_partition_root = true)",
+        )
+        .await
+        .context("creating the invoices publication")?;
+    let invoices_relay_url = database_url(postgres_port, "outbox_relay", "invoices");
+    let mut command = Command::new(&binaries.relay);
+    command
+        .env_clear()
+        .args([
+            "run",
+            "--database-url",
+            &invoices_relay_url,
+            "--slot",
+            "outbox_relay_invoices_slot",
+        ])
+        .args([
+            "--sink",
+            &kind.to_string(),
+            &relay_broker_args[0],
+            &relay_broker_args[1],
+        ])
+        .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"]);
+    stack
+        .start("outbox-relay (invoices)", command, "streaming the outbox")
+        .await?;
+    println!(
+        "  a second relay streams the invoices database's outbox to {kind} ({})",
+        contracts::INVOICE_DESTINATION
     );
 
     Ok(System {
@@ -220,6 +283,7 @@ async fn start_system(stack: &mut Stack, kind: BrokerKind, binaries: &Binaries) 
         invoices_url,
         order_service,
         invoice_service,
+        invoice_broker,
         addresses: vec![
             SocketAddr::from((Ipv4Addr::LOCALHOST, postgres_port)),
             SocketAddr::from((Ipv4Addr::LOCALHOST, broker_port)),
@@ -327,6 +391,26 @@ async fn relayed_events(stack: &Stack, system: &System, order_id: &str) -> Resul
         });
     }
     Ok(events)
+}
+
+/// The invoice-service on `addr`, consuming from `kind` with the demo's credit limit.
+fn invoice_service_command(
+    binaries: &Binaries,
+    addr: SocketAddr,
+    invoices_url: &str,
+    kind: BrokerKind,
+    (broker_variable, broker_value): &(&'static str, String),
+) -> Command {
+    let mut command = Command::new(&binaries.invoice_service);
+    command
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("INVOICE_SERVICE_ADDR", addr.to_string())
+        .env("DATABASE_URL", invoices_url)
+        .env("MESSAGING_MODE", kind.to_string())
+        .env(broker_variable, broker_value)
+        .env("INVOICE_SERVICE_CREDIT_LIMIT", saga::CREDIT_LIMIT);
+    command
 }
 
 /// Where the relay says it published `event_id`, from its debug line written once the broker

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use harness::{Kafka, Postgres, Process, RabbitMq, Redis};
 use tokio::time::Instant;
 
@@ -150,10 +150,26 @@ impl Broker {
     }
 }
 
-/// A binary the demo started, under the name the output shows.
+/// A binary the demo started, under the name the output shows, with what starts it again.
 struct Service {
     name: &'static str,
     process: Process,
+    /// A copy of its command, and the log line that says it is ready.
+    command: Command,
+    ready_line: String,
+}
+
+/// A copy of `command`, for a command started with a cleared environment as every binary of the demo
+/// is (`Command` is not `Clone`, and the cleared environment is not readable back).
+fn copy(command: &Command) -> Command {
+    let mut copy = Command::new(command.get_program());
+    copy.env_clear().args(command.get_args());
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            copy.env(key, value);
+        }
+    }
+    copy
 }
 
 /// Everything the demo started. Fields drop in declaration order: the binaries go before the
@@ -184,8 +200,14 @@ impl Stack {
         cmd: Command,
         ready_line: &str,
     ) -> Result<()> {
+        let command = copy(&cmd);
         let process = Process::start(cmd).with_context(|| format!("starting {name}"))?;
-        self.services.push(Service { name, process });
+        self.services.push(Service {
+            name,
+            process,
+            command,
+            ready_line: ready_line.to_owned(),
+        });
         let service = self.services.last_mut().expect("just pushed");
         let deadline = Instant::now() + START_TIMEOUT;
         while !service.process.log().contains(ready_line) {
@@ -200,6 +222,38 @@ impl Stack {
             // Async, so that a Ctrl-C is noticed while waiting.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        Ok(())
+    }
+
+    /// Kills the binary `name` with SIGKILL and starts it again with the same command, waiting until
+    /// it is ready.
+    pub async fn kill_and_restart(&mut self, name: &'static str) -> Result<()> {
+        let index = self
+            .services
+            .iter()
+            .position(|service| service.name == name)
+            .with_context(|| format!("{name} is not running"))?;
+        let mut service = self.services.remove(index);
+        service.process.kill9()?;
+        self.start(name, copy(&service.command), &service.ready_line)
+            .await
+    }
+
+    /// Stops the binary `name` with SIGTERM, as [`Stack::stop`] does; it may be started again.
+    pub fn stop_service(&mut self, name: &str) -> Result<()> {
+        let index = self
+            .services
+            .iter()
+            .position(|service| service.name == name)
+            .with_context(|| format!("{name} is not running"))?;
+        let mut service = self.services.remove(index);
+        service.process.terminate()?;
+        let status = service
+            .process
+            .wait_timeout(STOP_TIMEOUT)?
+            .with_context(|| format!("{name} did not stop within {STOP_TIMEOUT:?}"))?;
+        ensure!(status.success(), "{name} exited with {status} on SIGTERM");
+        println!("  stopped {name} ({status})");
         Ok(())
     }
 

@@ -5,15 +5,16 @@
 //! `INVOICE_SERVICE_MESSAGING__KAFKA__BROKERS`). The settings a deployment touches most also have
 //! the short names of the seed's Spring configuration, see [`ALIASES`].
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tlsfiles::{TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
+use tlsfiles::TlsFileError;
+
+pub use brokers::{KafkaSettings, Messaging, Mode, RabbitMqSettings, RedisSettings};
 
 pub const ENV_PREFIX: &str = "INVOICE_SERVICE_";
 
@@ -35,87 +36,12 @@ pub struct Config {
     pub database_url: String,
     /// Connections in the pool shared by the HTTP API and the consumer.
     pub database_pool_size: usize,
+    /// Most a customer may have in open invoices (issued, not voided) in one currency, this order
+    /// included (`INVOICE_SERVICE_CREDIT_LIMIT`, a decimal string such as "1000.00"); an order beyond
+    /// it is rejected with `InvoiceRejected` (`credit-limit-exceeded`). Unset: no limit.
+    #[serde(default, with = "decimal_option")]
+    pub credit_limit: Option<Decimal>,
     pub messaging: Messaging,
-}
-
-/// Which broker to consume from, and where.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Messaging {
-    /// The seed's `app.messaging.mode` (`MESSAGING_MODE`).
-    pub mode: Mode,
-    /// Where the relay publishes order events: Kafka topic, RabbitMQ routing key or Redis stream.
-    pub destination: String,
-    /// Where events that cannot be invoiced go, in the same broker and naming scheme.
-    pub dead_letter_destination: String,
-    pub kafka: KafkaSettings,
-    pub rabbitmq: RabbitMqSettings,
-    pub redis: RedisSettings,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Kafka,
-    Rabbitmq,
-    Redis,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSettings {
-    /// `bootstrap.servers`.
-    pub brokers: String,
-    /// `group.id`: instances sharing it split the topic's partitions.
-    pub group_id: String,
-    /// Partitions of the topics the service creates when they do not exist yet.
-    pub topic_partitions: i32,
-    /// Replication factor of the topics the service creates.
-    pub replication_factor: i32,
-    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), applied last.
-    pub properties: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RabbitMqSettings {
-    /// AMQP URI, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`, or `amqps://…` for TLS.
-    pub url: String,
-    /// PEM file of CA certificates an `amqps://` broker may chain to, besides the system roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) for a broker that asks for one; needs `client_key_file`.
-    pub client_cert_file: Option<PathBuf>,
-    /// PEM private key of `client_cert_file`, unencrypted.
-    pub client_key_file: Option<PathBuf>,
-    /// The relay's durable topic exchange; dead letters are published to it too.
-    pub exchange: String,
-    /// The service's durable queue, bound to the exchange with the destination as routing key.
-    pub queue: String,
-    /// Unacknowledged messages the broker may hand over at once (`basic.qos`).
-    pub prefetch: u16,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisSettings {
-    /// e.g. `redis://127.0.0.1:6379/0`, or `rediss://…` for TLS.
-    pub url: String,
-    /// PEM file of the CA certificates a `rediss://` server must chain to, instead of the system roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) for a server that asks for one; needs `client_key_file`.
-    pub client_cert_file: Option<PathBuf>,
-    /// PEM private key of `client_cert_file`, unencrypted.
-    pub client_key_file: Option<PathBuf>,
-    /// Consumer group; created at the start of the stream if missing.
-    pub group: String,
-    /// This instance's name in the group; must differ between instances running at once.
-    pub consumer: String,
-    /// Entries fetched per `XREADGROUP` or `XAUTOCLAIM`.
-    pub batch_size: usize,
-    /// How long an entry must sit unacknowledged with a consumer before this one claims it, e.g.
-    /// because its consumer crashed; also how often the service looks for such entries.
-    #[serde(with = "humantime_serde")]
-    pub reclaim_idle: Duration,
 }
 
 /// A configuration that cannot work, naming the key that holds the bad value.
@@ -131,45 +57,32 @@ pub enum ConfigError {
     TlsFile(#[from] TlsFileError),
 }
 
-impl RabbitMqSettings {
-    /// The TLS files, read and checked; each connect reads them again.
-    pub fn tls(&self) -> Result<TlsMaterial, TlsFileError> {
-        tlsfiles::load(
-            &TlsKeys {
-                url: "messaging.rabbitmq.url",
-                tls_scheme: "amqps://",
-                ca_file: "messaging.rabbitmq.ca_file",
-                client_cert_file: "messaging.rabbitmq.client_cert_file",
-                client_key_file: "messaging.rabbitmq.client_key_file",
-            },
-            &self.url,
-            &TlsFiles {
-                ca_file: self.ca_file.as_deref(),
-                client_cert_file: self.client_cert_file.as_deref(),
-                client_key_file: self.client_key_file.as_deref(),
-            },
-        )
-    }
-}
+/// An optional decimal from a string (as a file gives it, `"1000.00"`) or a number (as figment reads
+/// an environment variable such as `1000.00`).
+mod decimal_option {
+    use rust_decimal::Decimal;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl RedisSettings {
-    /// The TLS files, read and checked; each connect reads them again.
-    pub fn tls(&self) -> Result<TlsMaterial, TlsFileError> {
-        tlsfiles::load(
-            &TlsKeys {
-                url: "messaging.redis.url",
-                tls_scheme: "rediss://",
-                ca_file: "messaging.redis.ca_file",
-                client_cert_file: "messaging.redis.client_cert_file",
-                client_key_file: "messaging.redis.client_key_file",
-            },
-            &self.url,
-            &TlsFiles {
-                ca_file: self.ca_file.as_deref(),
-                client_cert_file: self.client_cert_file.as_deref(),
-                client_key_file: self.client_key_file.as_deref(),
-            },
-        )
+    pub fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        rust_decimal::serde::str_option::serialize(value, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Integer(i64),
+            Float(f64),
+        }
+        Option::<Raw>::deserialize(d)?
+            .map(|raw| match raw {
+                Raw::Text(text) => text.parse().map_err(D::Error::custom),
+                Raw::Integer(integer) => Ok(Decimal::from(integer)),
+                Raw::Float(float) => Decimal::try_from(float).map_err(D::Error::custom),
+            })
+            .transpose()
     }
 }
 
@@ -212,6 +125,12 @@ impl Config {
         if self.database_pool_size == 0 {
             return invalid("database_pool_size", "must be at least 1");
         }
+        if self
+            .credit_limit
+            .is_some_and(|limit| limit.is_sign_negative())
+        {
+            return invalid("credit_limit", "must not be negative");
+        }
         if messaging.destination.is_empty() {
             return invalid("messaging.destination", "must not be empty");
         }
@@ -246,37 +165,12 @@ impl Default for Config {
             addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
             database_url: String::new(),
             database_pool_size: 8,
-            messaging: Messaging {
-                mode: Mode::Kafka,
-                destination: contracts::ORDER_DESTINATION.to_owned(),
-                dead_letter_destination: format!("{}.dlq", contracts::ORDER_DESTINATION),
-                kafka: KafkaSettings {
-                    brokers: "127.0.0.1:9092".to_owned(),
-                    group_id: "invoice-service".to_owned(),
-                    topic_partitions: 3,
-                    replication_factor: 1,
-                    properties: BTreeMap::new(),
-                },
-                rabbitmq: RabbitMqSettings {
-                    url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
-                    ca_file: None,
-                    client_cert_file: None,
-                    client_key_file: None,
-                    exchange: "outbox".to_owned(),
-                    queue: "invoice-service".to_owned(),
-                    prefetch: 32,
-                },
-                redis: RedisSettings {
-                    url: "redis://127.0.0.1:6379".to_owned(),
-                    ca_file: None,
-                    client_cert_file: None,
-                    client_key_file: None,
-                    group: "invoice-service".to_owned(),
-                    consumer: "invoice-service".to_owned(),
-                    batch_size: 32,
-                    reclaim_idle: Duration::from_secs(60),
-                },
-            },
+            credit_limit: None,
+            messaging: Messaging::local(
+                Mode::Kafka,
+                contracts::ORDER_DESTINATION,
+                "invoice-service",
+            ),
         }
     }
 }
@@ -285,6 +179,8 @@ impl Default for Config {
 // figment::Jail fixes the closures' error type, a large one.
 #[allow(clippy::result_large_err)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use figment::Jail;
 
@@ -308,6 +204,25 @@ mod tests {
                 config.messaging.dead_letter_destination,
                 "outbox.event.order.dlq"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_credit_limit_is_a_decimal_from_the_file_or_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://env/db");
+            assert_eq!(load(jail, None).unwrap().credit_limit, None);
+            let config = load(jail, Some(r#"credit_limit = "1000.50""#)).unwrap();
+            assert_eq!(config.credit_limit, Some("1000.50".parse().unwrap()));
+            jail.set_env("INVOICE_SERVICE_CREDIT_LIMIT", "30.00");
+            let config = load(jail, None).unwrap();
+            assert_eq!(config.credit_limit, Some("30".parse().unwrap()));
+            jail.set_env("INVOICE_SERVICE_CREDIT_LIMIT", "-1");
+            assert!(load(jail, None)
+                .unwrap_err()
+                .to_string()
+                .contains("credit_limit"));
             Ok(())
         });
     }

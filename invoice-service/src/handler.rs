@@ -1,15 +1,15 @@
 //! What a received message means for the invoice-service, decided from its envelope alone: ignore
-//! it, dead-letter it, or invoice it.
+//! it, dead-letter it, invoice it, or void its order's invoice.
 
 use contracts::{
-    decode_order_confirmed, Event, OrderConfirmedV2, CORRELATION_HEADER, VERSION_HEADER,
+    decode_order_cancellation_requested, decode_order_confirmed, Event,
+    OrderCancellationRequestedV1, OrderConfirmedV2, CORRELATION_HEADER, VERSION_HEADER,
 };
 use uuid::Uuid;
 
-use crate::consumer::Envelope;
 use crate::invoice::InvoiceDraft;
-use crate::rejection::Rejection;
 use crate::store::SourceEvent;
+use brokers::{Envelope, Rejection};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -22,6 +22,11 @@ pub enum Decision {
         event: SourceEvent,
         draft: InvoiceDraft,
     },
+    /// The saga asks to void the order's invoice before it cancels the order.
+    Void {
+        event: SourceEvent,
+        order_id: Uuid,
+    },
 }
 
 /// Checks the headers, decodes the payload against the contract version it names (upcasting v1),
@@ -33,7 +38,9 @@ pub fn decide(envelope: &Envelope) -> Decision {
             "the message has no `type` header",
         ));
     };
-    if event_type != OrderConfirmedV2::EVENT_TYPE {
+    if event_type != OrderConfirmedV2::EVENT_TYPE
+        && event_type != OrderCancellationRequestedV1::EVENT_TYPE
+    {
         return Decision::Ignore {
             event_type: event_type.to_owned(),
         };
@@ -53,17 +60,30 @@ pub fn decide(envelope: &Envelope) -> Decision {
             ))
         }
     };
+    let source = SourceEvent {
+        id,
+        event_type: event_type.to_owned(),
+        correlation_id: envelope.header(CORRELATION_HEADER).map(str::to_owned),
+    };
+    if event_type == OrderCancellationRequestedV1::EVENT_TYPE {
+        return match decode_order_cancellation_requested(
+            envelope.header(VERSION_HEADER),
+            &envelope.payload,
+        ) {
+            Ok(request) => Decision::Void {
+                event: source,
+                order_id: request.order_id,
+            },
+            Err(error) => Decision::Reject(error.into()),
+        };
+    }
     let order = match decode_order_confirmed(envelope.header(VERSION_HEADER), &envelope.payload) {
         Ok(order) => order,
         Err(error) => return Decision::Reject(error.into()),
     };
     match InvoiceDraft::from_order(&order) {
         Ok(draft) => Decision::Invoice {
-            event: SourceEvent {
-                id,
-                event_type: event_type.to_owned(),
-                correlation_id: envelope.header(CORRELATION_HEADER).map(str::to_owned),
-            },
+            event: source,
             draft,
         },
         Err(error) => Decision::Reject(error.into()),
@@ -118,6 +138,29 @@ mod tests {
         assert_eq!(event.correlation_id.as_deref(), Some("c-1"));
         assert_eq!(draft.sales_channel, contracts::UNKNOWN_SALES_CHANNEL);
         assert_eq!(draft.total.to_string(), "20.00");
+    }
+
+    #[test]
+    fn a_cancellation_request_voids_the_orders_invoice() {
+        let payload = r#"{"orderId":"6f1c1f8e-3b1a-4a53-9d0e-0c0b7f0b1a11",
+            "customerId":"0d7c5a3e-2f1b-4f5e-8a6b-1c2d3e4f5a6b","reason":"requested",
+            "requestedAt":"2026-12-06T10:00:00Z"}"#;
+        let headers = [
+            ("type", "OrderCancellationRequested"),
+            ("id", ID),
+            ("event_version", "1"),
+            ("correlation_id", "c-2"),
+        ];
+        let Decision::Void { event, order_id } = decide(&envelope(&headers, payload)) else {
+            panic!("expected a void");
+        };
+        assert_eq!(order_id.to_string(), "6f1c1f8e-3b1a-4a53-9d0e-0c0b7f0b1a11");
+        assert_eq!(event.event_type, "OrderCancellationRequested");
+        assert_eq!(event.correlation_id.as_deref(), Some("c-2"));
+        assert_eq!(
+            rejection_code(decide(&envelope(&headers, PAYLOAD))),
+            "invalid-payload"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! An [`InvoiceDraft`] is derived from an `OrderConfirmed` event and checked before anything is
 //! written; the store gives it its number and issue time, making it an [`Invoice`].
 
+use brokers::Rejection;
 use chrono::{DateTime, Utc};
 use contracts::OrderConfirmedV2;
 use rust_decimal::Decimal;
@@ -128,9 +129,20 @@ impl InvoiceDraft {
     }
 }
 
+impl From<InvoiceError> for Rejection {
+    fn from(error: InvoiceError) -> Rejection {
+        Rejection::new("not-billable", error.to_string())
+    }
+}
+
 /// The invoice number for the `sequence`-th invoice of `year`.
 pub fn invoice_number(year: i32, sequence: i64) -> String {
     format!("INV-{year}-{sequence:06}")
+}
+
+/// The credit note number for the `sequence`-th credit note of `year`.
+pub fn credit_note_number(year: i32, sequence: i64) -> String {
+    format!("CN-{year}-{sequence:06}")
 }
 
 #[cfg(test)]
@@ -204,5 +216,6 @@ mod tests {
     fn numbers_are_zero_padded_per_year() {
         assert_eq!(invoice_number(2026, 1), "INV-2026-000001");
         assert_eq!(invoice_number(2026, 1_234_567), "INV-2026-1234567");
+        assert_eq!(credit_note_number(2026, 7), "CN-2026-000007");
     }
 }

@@ -16,11 +16,23 @@ struct Migration {
 }
 
 /// In version order; a released migration is never edited, only followed by a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "outbox",
+        sql: include_str!("../migrations/0002_outbox.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "saga",
+        sql: include_str!("../migrations/0003_saga.sql"),
+    },
+];
 
 /// Applies the migrations the database lacks and returns their versions.
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error> {

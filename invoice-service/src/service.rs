@@ -9,9 +9,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Messaging, Mode};
-use crate::consumer::{kafka, rabbitmq, redis, Consumer, ConsumerError};
 use crate::store::{Store, StoreError};
 use crate::{http, worker};
+use brokers::{kafka, rabbitmq, redis, Consumer, ConsumerError};
 
 const FIRST_RECONNECT: Duration = Duration::from_millis(500);
 const MAX_RECONNECT: Duration = Duration::from_secs(30);
@@ -31,7 +31,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
-    let store = Store::connect(&config.database_url, config.database_pool_size).await?;
+    let store = Store::connect(&config.database_url, config.database_pool_size)
+        .await?
+        .with_credit_limit(config.credit_limit);
     let consumer = tokio::spawn(consume(config.messaging, store.clone(), shutdown.clone()));
     let served = http::serve(listener, store, shutdown.clone()).await;
     // The HTTP server only stops early on an error; the consumer must not outlive it.

@@ -10,10 +10,9 @@ use contracts::CORRELATION_HEADER;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::consumer::{Consumer, ConsumerError, Received};
 use crate::handler::{decide, Decision};
-use crate::invoice::InvoiceDraft;
-use crate::store::{Recorded, SourceEvent, Store};
+use crate::store::{Recorded, Store, StoreError};
+use brokers::{Consumer, ConsumerError, Received};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(10);
@@ -64,7 +63,7 @@ async fn handle<C: Consumer>(
         Decision::Ignore { event_type } => {
             tracing::debug!(
                 event_type,
-                "not an OrderConfirmed; acknowledged without invoicing"
+                "not an event the invoice-service acts on; acknowledged"
             );
             consumer.ack(received.message).await?;
         }
@@ -77,29 +76,35 @@ async fn handle<C: Consumer>(
             consumer.dead_letter(received.message, &rejection).await?;
         }
         Decision::Invoice { event, draft } => {
-            let Some(recorded) = record(store, &event, &draft, shutdown).await else {
+            let Some(recorded) = retry(shutdown, || store.record(&event, &draft)).await else {
                 return Ok(false);
             };
             log(&recorded);
+            consumer.ack(received.message).await?;
+        }
+        Decision::Void { event, order_id } => {
+            let Some(voided) = retry(shutdown, || store.void(&event, order_id)).await else {
+                return Ok(false);
+            };
+            tracing::info!(%order_id, ?voided, "cancellation request handled");
             consumer.ack(received.message).await?;
         }
     }
     Ok(true)
 }
 
-/// Records the invoice, retrying database errors until it succeeds; `None` if shut down first.
-async fn record(
-    store: &Store,
-    event: &SourceEvent,
-    draft: &InvoiceDraft,
-    shutdown: &CancellationToken,
-) -> Option<Recorded> {
+/// Runs `write`, retrying database errors until it succeeds; `None` if shut down first.
+async fn retry<T, F, Fut>(shutdown: &CancellationToken, mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
     let mut delay = FIRST_RETRY;
     loop {
-        match store.record(event, draft).await {
-            Ok(recorded) => return Some(recorded),
+        match write().await {
+            Ok(done) => return Some(done),
             Err(error) => {
-                tracing::warn!(%error, retry_in = ?delay, "cannot record the invoice");
+                tracing::warn!(%error, retry_in = ?delay, "cannot write to the database");
                 tokio::select! {
                     () = shutdown.cancelled() => return None,
                     () = tokio::time::sleep(delay) => {}
@@ -123,6 +128,11 @@ fn log(recorded: &Recorded) {
         Recorded::OrderAlreadyInvoiced { invoice_id } => tracing::warn!(
             %invoice_id,
             "order already invoiced by another event; ignored"
+        ),
+        Recorded::Rejected(refusal) => tracing::info!(
+            reason = refusal.reason,
+            detail = refusal.detail,
+            "not invoiced; rejection replied"
         ),
     }
 }

@@ -1,5 +1,6 @@
 //! The `order-service` binary: reads its configuration, sets up logging, waits for the database,
-//! migrates the schema and serves HTTP until SIGTERM or SIGINT.
+//! migrates the schema, consumes the saga's replies, sweeps overdue sagas and serves HTTP until SIGTERM
+//! or SIGINT.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use clap::Parser;
 use order_service::config::{Config, LogFormat};
 use order_service::service::OrderService;
 use order_service::store::{self, Pool};
-use order_service::{http, shutdown};
+use order_service::{consumer, http, shutdown, sweeper};
 use pgconn::report;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -30,7 +31,18 @@ async fn main() -> Result<()> {
             tracing::error!(%error, "cannot wait for signals; stopping");
         }
     };
-    http::serve(listener, OrderService::new(pool), shutdown).await?;
+    let service = OrderService::new(pool).with_saga_timeout(config.saga_timeout());
+    match config.saga_sweep_interval() {
+        // Dropped with the runtime when main returns: a sweep cut short leaves its saga as it was.
+        Some(interval) => drop(tokio::spawn(sweeper::run(service.clone(), interval))),
+        None => tracing::info!("saga deadlines are recorded but not enforced"),
+    }
+    match config.messaging() {
+        // Dropped with the runtime: a reply in progress stays unacknowledged and comes again.
+        Some(messaging) => drop(tokio::spawn(consumer::run(messaging, service.clone()))),
+        None => tracing::info!("no MESSAGING_MODE: the invoice-service's replies are not consumed"),
+    }
+    http::serve(listener, service, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

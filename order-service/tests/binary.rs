@@ -1,6 +1,7 @@
 //! The `order-service` binary as deployed: configured by environment, migrating at start, waiting for
 //! its database, a correlation id on every log line of a request, and a graceful stop on SIGTERM that
-//! finishes the request in flight.
+//! finishes the request in flight, and, when enabled, saga deadlines that cancel an order nobody
+//! invoiced.
 
 use std::process::Command;
 use std::time::Duration;
@@ -17,6 +18,8 @@ const LIFECYCLE: &[&str] = &[
     "database schema up to date",
     "database not reachable yet; retrying",
     "serving HTTP",
+    "saga deadlines are recorded but not enforced",
+    "no MESSAGING_MODE: the invoice-service's replies are not consumed",
     "SIGTERM received; shutting down",
     "stopped",
 ];
@@ -27,13 +30,19 @@ struct Service {
 }
 
 fn start(postgres: &Postgres) -> Service {
+    start_with(postgres, &[])
+}
+
+fn start_with(postgres: &Postgres, env: &[(&str, &str)]) -> Service {
     let port = harness::free_port().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_order-service"));
     command
         .env("DATABASE_URL", postgres.url())
         .env("ORDER_SERVICE_ADDR", format!("127.0.0.1:{port}"))
         .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        .env_remove("MESSAGING_MODE")
+        .envs(env.iter().copied());
     Service {
         process: Process::start(command).unwrap(),
         base: format!("http://127.0.0.1:{port}"),
@@ -108,7 +117,10 @@ async fn every_log_line_of_a_request_carries_its_correlation_id() {
             .collect()
     };
     assert_eq!(of("trace-create"), ["order placed", "request finished"]);
-    assert_eq!(of("trace-confirm"), ["order changed", "request finished"]);
+    assert_eq!(
+        of("trace-confirm"),
+        ["order confirmed; saga started", "request finished"]
+    );
     assert_eq!(
         of("trace-confirm-again"),
         ["order already in that state; no event", "request finished"]
@@ -220,4 +232,48 @@ async fn sigterm_finishes_the_request_in_flight_and_exits_cleanly() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
     assert!(log.contains("SIGTERM received; shutting down"), "{log}");
     assert!(log.contains("\"stopped\""), "{log}");
+}
+
+/// No invoice-service answers here, so with deadlines enforced the saga times out and compensates; the
+/// order is polled, not timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enabled_sweeper_cancels_an_order_whose_invoice_never_comes() {
+    let postgres = Postgres::start().unwrap();
+    let service = start_with(
+        &postgres,
+        &[
+            ("SAGA_TIMEOUT_SECS", "1"),
+            ("SAGA_SWEEP_INTERVAL_MS", "100"),
+        ],
+    );
+    wait_healthy(&service).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/orders", service.base))
+        .json(&order())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/orders/{}",
+        service.base,
+        created["id"].as_str().unwrap()
+    );
+    let confirmed = http.post(format!("{url}/confirm")).send().await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    harness::poll_until(Duration::from_secs(30), "the saga's timeout", || async {
+        let order: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        order["status"] == "CANCELLED"
+    })
+    .await
+    .unwrap();
+    let order: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(order["saga"]["step"], "CANCELLED");
+    assert_eq!(order["saga"]["history"][1]["input"], "DeadlinePassed");
+    assert!(log_lines(&service.process)
+        .iter()
+        .any(|line| message(line) == "saga deadline passed"));
 }

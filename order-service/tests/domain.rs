@@ -152,3 +152,51 @@ fn confirm_and_cancel_follow_the_life_cycle() {
     );
     assert!(cancelled.confirmed_at().is_none());
 }
+
+#[test]
+fn the_saga_invoices_a_confirmed_order_and_compensates_a_confirmed_or_invoiced_one() {
+    let mut order = place(vec![line(1, "1.00", "USD")]).unwrap();
+    assert_eq!(
+        order.mark_invoiced().unwrap_err(),
+        DomainError::NotInvoiceable(OrderStatus::Created)
+    );
+    assert_eq!(
+        order.clone().compensate(Utc::now()).unwrap_err(),
+        DomainError::NotCancellable(OrderStatus::Created)
+    );
+    order.confirm(Utc::now()).unwrap();
+    let mut rejected = order.clone();
+
+    assert_eq!(order.mark_invoiced().unwrap(), Transition::Changed);
+    assert_eq!(
+        (order.status(), order.version()),
+        (OrderStatus::Invoiced, 3)
+    );
+    assert_eq!(order.mark_invoiced().unwrap(), Transition::Unchanged);
+    assert_eq!(order.confirm(Utc::now()).unwrap(), Transition::Unchanged);
+    assert_eq!(
+        order.cancel(Utc::now()).unwrap_err(),
+        DomainError::NotCancellable(OrderStatus::Invoiced)
+    );
+    assert_eq!(order.compensate(Utc::now()).unwrap(), Transition::Changed);
+    assert_eq!(
+        (order.status(), order.version()),
+        (OrderStatus::Cancelled, 4)
+    );
+    assert!(order.confirmed_at().is_some() && order.cancelled_at().is_some());
+    assert_eq!(order.compensate(Utc::now()).unwrap(), Transition::Unchanged);
+    assert_eq!(
+        order.mark_invoiced().unwrap_err(),
+        DomainError::NotInvoiceable(OrderStatus::Cancelled)
+    );
+
+    assert_eq!(
+        rejected.compensate(Utc::now()).unwrap(),
+        Transition::Changed
+    );
+    assert_eq!(
+        (rejected.status(), rejected.version()),
+        (OrderStatus::Cancelled, 3)
+    );
+    assert_eq!(OrderStatus::parse("INVOICED"), Some(OrderStatus::Invoiced));
+}

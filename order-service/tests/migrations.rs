@@ -24,7 +24,7 @@ async fn schema_of(client: &tokio_postgres::Client) -> Vec<(String, String, Stri
 async fn running_twice_is_a_no_op() {
     let postgres = harness::Postgres::start().unwrap();
     let mut client = postgres.client().await.unwrap();
-    assert_eq!(store::migrate(&mut client).await.unwrap(), [1, 2, 3]);
+    assert_eq!(store::migrate(&mut client).await.unwrap(), [1, 2, 3, 4, 5]);
     let schema = schema_of(&client).await;
     assert!(schema.iter().any(|(table, ..)| table == "outbox"));
     assert!(schema.iter().any(|(table, ..)| table == "order_lines"));
@@ -43,7 +43,9 @@ async fn running_twice_is_a_no_op() {
         [
             (1, "orders".to_owned()),
             (2, "outbox".to_owned()),
-            (3, "outbox_polling".to_owned())
+            (3, "outbox_polling".to_owned()),
+            (4, "saga".to_owned()),
+            (5, "processed_events".to_owned())
         ]
     );
 
@@ -54,7 +56,7 @@ async fn running_twice_is_a_no_op() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 3);
+    assert_eq!(count, 5);
 }
 
 #[tokio::test]
@@ -65,7 +67,7 @@ async fn concurrent_runs_apply_each_migration_once() {
     let (first, second) = tokio::join!(store::migrate(&mut a), store::migrate(&mut b));
     let mut applied = [first.unwrap(), second.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2, 3]]);
+    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5]]);
 }
 
 #[tokio::test]
@@ -140,5 +142,46 @@ fn the_outbox_migrations_are_the_relays_ddl() {
             .map(|line| format!("{line}\n"))
             .collect();
         assert_eq!(ddl, relay, "{file}");
+    }
+}
+
+/// V4 replaces V1's status checks on a database that already holds orders: INVOICED is a status, a
+/// cancelled order may have been confirmed, and the other rules still hold.
+#[tokio::test]
+async fn the_saga_migration_widens_the_status_checks_and_keeps_the_rest() {
+    let postgres = harness::Postgres::start().unwrap();
+    let mut client = postgres.client().await.unwrap();
+    store::run_migrations(&mut client, &MIGRATIONS[..3])
+        .await
+        .unwrap();
+    let insert = "INSERT INTO orders (id, customer_id, status, currency, version, created_at, \
+                  confirmed_at, cancelled_at) VALUES (gen_random_uuid(), gen_random_uuid(), $1, 'USD', 1, \
+                  now(), CASE WHEN $2 THEN now() END, CASE WHEN $3 THEN now() END)";
+    client
+        .execute(insert, &[&"CONFIRMED", &true, &false])
+        .await
+        .unwrap();
+    assert_eq!(store::migrate(&mut client).await.unwrap(), [4, 5]);
+
+    for (status, confirmed, cancelled, allowed) in [
+        ("INVOICED", true, false, true),
+        ("CANCELLED", true, true, true),
+        ("CANCELLED", false, true, true),
+        ("CREATED", false, false, true),
+        ("INVOICED", false, false, false),
+        ("CONFIRMED", false, false, false),
+        ("CREATED", true, false, false),
+        ("CANCELLED", true, false, false),
+        ("INVOICED", true, true, false),
+        ("SHIPPED", false, false, false),
+    ] {
+        let result = client
+            .execute(insert, &[&status, &confirmed, &cancelled])
+            .await;
+        assert_eq!(
+            result.is_ok(),
+            allowed,
+            "{status} confirmed={confirmed} cancelled={cancelled}: {result:?}"
+        );
     }
 }

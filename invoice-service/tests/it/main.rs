@@ -11,6 +11,7 @@ mod http;
 mod kafka;
 mod rabbitmq;
 mod redis;
+mod saga;
 mod scenarios;
 mod startup;
 mod tls;

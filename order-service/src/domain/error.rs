@@ -30,4 +30,6 @@ pub enum DomainError {
     NotConfirmable(OrderStatus),
     #[error("the order is {} and can no longer be cancelled", .0.as_str())]
     NotCancellable(OrderStatus),
+    #[error("the order is {} and cannot be invoiced", .0.as_str())]
+    NotInvoiceable(OrderStatus),
 }

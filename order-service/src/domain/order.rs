@@ -12,6 +12,8 @@ pub const MAX_LINES: usize = 100;
 pub enum OrderStatus {
     Created,
     Confirmed,
+    /// Confirmed and invoiced: the invoicing saga's success.
+    Invoiced,
     Cancelled,
 }
 
@@ -20,6 +22,7 @@ impl OrderStatus {
         match self {
             OrderStatus::Created => "CREATED",
             OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::Invoiced => "INVOICED",
             OrderStatus::Cancelled => "CANCELLED",
         }
     }
@@ -28,6 +31,7 @@ impl OrderStatus {
         [
             OrderStatus::Created,
             OrderStatus::Confirmed,
+            OrderStatus::Invoiced,
             OrderStatus::Cancelled,
         ]
         .into_iter()
@@ -120,8 +124,8 @@ impl Order {
         }
     }
 
-    /// CREATED becomes CONFIRMED; confirming a confirmed order changes nothing; a cancelled order
-    /// cannot be confirmed.
+    /// CREATED becomes CONFIRMED; confirming a confirmed (or already invoiced) order changes nothing; a
+    /// cancelled order cannot be confirmed.
     pub fn confirm(&mut self, now: DateTime<Utc>) -> Result<Transition, DomainError> {
         match self.status {
             OrderStatus::Created => {
@@ -130,13 +134,45 @@ impl Order {
                 self.version += 1;
                 Ok(Transition::Changed)
             }
-            OrderStatus::Confirmed => Ok(Transition::Unchanged),
+            OrderStatus::Confirmed | OrderStatus::Invoiced => Ok(Transition::Unchanged),
             OrderStatus::Cancelled => Err(DomainError::NotConfirmable(self.status)),
         }
     }
 
-    /// CREATED becomes CANCELLED; cancelling a cancelled order changes nothing; a confirmed order
-    /// cannot be cancelled.
+    /// CONFIRMED becomes INVOICED once the invoice is issued; invoicing an invoiced order changes
+    /// nothing; neither a new nor a cancelled order can be invoiced.
+    pub fn mark_invoiced(&mut self) -> Result<Transition, DomainError> {
+        match self.status {
+            OrderStatus::Confirmed => {
+                self.status = OrderStatus::Invoiced;
+                self.version += 1;
+                Ok(Transition::Changed)
+            }
+            OrderStatus::Invoiced => Ok(Transition::Unchanged),
+            OrderStatus::Created | OrderStatus::Cancelled => {
+                Err(DomainError::NotInvoiceable(self.status))
+            }
+        }
+    }
+
+    /// The invoicing saga's compensation: a CONFIRMED or INVOICED order becomes CANCELLED (its invoice
+    /// rejected, timed out or voided); compensating a cancelled order changes nothing. A new order has
+    /// no saga to compensate.
+    pub fn compensate(&mut self, now: DateTime<Utc>) -> Result<Transition, DomainError> {
+        match self.status {
+            OrderStatus::Confirmed | OrderStatus::Invoiced => {
+                self.status = OrderStatus::Cancelled;
+                self.cancelled_at = Some(now);
+                self.version += 1;
+                Ok(Transition::Changed)
+            }
+            OrderStatus::Cancelled => Ok(Transition::Unchanged),
+            OrderStatus::Created => Err(DomainError::NotCancellable(self.status)),
+        }
+    }
+
+    /// CREATED becomes CANCELLED; cancelling a cancelled order changes nothing; a confirmed or invoiced
+    /// order cannot be cancelled this way, only by the invoicing saga ([`Order::compensate`]).
     pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<Transition, DomainError> {
         match self.status {
             OrderStatus::Created => {
@@ -146,7 +182,9 @@ impl Order {
                 Ok(Transition::Changed)
             }
             OrderStatus::Cancelled => Ok(Transition::Unchanged),
-            OrderStatus::Confirmed => Err(DomainError::NotCancellable(self.status)),
+            OrderStatus::Confirmed | OrderStatus::Invoiced => {
+                Err(DomainError::NotCancellable(self.status))
+            }
         }
     }
 

@@ -8,6 +8,7 @@ mod order_json;
 mod orders;
 mod path;
 mod problem;
+mod saga_json;
 
 use std::future::Future;
 use std::io;

@@ -1,10 +1,12 @@
-//! The order as the HTTP API shows it.
+//! The order as the HTTP API shows it, with its invoicing saga once it has one.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::saga_json::SagaJson;
 use crate::domain::{Money, Order};
+use crate::service::OrderView;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -21,6 +23,8 @@ pub struct OrderJson {
     confirmed_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cancelled_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saga: Option<SagaJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +75,16 @@ impl From<&Order> for OrderJson {
             created_at: order.created_at(),
             confirmed_at: order.confirmed_at(),
             cancelled_at: order.cancelled_at(),
+            saga: None,
+        }
+    }
+}
+
+impl From<&OrderView> for OrderJson {
+    fn from(view: &OrderView) -> OrderJson {
+        OrderJson {
+            saga: view.saga.as_ref().map(SagaJson::from),
+            ..OrderJson::from(&view.order)
         }
     }
 }

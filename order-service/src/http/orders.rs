@@ -11,6 +11,7 @@ use super::order_json::OrderJson;
 use super::path::OrderId;
 use super::problem::Problem;
 use crate::correlation::CorrelationId;
+use crate::domain::OrderStatus;
 use crate::service::OrderService;
 
 /// `POST /orders`: 201 with the order and its Location.
@@ -31,7 +32,7 @@ pub async fn create(
         .into_response())
 }
 
-/// `GET /orders/{orderId}`.
+/// `GET /orders/{orderId}`: the order with its saga's state and history.
 pub async fn get(
     State(service): State<OrderService>,
     OrderId(id): OrderId,
@@ -39,7 +40,8 @@ pub async fn get(
     Ok(Json(OrderJson::from(&service.get(id).await?)))
 }
 
-/// `POST /orders/{orderId}/confirm`: 200 with the confirmed order, also when it already was.
+/// `POST /orders/{orderId}/confirm`: 200 with the confirmed order and its started saga, also when it
+/// already was.
 pub async fn confirm(
     State(service): State<OrderService>,
     Extension(correlation): Extension<CorrelationId>,
@@ -50,13 +52,18 @@ pub async fn confirm(
     )))
 }
 
-/// `POST /orders/{orderId}/cancel`: 200 with the cancelled order, also when it already was.
+/// `POST /orders/{orderId}/cancel`: 200 with the cancelled order, also when it already was; 202 with
+/// the still invoiced order when its saga first has its invoice voided.
 pub async fn cancel(
     State(service): State<OrderService>,
     Extension(correlation): Extension<CorrelationId>,
     OrderId(id): OrderId,
-) -> Result<Json<OrderJson>, Problem> {
-    Ok(Json(OrderJson::from(
-        &service.cancel(id, &correlation).await?,
-    )))
+) -> Result<Response, Problem> {
+    let view = service.cancel(id, &correlation).await?;
+    let status = if view.order.status() == OrderStatus::Cancelled {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(OrderJson::from(&view))).into_response())
 }

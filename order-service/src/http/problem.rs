@@ -164,9 +164,11 @@ impl Problem {
 impl From<ServiceError> for Problem {
     fn from(error: ServiceError) -> Problem {
         match error {
-            ServiceError::NotFound(_) => Problem::not_found(error),
+            ServiceError::NotFound(_) | ServiceError::NoSaga(_) => Problem::not_found(error),
             ServiceError::Rejected(
-                rule @ (DomainError::NotConfirmable(_) | DomainError::NotCancellable(_)),
+                rule @ (DomainError::NotConfirmable(_)
+                | DomainError::NotCancellable(_)
+                | DomainError::NotInvoiceable(_)),
             ) => Problem::new(
                 StatusCode::CONFLICT,
                 "invalid-state",

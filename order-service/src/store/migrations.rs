@@ -28,6 +28,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_polling",
         sql: include_str!("../../migrations/V3__outbox_polling.sql"),
     },
+    Migration {
+        version: 4,
+        name: "saga",
+        sql: include_str!("../../migrations/V4__saga.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "processed_events",
+        sql: include_str!("../../migrations/V5__processed_events.sql"),
+    },
 ];
 
 /// Serializes concurrent start-ups of several instances: an arbitrary constant, unique to this service.

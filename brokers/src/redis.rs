@@ -15,9 +15,9 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, AsyncConnectionConfig, RedisError};
 
-use super::{Consumer, ConsumerError, Envelope, Received};
-use crate::config::Messaging;
-use crate::rejection::{Rejection, DETAIL_HEADER, REASON_HEADER};
+use crate::Messaging;
+use crate::{Consumer, ConsumerError, Envelope, Received};
+use crate::{Rejection, DETAIL_HEADER, REASON_HEADER};
 
 const BROKER: &str = "redis";
 

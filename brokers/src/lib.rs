@@ -1,5 +1,6 @@
-//! The broker side of the service behind one small trait: receive a message, then either acknowledge
-//! it or dead-letter it. One implementation per broker; `worker` drives whichever is configured.
+//! Consuming what the outbox relay publishes, behind one small trait: receive a message, then either
+//! acknowledge it or dead-letter it. One implementation per broker (Kafka, RabbitMQ, Redis Streams),
+//! configured by [`Messaging`]; each service's worker drives whichever is configured.
 //!
 //! Every implementation turns the relay's wire format into the same [`Envelope`]: the message headers
 //! (`id`, `type`, `aggregatetype`, `aggregateid` and the outbox row's own headers such as
@@ -8,12 +9,15 @@
 pub mod kafka;
 pub mod rabbitmq;
 pub mod redis;
+mod rejection;
+mod settings;
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::rejection::Rejection;
+pub use rejection::{Rejection, DETAIL_HEADER, REASON_HEADER};
+pub use settings::{KafkaSettings, Messaging, Mode, RabbitMqSettings, RedisSettings};
 
 /// A message as received, in broker-neutral form.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,9 +14,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Consumer, ConsumerError, Envelope, Received};
-use crate::config::{KafkaSettings, Messaging};
-use crate::rejection::{Rejection, DETAIL_HEADER, REASON_HEADER};
+use crate::{Consumer, ConsumerError, Envelope, Received};
+use crate::{KafkaSettings, Messaging};
+use crate::{Rejection, DETAIL_HEADER, REASON_HEADER};
 
 const BROKER: &str = "kafka";
 

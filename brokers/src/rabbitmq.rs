@@ -20,9 +20,9 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use pgconn::redact_url;
 
-use super::{Consumer, ConsumerError, Envelope, Received};
-use crate::config::Messaging;
-use crate::rejection::{Rejection, DETAIL_HEADER, REASON_HEADER};
+use crate::Messaging;
+use crate::{Consumer, ConsumerError, Envelope, Received};
+use crate::{Rejection, DETAIL_HEADER, REASON_HEADER};
 
 const BROKER: &str = "rabbitmq";
 

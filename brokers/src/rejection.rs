@@ -3,8 +3,6 @@
 
 use contracts::ContractError;
 
-use crate::invoice::InvoiceError;
-
 /// Header (Kafka, AMQP) or field (Redis) of a dead letter holding [`Rejection::code`].
 pub const REASON_HEADER: &str = "dlq_reason";
 /// Header or field of a dead letter holding [`Rejection::detail`].
@@ -29,11 +27,5 @@ impl Rejection {
 impl From<ContractError> for Rejection {
     fn from(error: ContractError) -> Rejection {
         Rejection::new(error.reason(), error.to_string())
-    }
-}
-
-impl From<InvoiceError> for Rejection {
-    fn from(error: InvoiceError) -> Rejection {
-        Rejection::new("not-billable", error.to_string())
     }
 }
