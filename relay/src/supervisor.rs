@@ -151,11 +151,17 @@ async fn relay(
                 let dead = dead_letters.ids();
                 let connect =
                     async { Ok((PollingSource::connect(polling, dead).await?, Lsn::ZERO)) };
-                session(connect, config, &routing, &nacked, &mut acked, metrics, shutdown).await
+                session(
+                    connect, config, &routing, &nacked, &mut acked, metrics, shutdown,
+                )
+                .await
             }
             _ => {
                 let connect = LogicalSource::connect(&logical);
-                session(connect, config, &routing, &nacked, &mut acked, metrics, shutdown).await
+                session(
+                    connect, config, &routing, &nacked, &mut acked, metrics, shutdown,
+                )
+                .await
             }
         };
         metrics.set_ready(false);
