@@ -36,14 +36,14 @@ pub fn event(id: &str, aggregate: &str, lsn: u64) -> Event {
 
 /// A source that yields what the test feeds it, and records what the pipeline acknowledged.
 pub struct ScriptedSource {
-    changes: mpsc::UnboundedReceiver<Change>,
+    changes: mpsc::UnboundedReceiver<Result<Change, SourceError>>,
     acknowledged: Arc<Mutex<Vec<Lsn>>>,
 }
 
 /// The test's end of a [`ScriptedSource`].
 #[derive(Clone)]
 pub struct Script {
-    changes: mpsc::UnboundedSender<Change>,
+    changes: mpsc::UnboundedSender<Result<Change, SourceError>>,
     acknowledged: Arc<Mutex<Vec<Lsn>>>,
 }
 
@@ -64,8 +64,17 @@ pub fn scripted_source() -> (ScriptedSource, Script) {
 
 impl Script {
     pub fn send(&self, change: Change) {
+        self.yield_next(Ok(change));
+    }
+
+    /// The source's next call fails with `error`, as a database would.
+    pub fn fail(&self, error: SourceError) {
+        self.yield_next(Err(error));
+    }
+
+    fn yield_next(&self, next: Result<Change, SourceError>) {
         self.changes
-            .send(change)
+            .send(next)
             .expect("the source outlives the test's script");
     }
 
@@ -103,11 +112,10 @@ impl Source for ScriptedSource {
 
     async fn next(&mut self) -> Result<Change, SourceError> {
         // A script that ran out behaves like a quiet database: nothing more, ever.
-        let change = match self.changes.recv().await {
-            Some(change) => change,
+        match self.changes.recv().await {
+            Some(next) => next,
             None => std::future::pending().await,
-        };
-        Ok(change)
+        }
     }
 
     async fn acknowledge(&mut self, position: Lsn, _reply: bool) -> Result<(), SourceError> {

@@ -12,9 +12,10 @@ use crate::dead_letters::DeadLetters;
 use crate::dead_letters::Verdict;
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
+use crate::pg::catalog::CatalogError;
 use crate::router::Router;
 use crate::sink::SinkError;
-use crate::source::Change;
+use crate::source::{Change, SourceError};
 use crate::test_doubles::{event, hand_sink, scripted_source, settle, Broker, Script};
 
 /// How a session ended, and how far it said it got.
@@ -413,4 +414,61 @@ async fn a_dead_letter_confirmed_once_is_not_sent_again() {
         outcome.result.expect("a clean shutdown");
         assert_eq!(dead.verdict("e2"), Verdict::Skip);
     }
+}
+
+#[tokio::test]
+async fn a_source_that_cannot_go_on_first_delivers_and_acknowledges_what_it_yielded() {
+    let outcome = session(
+        settings(1, 1000),
+        &DeadLetters::default(),
+        |script, broker, _| async move {
+            for (id, lsn) in [("e1", 100), ("e2", 200)] {
+                script.event(event(id, "a", lsn));
+                script.commit(lsn);
+            }
+            script.fail(SourceError::Catalog(CatalogError::Misconfigured {
+                problem: "the outbox was swapped".to_owned(),
+                fix: "re-publish".to_owned(),
+            }));
+            broker.until_batches(2).await;
+            settle().await;
+            assert_eq!(
+                script.acked(),
+                Lsn::ZERO,
+                "acknowledged before the broker confirmed"
+            );
+            broker.confirm(1);
+            broker.confirm(0);
+            script.until_acked(200).await;
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            outcome.result,
+            Err(PipelineError::Source(SourceError::Catalog(_)))
+        ),
+        "the fatal error ends the session once the window is delivered"
+    );
+    assert_eq!(outcome.acked, Lsn(200));
+}
+
+#[tokio::test]
+async fn a_passing_source_failure_ends_the_session_at_once() {
+    let outcome = session(
+        settings(1, 1000),
+        &DeadLetters::default(),
+        |script, broker, _| async move {
+            script.event(event("e1", "a", 100));
+            script.commit(100);
+            broker.until_batches(1).await;
+            script.fail(SourceError::Closed("replication"));
+        },
+    )
+    .await;
+    assert!(matches!(
+        outcome.result,
+        Err(PipelineError::Source(SourceError::Closed(_)))
+    ));
+    assert_eq!(outcome.acked, Lsn::ZERO, "nothing was confirmed");
 }
