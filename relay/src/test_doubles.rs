@@ -228,14 +228,9 @@ impl Broker {
 
 /// Waits, yielding to the code under test, until `ready` holds; panics naming `what` after a while.
 pub async fn until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !ready() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    harness::poll_until(PATIENCE, what, || std::future::ready(ready()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Lets the code under test run until it has nothing left to do right now.
