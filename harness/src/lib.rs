@@ -19,7 +19,7 @@ mod wait;
 pub use certificates::{Certificates, UNNAMED_HOST};
 pub use kafka::Kafka;
 pub use port::free_port;
-pub use postgres::{assert_sessions_encrypted, Postgres};
+pub use postgres::{assert_sessions_encrypted, Postgres, PostgresBuilder, Replication, Standby};
 pub use process::Process;
 pub use rabbitmq::RabbitMq;
 pub use reader::{Reader, Received};

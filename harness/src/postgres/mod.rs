@@ -1,7 +1,9 @@
 //! Throwaway PostgreSQL clusters, one per call, each with its own data dir and loopback port, set up for
-//! logical replication and for crash and restart tests.
+//! logical replication and for crash and restart tests; of the system's major version by default, or of
+//! another one ([`Postgres::builder`]), and with a physical standby ([`Postgres::start_standby`]).
 
 mod installation;
+mod standby;
 
 use std::fs;
 use std::path::Path;
@@ -17,11 +19,13 @@ use crate::port::free_port;
 use crate::process::Process;
 use crate::wait::wait_for;
 use installation::{installation, Installation};
+pub use standby::{Replication, Standby};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Postgres {
+    installation: &'static Installation,
     server: Process,
     dir: TempDir,
     port: u16,
@@ -60,39 +64,87 @@ enum Tls {
     Required,
 }
 
+/// What cluster to start: [`Postgres::builder`].
+#[must_use]
+pub struct PostgresBuilder {
+    major: Option<u32>,
+    settings: Vec<String>,
+    tls: Tls,
+}
+
+impl PostgresBuilder {
+    /// A cluster of PostgreSQL `major` (e.g. 13 or 17) instead of the system's; its binaries come from
+    /// `$OUTBOX_RELAY_PG<major>_BIN` (scripts/install-postgres.sh installs them, scripts/test.sh
+    /// exports the variable), else from /usr/lib/postgresql/<major>/bin.
+    pub fn major(mut self, major: u32) -> PostgresBuilder {
+        self.major = Some(major);
+        self
+    }
+
+    /// A server setting, `name=value`, over the default (`wal_level=logical`) or an earlier one.
+    pub fn setting(mut self, setting: &str) -> PostgresBuilder {
+        self.settings.push(setting.to_owned());
+        self
+    }
+
+    pub fn start(self) -> Result<Postgres> {
+        Postgres::start_with(self.major, &self.settings, self.tls)
+    }
+}
+
 impl Postgres {
+    /// A logical-replication cluster of the system's major version, set up as the builder says.
+    pub fn builder() -> PostgresBuilder {
+        PostgresBuilder {
+            major: None,
+            settings: vec!["wal_level=logical".to_owned()],
+            tls: Tls::Off,
+        }
+    }
+
     /// A cluster with `wal_level=logical` and room for 10 replication slots and WAL senders.
     pub fn start() -> Result<Postgres> {
-        Self::start_with_wal_level("logical")
+        Self::builder().start()
     }
 
     /// E.g. `"replica"`, to test how the relay reports a server that cannot decode logically.
     pub fn start_with_wal_level(wal_level: &str) -> Result<Postgres> {
-        Self::start_with(&[format!("wal_level={wal_level}")], Tls::Off)
+        Self::builder()
+            .setting(&format!("wal_level={wal_level}"))
+            .start()
     }
 
     /// A logical-replication cluster with extra `name=value` server settings.
     pub fn start_with_settings(settings: &[&str]) -> Result<Postgres> {
-        let mut all = vec!["wal_level=logical".to_owned()];
-        all.extend(settings.iter().map(|s| s.to_string()));
-        Self::start_with(&all, Tls::Off)
+        settings
+            .iter()
+            .fold(Self::builder(), |builder, setting| builder.setting(setting))
+            .start()
     }
 
     /// A logical-replication cluster that also accepts TLS, with a certificate for `localhost` and
     /// `127.0.0.1` signed by a throwaway CA (see [`Postgres::ca_cert`]).
     pub fn start_with_tls() -> Result<Postgres> {
-        Self::start_with(&["wal_level=logical".to_owned()], Tls::Accepted)
+        PostgresBuilder {
+            tls: Tls::Accepted,
+            ..Self::builder()
+        }
+        .start()
     }
 
     /// A logical-replication cluster as managed services run them: over TCP it takes only TLS with
     /// SCRAM-SHA-256 and a client certificate signed by its CA ([`Postgres::client_identity`]). The
     /// harness's own `postgres` superuser keeps a plain, trusted line so that tests can set up roles.
     pub fn start_with_tls_only() -> Result<Postgres> {
-        Self::start_with(&["wal_level=logical".to_owned()], Tls::Required)
+        PostgresBuilder {
+            tls: Tls::Required,
+            ..Self::builder()
+        }
+        .start()
     }
 
-    fn start_with(settings: &[String], tls: Tls) -> Result<Postgres> {
-        let installation = installation()?;
+    fn start_with(major: Option<u32>, settings: &[String], tls: Tls) -> Result<Postgres> {
+        let installation = installation(major)?;
         let dir = tempfile::Builder::new()
             .prefix("outbox-pg-")
             .tempdir()
@@ -137,6 +189,7 @@ impl Postgres {
         let port = free_port()?;
         let server = spawn(installation, dir.path(), port, &settings)?;
         let mut postgres = Postgres {
+            installation,
             server,
             dir,
             port,
@@ -154,6 +207,11 @@ impl Postgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's major version, e.g. 15.
+    pub fn major(&self) -> u32 {
+        self.installation.major
     }
 
     /// `postgres://USER:PASSWORD@127.0.0.1:PORT/DATABASE?QUERY`, for sessions as roles other than
@@ -221,8 +279,8 @@ impl Postgres {
 
     /// Runs `sql` with psql and returns its unaligned, tuples-only output, trimmed.
     pub fn psql(&self, sql: &str) -> Result<String> {
-        let installation = installation()?;
-        let output = installation
+        let output = self
+            .installation
             .command("psql", self.dir.path())
             .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(self.url())
@@ -255,18 +313,20 @@ impl Postgres {
 
     /// Starts the stopped or crashed cluster again on the same port and data.
     pub fn start_again(&mut self) -> Result<()> {
-        self.server = spawn(installation()?, self.dir.path(), self.port, &self.settings)?;
+        self.server = spawn(
+            self.installation,
+            self.dir.path(),
+            self.port,
+            &self.settings,
+        )?;
         self.wait_ready()
     }
 
     /// Stops the cluster (fast shutdown) and starts it again with `setting` (`name=value`) in place
     /// of any earlier value of that name, e.g. to raise `wal_level` on a cluster with data.
     pub fn restart_with(&mut self, setting: &str) -> Result<()> {
-        let name = setting.split_once('=').map_or(setting, |(name, _)| name);
         self.stop()?;
-        self.settings
-            .retain(|s| s.split_once('=').map_or(s.as_str(), |(n, _)| n) != name);
-        self.settings.push(setting.to_owned());
+        standby::replace_setting(&mut self.settings, setting);
         self.start_again()
     }
 
@@ -286,7 +346,7 @@ impl Postgres {
              host all all 127.0.0.1/32 scram-sha-256\n",
         )
         .context("writing pg_hba.conf")?;
-        installation()?.give_to_owner(&hba)?;
+        self.installation.give_to_owner(&hba)?;
         self.client()
             .await?
             .batch_execute("SELECT pg_reload_conf()")
@@ -300,8 +360,8 @@ impl Postgres {
         self.server.log()
     }
 
-    /// Ready when the postmaster.pid of *this* postmaster says so, as `pg_ctl -w` checks it: the port
-    /// alone accepts connections before recovery has finished.
+    /// Ready when the postmaster.pid of *this* postmaster says so, as `pg_ctl -w` checks it (`ready`, or
+    /// `standby` for a hot standby): the port alone accepts connections before recovery has finished.
     fn wait_ready(&mut self) -> Result<()> {
         let pid_file = self.dir.path().join("data/postmaster.pid");
         let pid = self.server.id().to_string();
@@ -311,7 +371,10 @@ impl Postgres {
             let contents = fs::read_to_string(&pid_file).unwrap_or_default();
             let lines: Vec<&str> = contents.lines().collect();
             Ok(lines.first() == Some(&pid.as_str())
-                && lines.get(7).map(|status| status.trim()) == Some("ready"))
+                && matches!(
+                    lines.get(7).map(|status| status.trim()),
+                    Some("ready" | "standby")
+                ))
         })
     }
 }
@@ -341,10 +404,12 @@ fn spawn(
         .args(["-c", "listen_addresses=127.0.0.1"])
         .args(["-c", "max_replication_slots=10", "-c", "max_wal_senders=10"])
         // Kill tests need what was committed to survive a crash.
-        .args(["-c", "fsync=on"])
+        .args(["-c", "fsync=on"]);
+    if installation.major >= 14 {
         // Crash recovery otherwise fsyncs each of the ≈1000 data files one by one: 2–3 s here, against
-        // 0.2–0.4 s for one syncfs.
-        .args(["-c", "recovery_init_sync_method=syncfs"]);
+        // 0.2–0.4 s for one syncfs. PostgreSQL 13 has no such setting.
+        cmd.args(["-c", "recovery_init_sync_method=syncfs"]);
+    }
     for setting in settings {
         cmd.arg("-c").arg(setting);
     }
