@@ -6,9 +6,10 @@
 //! why batches handed to [`KafkaSink::publish`] may overlap freely.
 
 mod broker_errors;
+mod known_topics;
 pub mod publish_check;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::{refused, Delivery, Refusal, Sink, SinkError};
 use crate::event::Routed;
 use broker_errors::BrokerErrors;
+use known_topics::KnownTopics;
 
 const NAME: &str = "kafka";
 
@@ -59,7 +61,7 @@ pub struct KafkaSink {
     topic_partitions: i32,
     replication_factor: i32,
     /// Topics known to exist: those listed by the broker at connect time and those created since.
-    known_topics: HashSet<String>,
+    known_topics: KnownTopics,
 }
 
 /// Creates an idempotent producer and checks that the brokers answer within `message_timeout`, giving
@@ -139,12 +141,13 @@ pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
         tokio::time::sleep_until((attempt + PROBE_INTERVAL).into()).await;
     };
     errors.connected();
-    let known_topics = metadata
-        .topics()
-        .iter()
-        .filter(|topic| topic.error().is_none())
-        .map(|topic| topic.name().to_owned())
-        .collect();
+    let known_topics = KnownTopics::new(
+        metadata
+            .topics()
+            .iter()
+            .filter(|topic| topic.error().is_none())
+            .map(|topic| topic.name().to_owned()),
+    );
 
     Ok(KafkaSink {
         producer,
@@ -165,7 +168,7 @@ impl KafkaSink {
         let missing: BTreeSet<&str> = batch
             .iter()
             .map(|routed| routed.destination.as_str())
-            .filter(|topic| !self.known_topics.contains(*topic))
+            .filter(|topic| !self.known_topics.contains(topic))
             .collect();
         if missing.is_empty() {
             return Ok(());
