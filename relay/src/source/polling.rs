@@ -201,15 +201,19 @@ impl PollingSource {
         });
     }
 
-    /// Columns arrive as text in layout order, then the commit time (the row's `created_at`, or the
-    /// claim's time when that is null) and the sequence number. A null in a row is the row's data,
-    /// not a reason to stop the stream: the row is relayed with a warning.
+    /// Columns arrive as text (or, from a SQL_ASCII database, as raw bytes) in layout order, then
+    /// the commit time (the row's `created_at`, or the claim's time when that is null) and the
+    /// sequence number. A null in a row is the row's data, not a reason to stop the stream: the row
+    /// is relayed with a warning.
     fn event(&self, row: &Row) -> (crate::event::Event, Vec<String>) {
         let texts = row.len().saturating_sub(2);
         let values: Vec<Value> = (0..texts)
-            .map(|i| match row.try_get::<_, Option<&str>>(i) {
-                Ok(Some(text)) => Value::Text(Bytes::copy_from_slice(text.as_bytes())),
-                _ => Value::Null,
+            .map(|i| {
+                let bytes = match row.try_get::<_, Option<&str>>(i) {
+                    Ok(text) => text.map(str::as_bytes),
+                    Err(_) => row.try_get::<_, Option<&[u8]>>(i).ok().flatten(),
+                };
+                bytes.map_or(Value::Null, |b| Value::Text(Bytes::copy_from_slice(b)))
             })
             .collect();
         let committed_at = row
@@ -335,6 +339,9 @@ struct TableColumns {
     names: Vec<String>,
     types: Vec<String>,
     id_type: String,
+    /// A SQL_ASCII database stores bytes in no known encoding, and the server refuses to send ones
+    /// that are not UTF-8 as text: such columns are claimed as their raw bytes.
+    raw_bytes: bool,
 }
 
 impl TableColumns {
@@ -363,10 +370,19 @@ async fn table_columns(client: &Client, outbox: &OutboxTable) -> Result<TableCol
         .find(|r| r.get::<_, &str>(0) == outbox.columns.id)
         .map(|r| r.get::<_, String>(2))
         .unwrap_or_else(|| "text".into());
+    let raw_bytes = client
+        .query_one(
+            "SELECT current_setting('server_encoding') = 'SQL_ASCII'",
+            &[],
+        )
+        .await
+        .map_err(CatalogError::Query)?
+        .get(0);
     Ok(TableColumns {
         names,
         types,
         id_type,
+        raw_bytes,
     })
 }
 
@@ -481,7 +497,14 @@ fn statements(
     };
     let list: Vec<String> = selected
         .iter()
-        .map(|n| format!("{}::text", quote_ident(n)))
+        .map(|n| {
+            if table.raw_bytes {
+                // Converting to the server's own encoding converts nothing: the stored bytes, as bytea.
+                format!("convert_to({}::text, 'SQL_ASCII')", quote_ident(n))
+            } else {
+                format!("{}::text", quote_ident(n))
+            }
+        })
         .collect();
     let (name, id, seq, published) = (
         outbox.quoted_name(),

@@ -344,6 +344,15 @@ async fn a_fatal_stop_acknowledges_what_was_relayed_before_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sql_ascii_database_with_latin1_bytes_keeps_relaying() {
+    sql_ascii_latin1_bytes_are_relayed("logical").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_ascii_database_with_latin1_bytes_keeps_polling() {
+    sql_ascii_latin1_bytes_are_relayed("polling").await;
+}
+
+async fn sql_ascii_latin1_bytes_are_relayed(mode: &str) {
     let pg = Postgres::start().unwrap();
     pg.psql("CREATE DATABASE legacy ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
         .unwrap();
@@ -356,9 +365,19 @@ async fn a_sql_ascii_database_with_latin1_bytes_keeps_relaying() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
     command
         .env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0")
-        .args(["run", "--sink", "stdout", "--database-url", &url]);
+        .args([
+            "run",
+            "--sink",
+            "stdout",
+            "--mode",
+            mode,
+            "--database-url",
+            &url,
+        ]);
     let mut relay = Process::start(command).unwrap();
-    support::scenarios::wait_streaming(&relay);
+    if mode == "logical" {
+        support::scenarios::wait_streaming(&relay);
+    }
     // chr(233) is the single byte 0xE9 here: Latin-1 for é, not UTF-8.
     client
         .batch_execute(
