@@ -8,7 +8,7 @@ export TANSU_BIN
 # The PostgreSQL majors the tests run against besides the system's (harness/src/postgres/installation.rs).
 for major in 13 17; do
   bin="$(scripts/install-postgres.sh "$major" | tail -n 1)"
-  export "OUTBOX_RELAY_PG${major}_BIN=$bin"
+  export "PG${major}_BIN=$bin"
 done
 scripts/services.sh
 

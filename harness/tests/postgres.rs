@@ -102,7 +102,7 @@ fn a_major_that_is_not_installed_names_the_install_script() {
         Err(e) => format!("{e:#}"),
     };
     assert!(
-        err.contains("scripts/install-postgres.sh 12") && err.contains("OUTBOX_RELAY_PG12_BIN"),
+        err.contains("scripts/install-postgres.sh 12") && err.contains("PG12_BIN"),
         "{err}"
     );
 }

@@ -3,7 +3,7 @@
 //! each cluster of that major copies.
 //!
 //! The system's newest major (Debian's, under /usr/lib/postgresql) is the default. Another major comes
-//! from `$OUTBOX_RELAY_PG<major>_BIN`, the bin dir that scripts/install-postgres.sh prints (scripts/test.sh
+//! from `$PG<major>_BIN`, the bin dir that scripts/install-postgres.sh prints (scripts/test.sh
 //! exports it), or else from /usr/lib/postgresql/<major>/bin.
 
 use std::collections::HashMap;
@@ -153,9 +153,10 @@ impl Installation {
     }
 }
 
-/// The bin dir of `major`: `$OUTBOX_RELAY_PG<major>_BIN`, else the system's.
+/// The bin dir of `major`: `$PG<major>_BIN`, else the system's. Not under the relay's `OUTBOX_RELAY_`
+/// prefix: the relay refuses unknown variables there, and the relays under test inherit the variable.
 fn bin_dir_of(major: u32) -> Result<PathBuf> {
-    let var = format!("OUTBOX_RELAY_PG{major}_BIN");
+    let var = format!("PG{major}_BIN");
     if let Some(bin) = env::var_os(&var) {
         return Ok(PathBuf::from(bin));
     }

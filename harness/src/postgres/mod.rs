@@ -74,7 +74,7 @@ pub struct PostgresBuilder {
 
 impl PostgresBuilder {
     /// A cluster of PostgreSQL `major` (e.g. 13 or 17) instead of the system's; its binaries come from
-    /// `$OUTBOX_RELAY_PG<major>_BIN` (scripts/install-postgres.sh installs them, scripts/test.sh
+    /// `$PG<major>_BIN` (scripts/install-postgres.sh installs them, scripts/test.sh
     /// exports the variable), else from /usr/lib/postgresql/<major>/bin.
     pub fn major(mut self, major: u32) -> PostgresBuilder {
         self.major = Some(major);
