@@ -123,28 +123,51 @@ async fn database_checks(
         Mode::Polling => true,
         Mode::Auto => {
             let blocker = mode::logical_blocker(client, &config.slot).await?;
-            let backlog = match blocker {
-                None => {
-                    mode::polling_backlog(client, &config.outbox, &config.slot, &config.publication)
-                        .await?
-                }
-                Some(_) => None,
+            let Some(logical) = blocker else {
+                let backlog = mode::polling_backlog(
+                    client,
+                    &config.outbox,
+                    &config.slot,
+                    &config.publication,
+                )
+                .await?;
+                findings.push(match backlog {
+                    None => Finding::ok("mode", "auto: logical replication"),
+                    Some(rows) => Finding::ok(
+                        "mode",
+                        format!("auto: logical replication, once polling has relayed the {rows} rows it has not relayed yet (published_at IS NULL)"),
+                    ),
+                });
+                return checks_of(false, client, config, findings).await;
             };
-            findings.push(match (&blocker, backlog) {
-                (None, None) => Finding::ok("mode", "auto: logical replication"),
-                (None, Some(rows)) => Finding::ok(
-                    "mode",
-                    format!("auto: logical replication, once polling has relayed the {rows} rows it has not relayed yet (published_at IS NULL)"),
-                ),
-                (Some(reason), _) => Finding::warn(
-                    "mode",
-                    format!("auto: polling the table, because {reason}"),
-                    "nothing if polling suits you; for logical replication, run `check --mode logical` and follow its fixes",
-                ),
-            });
-            blocker.is_some()
+            match mode::polling_blocker(client, &config.outbox, config.cleanup).await? {
+                None => {
+                    findings.push(Finding::warn(
+                        "mode",
+                        format!("auto: polling the table, because {}", logical.problem),
+                        "nothing if polling suits you; for logical replication, run `check --mode logical` and follow its fixes",
+                    ));
+                    true
+                }
+                // Logical replication is what the Quick Start sets up: its checks say what is left.
+                Some(polling) => {
+                    let mode::Blocker { problem, fix } = mode::neither(&logical, &polling);
+                    findings.push(Finding::fail("mode", problem, fix));
+                    false
+                }
+            }
         }
     };
+    checks_of(polling, client, config, findings).await
+}
+
+/// The checks of the table and of the mode's prerequisites.
+async fn checks_of(
+    polling: bool,
+    client: &Client,
+    config: &Config,
+    findings: &mut Vec<Finding>,
+) -> Result<(), CatalogError> {
     let columns = table_columns(client, config).await?;
     outbox_table_check(config, &columns, findings);
     if polling {

@@ -45,7 +45,14 @@ pub enum Pending {
 }
 
 pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogError> {
-    let (mode, _) = mode::resolve(config.mode, client, &config.slot).await?;
+    let (mode, _) = mode::resolve(
+        config.mode,
+        client,
+        &config.slot,
+        &config.outbox,
+        config.cleanup,
+    )
+    .await?;
     if mode == Mode::Polling {
         return unpublished(client, config).await;
     }

@@ -317,7 +317,14 @@ async fn choose_mode(
     loop {
         let resolved = async {
             let client = catalog::connect(&database).await?;
-            let (mode, reason) = mode::resolve(config.mode, &client, &config.slot).await?;
+            let (mode, reason) = mode::resolve(
+                config.mode,
+                &client,
+                &config.slot,
+                &config.outbox,
+                config.cleanup,
+            )
+            .await?;
             if mode != Mode::Logical {
                 return Ok((mode, reason, None));
             }

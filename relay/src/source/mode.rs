@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+use crate::cleanup::CleanupMode;
 use crate::outbox::{quote_ident, quote_literal, OutboxTable};
 use crate::pg::catalog::{self, CatalogError};
 use crate::source::logical::LogicalSettings;
@@ -33,28 +34,60 @@ impl Mode {
     }
 }
 
+/// A missing prerequisite of a mode, and its fix.
+#[derive(Debug, Clone)]
+pub struct Blocker {
+    pub problem: String,
+    pub fix: String,
+}
+
 /// Resolves `auto` to the mode this database allows, with the reason; other modes stand as given.
+/// `auto` chooses polling only when polling can run: a database set up for neither (say, the Quick
+/// Start's replication role, no table privileges, and `wal_level` still `replica`) stops the relay
+/// with both fixes, logical replication's first, instead of failing later inside polling.
 pub async fn resolve(
     mode: Mode,
     client: &Client,
     slot: &str,
+    outbox: &OutboxTable,
+    cleanup: CleanupMode,
 ) -> Result<(Mode, String), CatalogError> {
     if mode != Mode::Auto {
         return Ok((mode, "configured".into()));
     }
-    Ok(match logical_blocker(client, slot).await? {
-        None => (
+    let Some(logical) = logical_blocker(client, slot).await? else {
+        return Ok((
             Mode::Logical,
             "wal_level is logical, the role may replicate and the slot is available".into(),
+        ));
+    };
+    if let Some(polling) = polling_blocker(client, outbox, cleanup).await? {
+        let Blocker { problem, fix } = neither(&logical, &polling);
+        return Err(CatalogError::misconfigured(problem, fix));
+    }
+    Ok((Mode::Polling, logical.problem))
+}
+
+/// What stops `auto` when neither source can run.
+pub fn neither(logical: &Blocker, polling: &Blocker) -> Blocker {
+    Blocker {
+        problem: format!(
+            "mode auto can run neither source: not logical replication, because {}; not polling, because {}",
+            logical.problem, polling.problem
         ),
-        Some(blocker) => (Mode::Polling, blocker),
-    })
+        fix: format!(
+            "for logical replication (what the Quick Start sets up): {}\n  or, for polling: {}",
+            logical.fix, polling.fix
+        ),
+    }
 }
 
 /// Why logical replication cannot be used here, if it cannot.
-pub async fn logical_blocker(client: &Client, slot: &str) -> Result<Option<String>, CatalogError> {
+pub async fn logical_blocker(client: &Client, slot: &str) -> Result<Option<Blocker>, CatalogError> {
     match catalog::check_logical_replication(client).await {
-        Err(CatalogError::Misconfigured { problem, .. }) => return Ok(Some(problem)),
+        Err(CatalogError::Misconfigured { problem, fix }) => {
+            return Ok(Some(Blocker { problem, fix }))
+        }
         result => result?,
     }
     let row = client
@@ -69,14 +102,86 @@ pub async fn logical_blocker(client: &Client, slot: &str) -> Result<Option<Strin
     let (max_slots, max_senders, slots, exists): (i32, i32, i32, bool) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
     Ok(if max_senders == 0 {
-        Some("max_wal_senders is 0".into())
+        Some(Blocker {
+            problem: "max_wal_senders is 0".into(),
+            fix: "run `ALTER SYSTEM SET max_wal_senders = 10;` and restart PostgreSQL".into(),
+        })
     } else if !exists && slots >= max_slots {
-        Some(format!(
-            "no replication slot is free (max_replication_slots = {max_slots}, all in use)"
-        ))
+        Some(Blocker {
+            problem: format!(
+                "no replication slot is free (max_replication_slots = {max_slots}, all in use)"
+            ),
+            fix: "drop a slot nothing uses (see `SELECT slot_name, active FROM pg_replication_slots;`), or raise max_replication_slots and restart PostgreSQL".into(),
+        })
     } else {
         None
     })
+}
+
+/// Why polling cannot run here, if it cannot: the table lacks polling's columns, or the role may
+/// not claim and mark its rows. A missing table is left to the chosen mode's own checks.
+pub async fn polling_blocker(
+    client: &Client,
+    outbox: &OutboxTable,
+    cleanup: CleanupMode,
+) -> Result<Option<Blocker>, CatalogError> {
+    let c = &outbox.columns;
+    let table = outbox.quoted_name();
+    let row = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL, current_user::text",
+            &[&table],
+        )
+        .await?;
+    let (exists, user): (bool, String) = (row.get(0), row.get(1));
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = $1::text::regclass
+                        AND attname IN ($2, $3) AND attnum > 0 AND NOT attisdropped)::int,
+                    has_table_privilege($1, 'SELECT'), has_table_privilege($1, 'UPDATE'),
+                    has_table_privilege($1, 'DELETE')",
+            &[&table, &c.sequence, &c.published_at],
+        )
+        .await?;
+    if row.get::<_, i32>(0) < 2 {
+        return Ok(Some(Blocker {
+            problem: format!(
+                "{} lacks polling's columns {} and {}",
+                outbox.table, c.sequence, c.published_at
+            ),
+            fix: format!(
+                "as the table's owner: {}",
+                outbox.polling_columns_ddl().trim_end()
+            ),
+        }));
+    }
+    let mut needed = vec![("SELECT", row.get::<_, bool>(1)), ("UPDATE", row.get(2))];
+    if cleanup == CleanupMode::Delete {
+        needed.push(("DELETE", row.get(3)));
+    }
+    let lacking: Vec<&str> = needed
+        .into_iter()
+        .filter(|(_, granted)| !granted)
+        .map(|(privilege, _)| privilege)
+        .collect();
+    if lacking.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Blocker {
+        problem: format!(
+            "role {user} lacks {} on {}",
+            lacking.join(", "),
+            outbox.table
+        ),
+        fix: format!(
+            "run `GRANT {} ON {table} TO {};`",
+            lacking.join(", "),
+            quote_ident(&user)
+        ),
+    }))
 }
 
 /// Marks the publication while polling relays the rows committed before the slot existed: the slot

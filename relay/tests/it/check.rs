@@ -78,3 +78,75 @@ async fn a_healthy_setup_passes_and_a_missing_table_or_broker_fails() {
     );
     assert!(report.contains("broker                  FAIL"), "{report}");
 }
+
+/// The Quick Start's role (LOGIN REPLICATION, no table privileges) on a cluster whose `wal_level`
+/// was never raised: `auto` used to choose polling and die on `permission denied for table outbox`.
+/// Now `check` and `run` both stop with the fix of each mode, logical replication's first, and `auto`
+/// polls once the role may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_with_neither_source_ready_names_both_fixes_logical_first() {
+    let pg = harness::Postgres::start_with_wal_level("replica").unwrap();
+    let admin = pg.client().await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "{} CREATE ROLE relay LOGIN REPLICATION;",
+            support::OUTBOX_DDL
+        ))
+        .await
+        .unwrap();
+    let url = pg.url().replace("postgres@", "relay@");
+    let logical_fix = "ALTER SYSTEM SET wal_level = logical;";
+    let polling_fix = "GRANT SELECT, UPDATE ON \"public\".\"outbox\" TO \"relay\";";
+    let in_order = |text: &str| {
+        matches!(
+            (text.find(logical_fix), text.find(polling_fix)),
+            (Some(logical), Some(polling)) if logical < polling
+        )
+    };
+
+    let output = check(&url, &["--sink", "stdout"]);
+    let report = String::from_utf8(output.stdout).unwrap();
+    assert!(!output.status.success(), "{report}");
+    assert!(
+        report.contains("FAIL  mode auto can run neither source: not logical replication, because wal_level is 'replica'")
+            && report.contains("not polling, because role relay lacks SELECT, UPDATE on public.outbox")
+            && in_order(&report)
+            && report.contains("wal_level               FAIL"),
+        "{report}"
+    );
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    command
+        .env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0")
+        .args(["run", "--sink", "stdout", "--database-url", &url]);
+    let mut relay = harness::Process::start(command).unwrap();
+    let status = relay
+        .wait_timeout(std::time::Duration::from_secs(60))
+        .unwrap()
+        .unwrap_or_else(|| panic!("the relay did not stop:\n{}", relay.log()));
+    let log = relay.log();
+    assert!(
+        !status.success() && in_order(&log) && !log.contains("permission denied"),
+        "{log}"
+    );
+    // docs/POLLING.md shows this error as it is printed.
+    let docs = include_str!("../../../docs/POLLING.md");
+    let start = docs.find("error: mode auto").unwrap();
+    let sample = &docs[start..start + docs[start..].find("```").unwrap()];
+    assert!(
+        log.contains(sample),
+        "docs/POLLING.md:\n{sample}\nlog:\n{log}"
+    );
+
+    admin
+        .batch_execute("GRANT SELECT, UPDATE ON outbox TO relay")
+        .await
+        .unwrap();
+    let output = check(&url, &["--sink", "stdout"]);
+    let report = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        report.contains("WARN  auto: polling the table, because wal_level is 'replica'")
+            && report.contains("table privileges  ok"),
+        "{report}"
+    );
+}
