@@ -1,6 +1,7 @@
 //! `outbox-relay check`: every prerequisite of the relay, checked against a database it may never
 //! have seen, reported as a table with the SQL or setting that fixes each failing line.
 
+mod failover;
 mod publish;
 
 use std::fmt::Write;
@@ -177,7 +178,8 @@ async fn checks_of(
     }
 }
 
-/// Replication prerequisites: wal_level, the role, the publication, the slot, the WAL guard.
+/// Replication prerequisites: wal_level, the role, the publication, the slot and its failover, the WAL
+/// guard.
 async fn logical_checks(
     client: &Client,
     config: &Config,
@@ -341,6 +343,8 @@ async fn logical_checks(
             }
         }
     });
+
+    findings.extend(failover::check(client, config).await?);
 
     let keep: String = client
         .query_one("SHOW max_slot_wal_keep_size", &[])

@@ -91,6 +91,9 @@ pub struct Config {
     pub metrics_max_destinations: usize,
     /// Warn when the slot holds back at least this much WAL (0: never).
     pub slot_lag_warning_bytes: u64,
+    /// Create the slot with `failover` (and turn it on for an existing slot), so that standbys syncing
+    /// slots keep a copy for after a promotion; unset: on where the server has it (PostgreSQL 17+).
+    pub slot_failover: Option<bool>,
     /// How long a stop signal may take to drain in-flight events before the relay gives up.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -122,6 +125,7 @@ impl Default for Config {
             metrics_token: None,
             metrics_max_destinations: crate::metrics::DEFAULT_MAX_DESTINATIONS,
             slot_lag_warning_bytes: 1 << 30,
+            slot_failover: None,
         }
     }
 }
@@ -309,6 +313,7 @@ impl Config {
             slot: self.slot.clone(),
             publication: self.publication.clone(),
             outbox: self.outbox.clone(),
+            slot_failover: self.slot_failover,
         })
     }
 }

@@ -1,5 +1,5 @@
-//! `outbox-relay status`: where the slot stands and what waits behind it, or, in polling mode, the
-//! table's unpublished rows.
+//! `outbox-relay status`: where the slot stands (with its `failover` and `synced` flags on PostgreSQL
+//! 17+) and what waits behind it, or, in polling mode, the table's unpublished rows.
 //!
 //! Pending events are counted by peeking at the slot (decoding without consuming), which PostgreSQL
 //! allows only while no relay streams from it; with a relay running, its `/metrics` has the live view.
@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::lsn::Lsn;
 use crate::outbox::quote_ident;
 use crate::pg::catalog::CatalogError;
+use crate::pg::failover::{self, SlotFailover};
 use crate::pg::pgoutput::{self, LogicalMessage};
 use crate::source::mode::{self, Mode};
 
@@ -26,6 +27,8 @@ pub struct Status {
     pub confirmed: Option<Lsn>,
     pub lag_bytes: Option<i64>,
     pub active_pid: Option<i32>,
+    /// The slot's `failover` and `synced` columns, from PostgreSQL 17 on.
+    pub failover: Option<SlotFailover>,
     pub pending: Pending,
 }
 
@@ -71,6 +74,7 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
             confirmed: None,
             lag_bytes: None,
             active_pid: None,
+            failover: None,
             pending: Pending::NoSlot,
         });
     };
@@ -90,6 +94,7 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
         confirmed: confirmed.and_then(|text| text.parse().ok()),
         lag_bytes: row.get(1),
         active_pid,
+        failover: failover::slot_state(client, &config.slot).await?,
         pending,
     })
 }
@@ -114,6 +119,7 @@ async fn unpublished(client: &Client, config: &Config) -> Result<Status, Catalog
         confirmed: None,
         lag_bytes: None,
         active_pid: None,
+        failover: None,
         pending: Pending::Counted {
             events: row.get::<_, i64>(0) as u64,
             oldest_commit: row.get(1),
@@ -186,6 +192,10 @@ fn render_slot(status: &Status, out: &mut String) {
             .lag_bytes
             .map_or_else(unknown, |b| format!("{b} bytes"))
     );
+    if let Some(state) = status.failover {
+        let _ = writeln!(out, "failover           {}", state.failover);
+        let _ = writeln!(out, "synced             {}", state.synced);
+    }
 }
 
 fn render_pending(status: &Status, out: &mut String) {

@@ -52,7 +52,7 @@ impl RelayError {
             self,
             RelayError::Config(_)
                 | RelayError::Pipeline(PipelineError::Source(SourceError::Catalog(
-                    CatalogError::PasswordMissing
+                    CatalogError::PasswordMissing | CatalogError::Unsupported { .. }
                 )))
         )
     }

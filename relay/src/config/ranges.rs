@@ -92,6 +92,9 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
         METRICS_MAX_DESTINATIONS,
     )?;
     not_empty("dead_letter_destination", &config.dead_letter_destination)?;
+    // `slot_failover` takes any boolean here: whether the server has failover slots is known once
+    // connected, where `true` on a server before 17 stops the relay with this same exit code
+    // (`pg::failover::wanted`).
     outbox(config)?;
     sink(config)
 }

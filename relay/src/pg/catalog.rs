@@ -22,6 +22,9 @@ pub enum CatalogError {
     /// error line per attempt of a standby.
     #[error("replication slot {0} is in use by another session")]
     SlotInUse(String),
+    /// A configuration value this server cannot honour: the relay exits as for a bad value at load.
+    #[error("invalid value for `{key}`: {reason}")]
+    Unsupported { key: &'static str, reason: String },
     /// A setting to fix, not a passing failure: the server wants a password the URL does not carry.
     #[error("the server asks for a password and the database URL has none: put it in the URL (postgres://user:PASSWORD@host/db) or in a file named by --database-url-file")]
     PasswordMissing,
@@ -31,7 +34,9 @@ impl CatalogError {
     pub fn is_fatal(&self) -> bool {
         use tokio_postgres::error::SqlState;
         match self {
-            CatalogError::Misconfigured { .. } | CatalogError::PasswordMissing => true,
+            CatalogError::Misconfigured { .. }
+            | CatalogError::Unsupported { .. }
+            | CatalogError::PasswordMissing => true,
             // Wrong password, no pg_hba.conf entry, unknown database: no retry will fix those.
             CatalogError::Connection(e) => matches!(
                 e.code(),
@@ -150,11 +155,13 @@ pub async fn slot_confirmed(client: &Client, slot: &str) -> Result<Option<Lsn>, 
     row.map(|row| parse_lsn(row.get(0))).transpose()
 }
 
-/// Creates the pgoutput slot unless it exists; returns the position it has confirmed.
+/// Creates the pgoutput slot unless it exists, with `failover` (17+, see `pg::failover`) if asked;
+/// returns the position it has confirmed.
 pub async fn ensure_slot(
     client: &Client,
     slot: &str,
     outbox: &OutboxTable,
+    failover: bool,
 ) -> Result<Lsn, CatalogError> {
     let row = client
         .query_opt(
@@ -165,14 +172,15 @@ pub async fn ensure_slot(
         )
         .await?;
     let Some(row) = row else {
-        let row = client
-            .query_one(
-                "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
-                &[&slot],
-            )
-            .await?;
+        // The fifth argument exists from PostgreSQL 17 on: older servers get the two-argument form.
+        let create = if failover {
+            "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)"
+        } else {
+            "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')"
+        };
+        let row = client.query_one(create, &[&slot]).await?;
         let lsn = parse_lsn(row.get(0))?;
-        tracing::info!(slot, %lsn, "created logical replication slot; rows committed from here on are relayed");
+        tracing::info!(slot, %lsn, failover, "created logical replication slot; rows committed from here on are relayed");
         // A new slot cannot replay the past. On a first start that is expected; after a failover
         // or a dropped slot, rows committed meanwhile were never relayed, so say it loudly.
         let earlier_rows: Option<bool> = client

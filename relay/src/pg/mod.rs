@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod database;
+pub mod failover;
 pub mod pgoutput;
 pub mod publication;
 pub mod replication;

@@ -95,6 +95,29 @@ impl ReplicationConnection {
         }
     }
 
+    /// Runs a replication command whose rows, if any, are not needed, e.g. `ALTER_REPLICATION_SLOT`.
+    pub async fn execute(&mut self, command: &str) -> Result<(), ReplicationError> {
+        let mut buf = BytesMut::new();
+        frontend::query(command, &mut buf)?;
+        self.framed.send(buf.freeze()).await?;
+        loop {
+            match next_message(&mut self.framed).await? {
+                Message::ReadyForQuery(_) => return Ok(()),
+                Message::CommandComplete(_)
+                | Message::EmptyQueryResponse
+                | Message::RowDescription(_)
+                | Message::DataRow(_)
+                | Message::NoticeResponse(_)
+                | Message::ParameterStatus(_) => {}
+                _ => {
+                    return Err(ReplicationError::Protocol(format!(
+                        "unexpected reply to {command}"
+                    )))
+                }
+            }
+        }
+    }
+
     /// Starts streaming from `start` (`Lsn::ZERO` resumes from the slot's confirmed position).
     pub async fn start(
         mut self,

@@ -21,6 +21,7 @@ use crate::lsn::Lsn;
 use crate::outbox::{MissingColumns, OutboxTable, RowLayout};
 use crate::pg::catalog;
 use crate::pg::database::Database;
+use crate::pg::failover;
 use crate::pg::pgoutput::{self, LogicalMessage, Relation};
 use crate::pg::publication::{self, Coverage};
 use crate::pg::replication::{
@@ -34,6 +35,8 @@ pub struct LogicalSettings {
     pub slot: String,
     pub publication: String,
     pub outbox: OutboxTable,
+    /// `slot_failover`: `None` turns failover on where the server has it (see `pg::failover`).
+    pub slot_failover: Option<bool>,
 }
 
 /// The outbox relation as the stream last described it, and where its configured columns are.
@@ -84,6 +87,7 @@ impl LogicalSource {
             slot,
             publication,
             outbox,
+            slot_failover,
         } = settings;
         let client = catalog::connect(database).await?;
         catalog::check_logical_replication(&client).await?;
@@ -105,7 +109,8 @@ impl LogicalSource {
             coverage = Coverage::read(&client, &coverage_query, publication, outbox).await?;
         }
         coverage.publication_problem(publication, outbox)?;
-        let confirmed = catalog::ensure_slot(&client, slot, outbox).await?;
+        let failover = failover::wanted(&client, *slot_failover).await?;
+        let confirmed = catalog::ensure_slot(&client, slot, outbox, failover).await?;
         // A SQL_ASCII database stores bytes in no known encoding, and the server refuses to
         // convert ones that are not UTF-8: take them as they are.
         let encoding: String = client
@@ -119,7 +124,15 @@ impl LogicalSource {
             "UTF8"
         };
 
-        let connection = ReplicationConnection::connect(database, client_encoding).await?;
+        let mut connection = ReplicationConnection::connect(database, client_encoding).await?;
+        if failover
+            && failover::slot_state(&client, slot)
+                .await?
+                .is_some_and(|state| !state.failover)
+        {
+            connection.execute(&failover::enable_command(slot)).await?;
+            tracing::info!(slot = %slot, "turned on failover for the slot: standbys that sync slots now keep a copy of it");
+        }
         let options = [
             ("proto_version", "1".to_owned()),
             (

@@ -10,6 +10,7 @@ use tokio_postgres::Client;
 use crate::cleanup::CleanupMode;
 use crate::outbox::{quote_ident, quote_literal, OutboxTable};
 use crate::pg::catalog::{self, CatalogError};
+use crate::pg::failover;
 use crate::source::logical::LogicalSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -292,7 +293,8 @@ pub async fn begin_switch(client: &Client, settings: &LogicalSettings) -> Result
             "cannot mark the publication while polling drains its backlog: if the relay stops before the drain ends, run it once with --mode polling to relay the rest"
         );
     }
-    catalog::ensure_slot(client, &settings.slot, &settings.outbox).await?;
+    let failover = failover::wanted(client, settings.slot_failover).await?;
+    catalog::ensure_slot(client, &settings.slot, &settings.outbox, failover).await?;
     Ok(())
 }
 

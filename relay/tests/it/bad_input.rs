@@ -152,6 +152,7 @@ const KEYS: &[(&str, &str)] = &[
     ("", "metrics_token"),
     ("", "metrics_max_destinations"),
     ("", "slot_lag_warning_bytes"),
+    ("", "slot_failover"),
     ("", "shutdown_grace"),
     ("pipeline", "batch_size"),
     ("pipeline", "max_in_flight"),

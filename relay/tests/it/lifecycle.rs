@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use harness::{Process, Reader};
 use support::check::check;
-use support::scenarios::{Target, CLEAN};
+use support::scenarios::{self, Target, CLEAN};
 use support::workload::{self, Workload};
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -188,25 +188,8 @@ async fn sigterm_while_a_server_does_not_answer_stops_at_once() {
 /// PostgreSQL crashes (immediate shutdown) and comes back: the relay reconnects and resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_after_postgres_crash() {
-    let mut pg = support::outbox_database().await;
-    let (target, mut reader) = redis_target();
-    let mut relay = target.relay(&pg, &[]);
-    let before = workload::write(&pg.url(), &SMALL).await;
-    reader
-        .collect_until(DEADLINE, |r| check(&before, r).lost == 0)
-        .await;
-    pg.restart_immediate().unwrap();
-    let after = workload::write(&pg.url(), &SMALL).await;
-    let received = reader
-        .collect_until(DEADLINE, |r| check(&after, r).lost == 0)
-        .await;
-    check(&after, &received).assert_lossless();
-    assert!(
-        relay.log().contains("relay session failed"),
-        "the relay saw the crash:\n{}",
-        relay.log()
-    );
-    support::stop_relay(&mut relay);
+    let (target, reader) = redis_target();
+    scenarios::resumes_after_postgres_crash(target, reader).await;
 }
 
 /// Services may delete their outbox row in the inserting transaction; the event still flows.

@@ -6,7 +6,7 @@ use harness::{Postgres, Process};
 
 use super::check::{check, Report};
 use super::workload::{self, Workload, Written, AGGREGATE_TYPES};
-use super::{http_get, metric, metrics_addr, outbox_database, start_relay, stop_relay, unique};
+use super::{http_get, metric, metrics_addr, start_relay, stop_relay, unique};
 use harness::{Reader, Received};
 
 /// How a test points the relay at its broker.
@@ -17,6 +17,8 @@ pub struct Target {
     pub prefix: String,
     /// Run against a cluster without logical decoding, where `--mode auto` polls the table.
     pub polling: bool,
+    /// The PostgreSQL major of the cluster; `None`: the system's.
+    pub major: Option<u32>,
 }
 
 impl Target {
@@ -25,6 +27,15 @@ impl Target {
             sink_args: sink_args.iter().map(|s| s.to_string()).collect(),
             prefix: unique("t"),
             polling: false,
+            major: None,
+        }
+    }
+
+    /// The same target, on a cluster of PostgreSQL `major` (see `harness::PostgresBuilder::major`).
+    pub fn on_major(self, major: u32) -> Target {
+        Target {
+            major: Some(major),
+            ..self
         }
     }
 
@@ -38,13 +49,16 @@ impl Target {
 
     /// A throwaway cluster with the outbox table, as this target's mode needs it.
     pub async fn database(&self) -> Postgres {
-        if self.polling {
-            let pg = Postgres::start_with_wal_level("replica").expect("PostgreSQL starts");
-            super::create_outbox(&pg).await;
-            pg
-        } else {
-            outbox_database().await
+        let mut builder = Postgres::builder();
+        if let Some(major) = self.major {
+            builder = builder.major(major);
         }
+        if self.polling {
+            builder = builder.setting("wal_level=replica");
+        }
+        let pg = builder.start().expect("PostgreSQL starts");
+        super::create_outbox(&pg).await;
+        pg
     }
 
     pub fn destinations(&self) -> Vec<String> {
@@ -197,6 +211,29 @@ pub async fn survives_relay_kill(target: Target, mut reader: Reader) {
         report.duplicates <= 300 + FAULT.events_per_transaction,
         "re-sent {} events, more than the unconfirmed window",
         report.duplicates
+    );
+    stop_relay(&mut relay);
+}
+
+/// PostgreSQL crashes (immediate shutdown) and comes back: the relay reconnects and resumes.
+pub async fn resumes_after_postgres_crash(target: Target, mut reader: Reader) {
+    let small = Workload {
+        writers: 2,
+        transactions_per_writer: 20,
+        ..CLEAN
+    };
+    let mut pg = target.database().await;
+    let mut relay = target.relay(&pg, &[]);
+    let before = workload::write(&pg.url(), &small).await;
+    reader.collect_until(DEADLINE, has_all(&before)).await;
+    pg.restart_immediate().unwrap();
+    let after = workload::write(&pg.url(), &small).await;
+    let received = reader.collect_until(DEADLINE, has_all(&after)).await;
+    check(&after, &received).assert_lossless();
+    assert!(
+        relay.log().contains("relay session failed"),
+        "the relay saw the crash:\n{}",
+        relay.log()
     );
     stop_relay(&mut relay);
 }

@@ -1,7 +1,7 @@
 //! Concurrent writers that insert outbox rows the way services do: business transactions of several
 //! events, some rolled back, each aggregate owned by one writer so its events have a known order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 use tokio_postgres::Client;
@@ -29,6 +29,9 @@ pub struct Written {
     /// Pairs of transactions that committed in the opposite order of their outbox rows' `seq`
     /// (counted by `write_contended` only).
     pub commit_inversions: usize,
+    /// Aggregate and id of events whose transaction's commit got no answer, because the server failed
+    /// (`write_until_the_server_fails`); [`Written::settle`] decides them.
+    pub uncertain: Vec<(String, String)>,
 }
 
 impl Written {
@@ -36,10 +39,27 @@ impl Written {
         self.per_aggregate.values().map(Vec::len).sum()
     }
 
+    /// Counts the uncertain events found in `table` (the ids in the outbox as the server has it
+    /// after the failure) as committed, after their writer's others, and the rest as never committed.
+    /// Returns how many were committed.
+    pub fn settle(&mut self, table: &HashSet<String>) -> usize {
+        let mut committed = 0;
+        for (aggregate, id) in std::mem::take(&mut self.uncertain) {
+            if table.contains(&id) {
+                self.per_aggregate.entry(aggregate).or_default().push(id);
+                committed += 1;
+            } else {
+                self.rolled_back.push(id);
+            }
+        }
+        committed
+    }
+
     fn merge(&mut self, other: Written) {
         self.per_aggregate.extend(other.per_aggregate);
         self.rolled_back.extend(other.rolled_back);
         self.correlation.extend(other.correlation);
+        self.uncertain.extend(other.uncertain);
     }
 }
 
@@ -47,10 +67,23 @@ impl Written {
 pub const AGGREGATE_TYPES: [&str; 2] = ["order", "invoice"];
 
 pub async fn write(url: &str, workload: &Workload) -> Written {
+    write_writers(url, workload, false).await
+}
+
+/// Like [`write`], except that a writer whose server fails (crashes, is killed) stops there instead of
+/// panicking. The transaction it had in flight is in [`Written::uncertain`]: its commit may or may not
+/// have reached the server.
+pub async fn write_until_the_server_fails(url: &str, workload: &Workload) -> Written {
+    write_writers(url, workload, true).await
+}
+
+async fn write_writers(url: &str, workload: &Workload, until_failure: bool) -> Written {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let writers = (0..workload.writers).map(|writer| {
         let (url, workload, run) = (url.to_owned(), workload.clone(), run.clone());
-        tokio::spawn(async move { write_one(&url, &workload, &format!("{run}-{writer}")).await })
+        tokio::spawn(async move {
+            write_one(&url, &workload, &format!("{run}-{writer}"), until_failure).await
+        })
     });
     let mut written = Written::default();
     for writer in writers.collect::<Vec<_>>() {
@@ -59,7 +92,10 @@ pub async fn write(url: &str, workload: &Workload) -> Written {
     written
 }
 
-async fn write_one(url: &str, workload: &Workload, writer: &str) -> Written {
+/// One outbox row to insert: aggregate id, aggregate type, event id, payload and headers.
+type Row = (String, &'static str, String, String, String);
+
+async fn write_one(url: &str, workload: &Workload, writer: &str, until_failure: bool) -> Written {
     let mut client = connect(url).await;
     let mut written = Written::default();
     let mut sequence: HashMap<String, u64> = HashMap::new();
@@ -68,8 +104,7 @@ async fn write_one(url: &str, workload: &Workload, writer: &str) -> Written {
         let rollback = workload.rollback_every > 0
             && t % workload.rollback_every == workload.rollback_every - 1;
         let correlation = uuid::Uuid::new_v4().to_string();
-        let tx = client.transaction().await.unwrap();
-        let mut ids = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         for e in 0..workload.events_per_transaction {
             let n = (t * workload.events_per_transaction + e) % workload.aggregates_per_writer;
             let aggregate = format!("{writer}-{n}");
@@ -78,32 +113,67 @@ async fn write_one(url: &str, workload: &Workload, writer: &str) -> Written {
             let id = uuid::Uuid::new_v4();
             let payload = json!({"aggregate": aggregate, "seq": *seq, "padding": padding});
             let headers = json!({"correlation_id": correlation, "traceparent": format!("00-{}-{}-01", uuid::Uuid::new_v4().simple(), &uuid::Uuid::new_v4().simple().to_string()[..16])});
-            tx.execute(
-                "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ($1::text::uuid, $2, $3, 'Changed', $4::text::jsonb, $5::text::jsonb)",
-                &[&id.to_string(), &aggregate_type, &aggregate, &payload.to_string(), &headers.to_string()],
-            )
-            .await
-            .unwrap();
             if !rollback {
                 *seq += 1;
             }
-            ids.push((aggregate, id.to_string()));
+            rows.push((
+                aggregate,
+                aggregate_type,
+                id.to_string(),
+                payload.to_string(),
+                headers.to_string(),
+            ));
         }
-        if rollback {
-            tx.rollback().await.unwrap();
-            written
-                .rolled_back
-                .extend(ids.into_iter().map(|(_, id)| id));
-        } else {
-            tx.commit().await.unwrap();
-            for (aggregate, id) in ids {
-                written.correlation.insert(id.clone(), correlation.clone());
-                written.per_aggregate.entry(aggregate).or_default().push(id);
+        let outcome = insert(&mut client, &rows, rollback).await;
+        let ids = rows
+            .into_iter()
+            .map(|(aggregate, _, id, _, _)| (aggregate, id));
+        match outcome {
+            Ok(()) if rollback => written.rolled_back.extend(ids.map(|(_, id)| id)),
+            Ok(()) => {
+                for (aggregate, id) in ids {
+                    written.correlation.insert(id.clone(), correlation.clone());
+                    written.per_aggregate.entry(aggregate).or_default().push(id);
+                }
             }
+            Err(e) if until_failure => {
+                eprintln!("writer {writer} stops: {e}");
+                if rollback {
+                    written.rolled_back.extend(ids.map(|(_, id)| id));
+                } else {
+                    for (aggregate, id) in ids {
+                        written.correlation.insert(id.clone(), correlation.clone());
+                        written.uncertain.push((aggregate, id));
+                    }
+                }
+                return written;
+            }
+            Err(e) => panic!("writer {writer}: {e}"),
         }
         tokio::time::sleep(workload.pause).await;
     }
     written
+}
+
+/// One transaction inserting `rows`, committed or rolled back.
+async fn insert(
+    client: &mut Client,
+    rows: &[Row],
+    rollback: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    for (aggregate, aggregate_type, id, payload, headers) in rows {
+        tx.execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ($1::text::uuid, $2, $3, 'Changed', $4::text::jsonb, $5::text::jsonb)",
+            &[id, aggregate_type, aggregate, payload, headers],
+        )
+        .await?;
+    }
+    if rollback {
+        tx.rollback().await
+    } else {
+        tx.commit().await
+    }
 }
 
 pub async fn connect(url: &str) -> Client {
