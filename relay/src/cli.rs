@@ -2,13 +2,17 @@
 //! environment.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
+use chrono::{DateTime, FixedOffset};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
 
 use crate::cleanup::CleanupMode;
 use crate::config::SinkKind;
 use crate::source::mode::Mode;
+use crate::source::snapshot::Snapshot;
+use crate::source::table::RowFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,6 +55,9 @@ pub enum Command {
     Check(Box<RunArgs>),
     /// Print the slot's confirmed position, its lag, and the events waiting behind it (polling: the unpublished rows).
     Status(Box<RunArgs>),
+    /// Republish rows from the outbox table through the configured sink, in order, each message
+    /// marked `replayed: true`; filters narrow the rows, and all given must hold.
+    Replay(Box<ReplayArgs>),
     /// Print the SQL that creates the outbox table with the configured names, polling's columns included.
     Ddl(TableArgs),
     /// Drop the relay's replication slot, e.g. when removing a relay for good (an unused slot keeps WAL forever).
@@ -90,6 +97,11 @@ pub struct RunArgs {
     /// database allows it) [default: auto].
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
+    /// When the relay creates its slot, first publish the rows already in the outbox: `never`,
+    /// `all`, `since=<RFC 3339>` (by created_at) or `unpublished` (polling's published_at IS NULL)
+    /// [default: never].
+    #[arg(long, value_name = "CHOICE", value_parser = Snapshot::from_str)]
+    pub snapshot: Option<Snapshot>,
     /// Polling: how often to look for rows when no notification arrives, e.g. 500ms [default: 1s].
     #[arg(long, value_name = "DURATION")]
     pub poll_interval: Option<String>,
@@ -135,6 +147,43 @@ pub struct RunArgs {
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
+#[derive(Debug, Args, Default)]
+pub struct ReplayArgs {
+    /// Rows whose created_at is at or after this RFC 3339 time, e.g. 2026-12-01T00:00:00Z.
+    #[arg(long, value_name = "TIME", value_parser = DateTime::parse_from_rfc3339)]
+    pub since: Option<DateTime<FixedOffset>>,
+    /// Rows whose created_at is before this RFC 3339 time.
+    #[arg(long, value_name = "TIME", value_parser = DateTime::parse_from_rfc3339)]
+    pub until: Option<DateTime<FixedOffset>>,
+    /// Rows of this aggregate type; repeatable.
+    #[arg(long = "aggregate-type", value_name = "TYPE")]
+    pub aggregate_types: Vec<String>,
+    /// Rows of this aggregate id; repeatable.
+    #[arg(long = "aggregate-id", value_name = "ID")]
+    pub aggregate_ids: Vec<String>,
+    /// The row with this id; repeatable.
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Print how many rows the filters pick, and publish nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl ReplayArgs {
+    pub fn filter(&self) -> RowFilter {
+        RowFilter {
+            since: self.since,
+            until: self.until,
+            aggregate_types: self.aggregate_types.clone(),
+            aggregate_ids: self.aggregate_ids.clone(),
+            ids: self.ids.clone(),
+            unpublished: false,
+        }
+    }
+}
+
 impl RunArgs {
     /// The flags that were given, shaped like the configuration file.
     pub fn overrides(&self) -> Value {
@@ -164,6 +213,7 @@ impl RunArgs {
         );
         put(&["sink"], self.sink.map(|v| json!(v)));
         put(&["mode"], self.mode.map(|v| json!(v)));
+        put(&["snapshot"], self.snapshot.map(|v| json!(v.to_string())));
         put(
             &["polling", "interval"],
             self.poll_interval.as_ref().map(|v| json!(v)),

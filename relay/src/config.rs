@@ -23,6 +23,7 @@ use crate::sink::redis::RedisConfig;
 use crate::source::logical::LogicalSettings;
 use crate::source::mode::Mode;
 use crate::source::polling::PollingSettings;
+use crate::source::snapshot::Snapshot;
 
 mod ranges;
 
@@ -63,6 +64,9 @@ pub struct Config {
     pub database_url_file: Option<PathBuf>,
     pub slot: String,
     pub publication: String,
+    /// Which rows already in the outbox to publish when the relay creates its slot: `never`,
+    /// `all`, `since=<RFC 3339>` (by `created_at`) or `unpublished` (polling's `published_at IS NULL`).
+    pub snapshot: Snapshot,
     pub outbox: OutboxTable,
     /// Destination template: `{aggregatetype}` and `{type}` are replaced per event.
     pub destination: String,
@@ -107,6 +111,7 @@ impl Default for Config {
             database_url_file: None,
             slot: "outbox_relay_slot".into(),
             publication: "outbox_relay_pub".into(),
+            snapshot: Snapshot::Never,
             outbox: OutboxTable::default(),
             destination: "outbox.event.{aggregatetype}".into(),
             dead_letter_destination: "outbox.dlq".into(),

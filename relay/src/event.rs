@@ -32,21 +32,33 @@ pub enum Origin {
     Commit(Lsn),
     /// Polling: the row's sequence number; polling reads no WAL, so there is no LSN to give.
     Sequence(i64),
+    /// Read from the table in a snapshot (at slot creation, or by `replay`): every row in it
+    /// committed before WAL position `before`, and this is the `row`-th row read (from 0).
+    Table {
+        before: Lsn,
+        row: u64,
+        /// Republished by `replay`: its messages carry `replayed: true`.
+        replayed: bool,
+    },
 }
 
 impl Origin {
     pub fn lsn(self) -> Option<Lsn> {
         match self {
             Origin::Commit(lsn) => Some(lsn),
-            Origin::Sequence(_) => None,
+            Origin::Sequence(_) | Origin::Table { .. } => None,
         }
     }
 
     pub fn sequence(self) -> Option<i64> {
         match self {
-            Origin::Commit(_) => None,
             Origin::Sequence(seq) => Some(seq),
+            Origin::Commit(_) | Origin::Table { .. } => None,
         }
+    }
+
+    pub fn is_replayed(self) -> bool {
+        matches!(self, Origin::Table { replayed: true, .. })
     }
 }
 
@@ -110,19 +122,23 @@ impl Event {
 
 /// Header names only the relay sets; a row header of one of these names is dropped.
 fn is_reserved(name: &str) -> bool {
-    const RESERVED: [&str; 6] = [
+    const RESERVED: [&str; 7] = [
         "id",
         "type",
         "aggregatetype",
         "aggregateid",
         "created_at",
         POSITION_HEADER,
+        REPLAYED_HEADER,
     ];
     RESERVED.contains(&name) || name.starts_with(DEAD_LETTER_PREFIX)
 }
 
 /// The header carrying [`Routed::position`].
 pub const POSITION_HEADER: &str = "outbox_position";
+
+/// The header, set to `true`, of events `outbox-relay replay` republished.
+pub const REPLAYED_HEADER: &str = "replayed";
 
 /// Headers of dead letters start with this.
 const DEAD_LETTER_PREFIX: &str = "dlq_";
@@ -184,24 +200,28 @@ impl Routed {
         self
     }
 
-    /// The event's headers and its position, plus the reason and original destination of a dead
-    /// letter.
+    /// The event's headers and its position, plus the relay's marks (see [`Routed::marks`]).
     pub fn headers(&self) -> Vec<(&str, &str)> {
         let mut headers = self.event.message_headers();
         headers.push((POSITION_HEADER, &self.position));
-        headers.extend(self.dead_letter_headers());
+        headers.extend(self.marks());
         headers
     }
 
-    /// The reason and original destination of a dead letter; none for other events.
-    pub fn dead_letter_headers(&self) -> Vec<(&'static str, &str)> {
+    /// What the relay says about this delivery: `replayed` for a republished event, and a dead
+    /// letter's reason and original destination; none for an ordinary event.
+    pub fn marks(&self) -> Vec<(&'static str, &str)> {
+        let mut headers = Vec::new();
+        if self.event.origin.is_replayed() {
+            headers.push((REPLAYED_HEADER, "true"));
+        }
         let Some(dead_letter) = &self.dead_letter else {
-            return Vec::new();
+            return headers;
         };
-        let mut headers = vec![
+        headers.extend([
             ("dlq_reason", dead_letter.reason.as_str()),
             ("dlq_destination", dead_letter.destination.as_str()),
-        ];
+        ]);
         if self.event.payload.len() > DEAD_LETTER_MAX_PAYLOAD {
             headers.push(("dlq_payload_omitted", "true"));
         }
@@ -217,11 +237,16 @@ impl Routed {
     }
 }
 
-/// Fixed-width hexadecimal for the commit LSN and index, zero-padded decimal for the sequence.
+/// Fixed-width hexadecimal for the commit LSN and index, zero-padded decimal for the sequence. A
+/// row read from the table counts as written just before `before`, where the stream that follows
+/// the snapshot starts: the first streamed commit's position sorts after every snapshot row's.
 fn position(origin: Origin, index: u32) -> String {
     match origin {
         Origin::Commit(lsn) => format!("{:016X}/{index:08X}", lsn.0),
         Origin::Sequence(seq) => format!("{seq:019}"),
+        Origin::Table { before, row, .. } => {
+            format!("{:016X}/{row:08X}", before.0.saturating_sub(1))
+        }
     }
 }
 

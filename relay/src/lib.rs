@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pg;
 pub mod pipeline;
+pub mod replay;
 pub mod router;
 pub mod sink;
 pub mod slot_monitor;

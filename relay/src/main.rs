@@ -8,11 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use outbox_relay::check;
-use outbox_relay::cli::{Cli, Command, LogFormat};
+use outbox_relay::cli::{Cli, Command, LogFormat, ReplayArgs};
 use outbox_relay::config::Config;
 use outbox_relay::http;
 use outbox_relay::metrics::Metrics;
 use outbox_relay::pg::catalog;
+use outbox_relay::replay::{self, ReplayError, Replayed};
 use outbox_relay::status;
 use outbox_relay::supervisor;
 use tokio_util::sync::CancellationToken;
@@ -82,6 +83,13 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Replay(args) => {
+            let config = match Config::load(cli.config.as_deref(), args.run.overrides()) {
+                Ok(config) => config,
+                Err(error) => return config_error(&error),
+            };
+            runtime.block_on(replay(&config, &args))
         }
         Command::Run(args) => {
             let config = match Config::load(cli.config.as_deref(), args.overrides()) {
@@ -163,6 +171,26 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("stop signal received");
     shutdown.cancel();
+}
+
+async fn replay(config: &Config, args: &ReplayArgs) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    match replay::run(config, &args.filter(), args.dry_run, &shutdown).await {
+        Ok(Replayed::Counted(rows)) => {
+            println!("{rows} rows match; nothing was published (--dry-run)");
+            ExitCode::SUCCESS
+        }
+        Ok(Replayed::Published(rows)) => {
+            println!("replayed {rows} events; the broker confirmed every one");
+            ExitCode::SUCCESS
+        }
+        Err(ReplayError::Config(error)) => config_error(&error),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn print_status(config: &Config) -> anyhow::Result<()> {

@@ -21,6 +21,7 @@ use crate::slot_monitor;
 use crate::source::logical::LogicalSource;
 use crate::source::mode::{self, Mode};
 use crate::source::polling::{PollingSettings, PollingSource};
+use crate::source::snapshot::{Snapshot, SnapshotSource};
 use crate::source::{Source, SourceError};
 
 /// A session that ran this long was healthy; the next failure starts the backoff afresh.
@@ -73,8 +74,7 @@ pub async fn run(
         polling.until_drained = true;
         if !relay(
             config,
-            Mode::Polling,
-            &polling,
+            Phase::Polling(Box::new(polling)),
             &metrics,
             &mut backoff,
             &shutdown,
@@ -94,24 +94,41 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "polling relayed its backlog, but the switch mark on the publication could not be cleared; switching to logical replication"),
         }
     }
-    relay(
-        config,
-        mode,
-        &config.polling()?,
-        &metrics,
-        &mut backoff,
-        &shutdown,
-    )
-    .await?;
+    // A new slot first publishes the rows the configuration asks for; an existing one skips this.
+    if mode == Mode::Logical
+        && config.snapshot != Snapshot::Never
+        && !relay(
+            config,
+            Phase::Snapshot(config.snapshot),
+            &metrics,
+            &mut backoff,
+            &shutdown,
+        )
+        .await?
+    {
+        return Ok(());
+    }
+    let phase = match mode {
+        Mode::Polling => Phase::Polling(Box::new(config.polling()?)),
+        _ => Phase::Logical,
+    };
+    relay(config, phase, &metrics, &mut backoff, &shutdown).await?;
     Ok(())
 }
 
-/// Runs sessions of one mode; `Ok(true)` when a draining polling session relayed its backlog,
-/// `Ok(false)` when shut down.
+/// What the sessions of one [`relay`] call read from.
+enum Phase {
+    Polling(Box<PollingSettings>),
+    /// The rows already in the outbox, when the relay creates its slot.
+    Snapshot(Snapshot),
+    Logical,
+}
+
+/// Runs sessions of one phase; `Ok(true)` when a draining polling session or a snapshot relayed
+/// its backlog, `Ok(false)` when shut down.
 async fn relay(
     config: &Config,
-    mode: Mode,
-    polling: &PollingSettings,
+    phase: Phase,
     metrics: &Arc<Metrics>,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
@@ -120,14 +137,20 @@ async fn relay(
         key: "destination",
         reason: e.to_string(),
     })?;
+    let polling = matches!(phase, Phase::Polling(_));
+    let mode = if polling {
+        Mode::Polling
+    } else {
+        Mode::Logical
+    };
     metrics.set_mode(mode.name());
     let logical = config.logical()?;
     let dead_letters = DeadLetters::default();
     let nacked = Nacked::default();
     // Polling settles rows itself; logical replication reads the WAL and leaves the table alone.
-    let cleaner = (mode == Mode::Logical && config.cleanup == CleanupMode::Delete)
+    let cleaner = (!polling && config.cleanup == CleanupMode::Delete)
         .then(|| Cleaner::spawn(logical.database.clone(), logical.outbox.clone()));
-    let _stop_monitor = (mode == Mode::Logical).then(|| {
+    let _stop_monitor = matches!(phase, Phase::Logical).then(|| {
         AbortOnDrop(tokio::spawn(slot_monitor::run(
             logical.database.clone(),
             logical.slot.clone(),
@@ -146,8 +169,8 @@ async fn relay(
             dead_letters: &dead_letters,
             cleaner: cleaner.as_ref(),
         };
-        let result = match mode {
-            Mode::Polling => {
+        let result = match &phase {
+            Phase::Polling(polling) => {
                 let dead = dead_letters.ids();
                 let connect =
                     async { Ok((PollingSource::connect(polling, dead).await?, Lsn::ZERO)) };
@@ -156,7 +179,14 @@ async fn relay(
                 )
                 .await
             }
-            _ => {
+            Phase::Snapshot(snapshot) => {
+                let connect = SnapshotSource::connect(&logical, *snapshot);
+                session(
+                    connect, config, &routing, &nacked, &mut acked, metrics, shutdown,
+                )
+                .await
+            }
+            Phase::Logical => {
                 let connect = LogicalSource::connect(&logical);
                 session(
                     connect, config, &routing, &nacked, &mut acked, metrics, shutdown,

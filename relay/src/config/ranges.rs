@@ -11,6 +11,7 @@ use rdkafka::error::KafkaError;
 
 use super::{Config, ConfigError, SinkKind};
 use crate::pg::redact_url;
+use crate::source::snapshot::Snapshot;
 
 /// Events per batch: the pipeline allocates a batch of this many up front.
 pub const BATCH_SIZE: (usize, usize) = (1, 100_000);
@@ -92,11 +93,26 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
         METRICS_MAX_DESTINATIONS,
     )?;
     not_empty("dead_letter_destination", &config.dead_letter_destination)?;
+    snapshot(config.snapshot)?;
     // `slot_failover` takes any boolean here: whether the server has failover slots is known once
     // connected, where `true` on a server before 17 stops the relay with this same exit code
     // (`pg::failover::wanted`).
     outbox(config)?;
     sink(config)
+}
+
+/// `snapshot`'s form is checked as it is read; a start time still to come would pick no row.
+fn snapshot(snapshot: Snapshot) -> Result<(), ConfigError> {
+    match snapshot {
+        Snapshot::Since(since) if since > chrono::Utc::now() => Err(ConfigError::Invalid {
+            key: "snapshot",
+            reason: format!(
+                "since={} is in the future; allowed: a time up to now",
+                since.to_rfc3339()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn outbox(config: &Config) -> Result<(), ConfigError> {

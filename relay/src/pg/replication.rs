@@ -118,6 +118,53 @@ impl ReplicationConnection {
         }
     }
 
+    /// Creates a slot that lives as long as this connection, with a snapshot exported for other
+    /// sessions to import (`SET TRANSACTION SNAPSHOT`): the snapshot sees exactly the transactions
+    /// the slot does not stream. The snapshot lives until this connection runs its next command,
+    /// so it must stay idle while the snapshot is read. Returns the slot's consistent point and the
+    /// snapshot's name. The syntax is the one PostgreSQL 10 to 18 all accept.
+    pub async fn create_exported_temporary_slot(
+        &mut self,
+        slot: &str,
+    ) -> Result<(Lsn, String), ReplicationError> {
+        let query = format!(
+            "CREATE_REPLICATION_SLOT \"{}\" TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT",
+            slot.replace('"', "\"\"")
+        );
+        let mut buf = BytesMut::new();
+        frontend::query(&query, &mut buf)?;
+        self.framed.send(buf.freeze()).await?;
+        // One row: slot_name, consistent_point, snapshot_name, output_plugin.
+        let mut row: Option<Vec<Option<String>>> = None;
+        loop {
+            match next_message(&mut self.framed).await? {
+                Message::DataRow(body) => {
+                    let buffer = body.buffer();
+                    let mut ranges = body.ranges();
+                    let mut fields = Vec::new();
+                    while let Some(range) = fallible_iterator::FallibleIterator::next(&mut ranges)?
+                    {
+                        fields
+                            .push(range.map(|r| String::from_utf8_lossy(&buffer[r]).into_owned()));
+                    }
+                    row = Some(fields);
+                }
+                Message::ReadyForQuery(_) => break,
+                _ => {}
+            }
+        }
+        let field = |i: usize| row.as_ref().and_then(|r| r.get(i).cloned().flatten());
+        let (Some(point), Some(snapshot)) = (field(1), field(2)) else {
+            return Err(ReplicationError::Protocol(
+                "CREATE_REPLICATION_SLOT returned no consistent point or snapshot".into(),
+            ));
+        };
+        let point = point.parse().map_err(|e| {
+            ReplicationError::Protocol(format!("CREATE_REPLICATION_SLOT returned {e}"))
+        })?;
+        Ok((point, snapshot))
+    }
+
     /// Starts streaming from `start` (`Lsn::ZERO` resumes from the slot's confirmed position).
     pub async fn start(
         mut self,

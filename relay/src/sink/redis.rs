@@ -149,7 +149,7 @@ impl Sink for RedisSink {
                 fields.push(("created_at", created_at));
             }
             // Top-level fields are the relay's own: the row's headers stay inside `headers`.
-            fields.extend(routed.dead_letter_headers());
+            fields.extend(routed.marks());
             match self.maxlen {
                 Some(n) => {
                     pipe.xadd_maxlen(&routed.destination, StreamMaxlen::Approx(n), "*", &fields)

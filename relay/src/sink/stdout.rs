@@ -42,6 +42,9 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     created_at: Option<&'a str>,
     outbox_position: &'a str,
+    /// Only on events `replay` republished.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replayed: bool,
 }
 
 /// A JSON payload is embedded as JSON; anything else as a string.
@@ -81,6 +84,7 @@ fn write_line(out: &mut Vec<u8>, routed: &Routed) -> serde_json::Result<()> {
             headers: Headers(&event.headers),
             created_at: event.created_at.as_deref(),
             outbox_position: routed.position(),
+            replayed: event.origin.is_replayed(),
         },
     )?;
     out.push(b'\n');

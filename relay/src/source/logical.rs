@@ -39,6 +39,32 @@ pub struct LogicalSettings {
     pub slot_failover: Option<bool>,
 }
 
+/// Fails when the outbox or the publication cannot feed the slot, and creates the publication
+/// when it is missing (unless the slot exists: it would then have lost the rows in between).
+pub(crate) async fn ensure_publication(
+    client: &Client,
+    coverage_query: &Statement,
+    settings: &LogicalSettings,
+) -> Result<Coverage, SourceError> {
+    let LogicalSettings {
+        slot,
+        publication,
+        outbox,
+        ..
+    } = settings;
+    let mut coverage = Coverage::read(client, coverage_query, publication, outbox).await?;
+    coverage.table_problem(outbox)?;
+    if !coverage.publication_exists() {
+        if let Some(confirmed) = catalog::slot_confirmed(client, slot).await? {
+            return Err(publication::dropped(publication, slot, confirmed).into());
+        }
+        catalog::create_publication(client, publication, outbox).await?;
+        coverage = Coverage::read(client, coverage_query, publication, outbox).await?;
+    }
+    coverage.publication_problem(publication, outbox)?;
+    Ok(coverage)
+}
+
 /// The outbox relation as the stream last described it, and where its configured columns are.
 struct Mapped {
     layout: RowLayout,
@@ -99,16 +125,7 @@ impl LogicalSource {
             )
             .await
             .map_err(catalog::CatalogError::from)?;
-        let mut coverage = Coverage::read(&client, &coverage_query, publication, outbox).await?;
-        coverage.table_problem(outbox)?;
-        if !coverage.publication_exists() {
-            if let Some(confirmed) = catalog::slot_confirmed(&client, slot).await? {
-                return Err(publication::dropped(publication, slot, confirmed).into());
-            }
-            catalog::create_publication(&client, publication, outbox).await?;
-            coverage = Coverage::read(&client, &coverage_query, publication, outbox).await?;
-        }
-        coverage.publication_problem(publication, outbox)?;
+        let coverage = ensure_publication(&client, &coverage_query, settings).await?;
         let failover = failover::wanted(&client, *slot_failover).await?;
         let confirmed = catalog::ensure_slot(&client, slot, outbox, failover).await?;
         // A SQL_ASCII database stores bytes in no known encoding, and the server refuses to

@@ -5,6 +5,8 @@ pub mod leader_lock;
 pub mod logical;
 pub mod mode;
 pub mod polling;
+pub mod snapshot;
+pub mod table;
 
 use std::future::Future;
 
@@ -75,8 +77,9 @@ pub enum SourceError {
     LockHeld(String),
     #[error("the {0} connection to PostgreSQL closed")]
     Closed(&'static str),
-    /// A polling session run to relay a backlog has relayed and settled all of it.
-    #[error("polling relayed every row it had to")]
+    /// A session run to relay a backlog (polling's, or a new slot's snapshot) has relayed and
+    /// settled all of it, or found nothing to relay.
+    #[error("relayed every row of the backlog")]
     Drained,
 }
 

@@ -335,17 +335,17 @@ async fn settle(
 
 /// The table's columns with their types (without modifiers), and the full type of its id column
 /// (ids are compared in that type, so that the primary key's index serves the delete).
-struct TableColumns {
-    names: Vec<String>,
+pub(super) struct TableColumns {
+    pub(super) names: Vec<String>,
     types: Vec<String>,
-    id_type: String,
+    pub(super) id_type: String,
     /// A SQL_ASCII database stores bytes in no known encoding, and the server refuses to send ones
     /// that are not UTF-8 as text: such columns are claimed as their raw bytes.
-    raw_bytes: bool,
+    pub(super) raw_bytes: bool,
 }
 
 impl TableColumns {
-    fn type_of(&self, column: &str) -> Option<&str> {
+    pub(super) fn type_of(&self, column: &str) -> Option<&str> {
         self.names
             .iter()
             .position(|n| n == column)
@@ -353,7 +353,10 @@ impl TableColumns {
     }
 }
 
-async fn table_columns(client: &Client, outbox: &OutboxTable) -> Result<TableColumns, SourceError> {
+pub(super) async fn table_columns(
+    client: &Client,
+    outbox: &OutboxTable,
+) -> Result<TableColumns, SourceError> {
     let rows = client
         .query(
             "SELECT attname::text, format_type(atttypid, NULL), format_type(atttypid, atttypmod)
@@ -386,7 +389,8 @@ async fn table_columns(client: &Client, outbox: &OutboxTable) -> Result<TableCol
     })
 }
 
-const TIMESTAMPS: [&str; 2] = ["timestamp with time zone", "timestamp without time zone"];
+pub(super) const TIMESTAMPS: [&str; 2] =
+    ["timestamp with time zone", "timestamp without time zone"];
 const INTEGERS: [&str; 3] = ["smallint", "integer", "bigint"];
 
 /// Polling orders rows by the sequence column and sets the published column itself: a column of
