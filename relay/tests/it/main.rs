@@ -31,6 +31,7 @@ mod sink_kafka;
 mod sink_rabbitmq;
 mod sink_redis;
 mod slot;
+mod snapshot;
 mod stream_changes;
 mod support;
 mod tls;

@@ -55,7 +55,7 @@ impl Written {
         committed
     }
 
-    fn merge(&mut self, other: Written) {
+    pub fn merge(&mut self, other: Written) {
         self.per_aggregate.extend(other.per_aggregate);
         self.rolled_back.extend(other.rolled_back);
         self.correlation.extend(other.correlation);
