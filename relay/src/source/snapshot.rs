@@ -247,3 +247,30 @@ impl Source for SnapshotSource {
         self.acknowledge(position, false).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_parse_and_print_back() {
+        for text in [
+            "never",
+            "all",
+            "unpublished",
+            "since=2026-12-01T00:00:00+00:00",
+            "since=2026-12-01T08:30:00+02:00",
+        ] {
+            assert_eq!(text.parse::<Snapshot>().unwrap().to_string(), text);
+        }
+        assert_eq!(
+            "since=2026-12-01T00:00:00Z".parse::<Snapshot>().unwrap(),
+            "since=2026-12-01T00:00:00+00:00".parse().unwrap()
+        );
+        for bad in ["", "ALL", "since=", "since=yesterday", "since=2026-12-01"] {
+            assert!(bad.parse::<Snapshot>().is_err(), "{bad}");
+        }
+        assert_eq!(Snapshot::Never.filter(), None);
+        assert!(Snapshot::Unpublished.filter().unwrap().unpublished);
+    }
+}

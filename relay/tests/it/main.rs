@@ -26,6 +26,7 @@ mod password;
 mod polling;
 mod readme;
 mod redaction;
+mod replay;
 mod sink_common;
 mod sink_kafka;
 mod sink_rabbitmq;

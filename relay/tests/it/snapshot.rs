@@ -100,6 +100,10 @@ async fn first_start(choice: &str, excluded: &str) {
         "rows the snapshot had to leave out arrived: {strangers:?}"
     );
     scenarios::assert_positions_increase(&received);
+    assert!(
+        received.iter().all(|m| !m.headers.contains_key("replayed")),
+        "a snapshot relays, it does not replay"
+    );
     support::stop_relay(&mut relay);
 }
 
