@@ -112,6 +112,16 @@ async fn first_start(choice: &str, excluded: &str, major: Option<u32>) {
         received.iter().all(|m| !m.headers.contains_key("replayed")),
         "a snapshot relays, it does not replay"
     );
+    if pg.major() >= 17 {
+        assert_eq!(
+            pg.psql(
+                "SELECT failover FROM pg_replication_slots WHERE slot_name = 'outbox_relay_slot'"
+            )
+            .unwrap(),
+            "t",
+            "the copied slot gets failover like a slot the relay creates"
+        );
+    }
     support::stop_relay(&mut relay);
 }
 
