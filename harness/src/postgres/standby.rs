@@ -30,7 +30,10 @@ pub enum Replication {
 /// On PostgreSQL 17+ it is set up for failover slots as the documentation asks: the standby has
 /// `sync_replication_slots`, `hot_standby_feedback`, `primary_slot_name` and a `dbname` in
 /// `primary_conninfo`; the primary names the standby's slot in `synchronized_standby_slots`. Logical
-/// slots created with `failover` on the primary then appear on the standby with `synced = true`.
+/// slots created with `failover` on the primary then appear on the standby with `synced = true`. Such a
+/// copy stays `temporary`, and is dropped at promotion, until the primary's slot has moved past the WAL
+/// the standby reserved for it (at a running-transactions record: `SELECT pg_log_standby_snapshot()`
+/// on the primary logs one).
 pub struct Standby {
     postgres: Postgres,
 }
