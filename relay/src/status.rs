@@ -40,6 +40,8 @@ pub enum Pending {
     SlotInUse,
     /// PostgreSQL removed WAL the slot needed: what it held back can no longer be read.
     Invalidated,
+    /// A standby's synced copy of a failover slot, which cannot be decoded before a promotion.
+    Synced,
     Counted {
         events: u64,
         oldest_commit: Option<SystemTime>,
@@ -61,8 +63,10 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
     }
     let row = client
         .query_opt(
-            "SELECT confirmed_flush_lsn::text, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, active_pid,
-                    wal_status = 'lost'
+            "SELECT confirmed_flush_lsn::text,
+                    ((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)
+                     - confirmed_flush_lsn)::bigint,
+                    active_pid, wal_status = 'lost', pg_is_in_recovery()
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&config.slot],
         )
@@ -81,10 +85,14 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
     let confirmed: Option<String> = row.get(0);
     let active_pid: Option<i32> = row.get(2);
     let invalidated: Option<bool> = row.get(3);
+    let standby: bool = row.get(4);
+    let failover = failover::slot_state(client, &config.slot).await?;
     let pending = if invalidated == Some(true) {
         Pending::Invalidated
     } else if active_pid.is_some() {
         Pending::SlotInUse
+    } else if standby && failover.is_some_and(|state| state.synced) {
+        Pending::Synced
     } else {
         peek(client, config).await?
     };
@@ -94,7 +102,7 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
         confirmed: confirmed.and_then(|text| text.parse().ok()),
         lag_bytes: row.get(1),
         active_pid,
-        failover: failover::slot_state(client, &config.slot).await?,
+        failover,
         pending,
     })
 }
@@ -211,6 +219,12 @@ fn render_pending(status: &Status, out: &mut String) {
             let _ = writeln!(
                 out,
                 "pending events     unknown: the slot was invalidated; see `outbox-relay check` for the recovery steps"
+            );
+        }
+        Pending::Synced => {
+            let _ = writeln!(
+                out,
+                "pending events     unknown: this standby's synced copy of the slot cannot be read before a promotion; ask the primary"
             );
         }
         Pending::SlotInUse => {

@@ -189,6 +189,13 @@ async fn on_17_a_promoted_standby_has_the_slot_and_nothing_is_lost() {
         },
     )
     .unwrap();
+    let status = stdout(&command("status", &standby, &[]));
+    assert!(
+        status.contains("failover           true")
+            && status.contains("synced             true")
+            && status.contains("synced copy of the slot cannot be read before a promotion"),
+        "{status}"
+    );
 
     let url = primary.url();
     let writers =
