@@ -1,24 +1,33 @@
 //! Where the database is and how to reach it: a libpq-style URL or `key=value` string.
 //!
-//! tokio-postgres parses most of it, but knows only `sslmode=disable|prefer|require` and no
-//! `sslrootcert`, `sslcert` or `sslkey`; those are taken out here so that users can keep the
-//! connection strings they already give libpq, `verify-full` included.
+//! tokio-postgres parses most of it, but knows only `sslmode=disable|prefer|require`, no
+//! `sslrootcert`, `sslcert` or `sslkey`, and no `target_session_attrs=primary`; those are taken out
+//! here so that users can keep the connection strings they already give libpq, `verify-full` and
+//! several hosts included.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
+use tokio_postgres::config::{LoadBalanceHosts, TargetSessionAttrs as TokioAttrs};
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::options::{take_tls_options, TlsOptions};
+use crate::connect::ConnectError;
+use crate::hosts::{servers, Endpoint, Server};
+use crate::options::{take_libpq_options, LibpqOptions};
 use crate::redact::redact_url;
+use crate::session_attrs::TargetSessionAttrs;
 use crate::sslmode::SslMode;
 use crate::tls::{self, ClientIdentity, TlsError};
 
 #[derive(Clone)]
 pub struct Database {
+    /// Everything the string says; a pool connects with it as it is (see `deadpool_manager`).
     pub config: tokio_postgres::Config,
+    /// The hosts of `config` with their ports, in the order they are tried.
+    pub servers: Vec<Server>,
+    pub target_session_attrs: TargetSessionAttrs,
     pub ssl_mode: SslMode,
     /// `None` with `sslmode=disable`.
     pub tls: Option<Arc<ClientConfig>>,
@@ -27,6 +36,8 @@ pub struct Database {
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
+            .field("servers", &self.servers)
+            .field("target_session_attrs", &self.target_session_attrs)
             .field("ssl_mode", &self.ssl_mode)
             .finish_non_exhaustive()
     }
@@ -47,13 +58,18 @@ impl Database {
             reason,
             url: redact_url(url),
         };
-        let TlsOptions {
+        let LibpqOptions {
             rest,
+            target_session_attrs,
             ssl_mode,
             root_cert,
             client_cert,
             client_key,
-        } = take_tls_options(url);
+        } = take_libpq_options(url);
+        let target_session_attrs = match target_session_attrs {
+            None => TargetSessionAttrs::Any,
+            Some(value) => TargetSessionAttrs::parse(&value).map_err(invalid)?,
+        };
         let ssl_mode = match ssl_mode {
             None => SslMode::Prefer,
             Some(value) => SslMode::parse(&value).ok_or_else(|| {
@@ -69,6 +85,18 @@ impl Database {
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             _ => tokio_postgres::config::SslMode::Require,
         });
+        if config.get_load_balance_hosts() == LoadBalanceHosts::Random {
+            return Err(invalid(
+                "load_balance_hosts=random spreads sessions over hosts, and the relay needs the primary: remove it and use target_session_attrs=read-write".into(),
+            ));
+        }
+        // Pools connect through tokio-postgres, which asks only the read-write question; a primary
+        // that refuses writes is of no use to a service that writes anyway.
+        config.target_session_attrs(match target_session_attrs {
+            TargetSessionAttrs::Any => TokioAttrs::Any,
+            TargetSessionAttrs::ReadWrite | TargetSessionAttrs::Primary => TokioAttrs::ReadWrite,
+        });
+        let servers = servers(&config).map_err(invalid)?;
         let identity = match (&client_cert, &client_key) {
             (Some(cert), Some(key)) => Some(ClientIdentity { cert, key }),
             (None, None) => None,
@@ -77,6 +105,8 @@ impl Database {
         let tls = tls::client_config(ssl_mode, root_cert.as_deref(), identity)?;
         Ok(Database {
             config,
+            servers,
+            target_session_attrs,
             ssl_mode,
             tls,
         })
@@ -98,21 +128,75 @@ impl Database {
             .map(|tls| MakeRustlsConnect::new(ClientConfig::clone(tls)))
     }
 
-    /// Opens an ordinary session, encrypted as `sslmode` says, driven on a background task.
-    pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        let client = match self.rustls_connect() {
-            Some(tls) => {
-                let (client, connection) = self.config.connect(tls).await?;
-                tokio::spawn(drive(connection));
-                client
-            }
-            None => {
-                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
-                tokio::spawn(drive(connection));
-                client
-            }
+    /// Opens an ordinary session on the first acceptable server, encrypted as `sslmode` says,
+    /// driven on a background task.
+    pub async fn connect(&self) -> Result<Client, ConnectError<tokio_postgres::Error>> {
+        self.connect_with(|endpoint| async move {
+            let config = self.endpoint_config(&endpoint);
+            let client = match self.rustls_connect() {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls).await?;
+                    tokio::spawn(drive(connection));
+                    client
+                }
+                None => {
+                    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                    tokio::spawn(drive(connection));
+                    client
+                }
+            };
+            Ok(client)
+        })
+        .await
+    }
+
+    /// The tokio-postgres configuration for a session on `endpoint` alone: every setting of the
+    /// string, one host, and no question of its own (`connect_with` asks it).
+    pub fn endpoint_config(&self, endpoint: &Endpoint) -> tokio_postgres::Config {
+        let from = &self.config;
+        let mut config = tokio_postgres::Config::new();
+        if let Some(user) = from.get_user() {
+            config.user(user);
+        }
+        if let Some(password) = from.get_password() {
+            config.password(password);
+        }
+        if let Some(dbname) = from.get_dbname() {
+            config.dbname(dbname);
+        }
+        if let Some(options) = from.get_options() {
+            config.options(options);
+        }
+        if let Some(name) = from.get_application_name() {
+            config.application_name(name);
+        }
+        if let Some(timeout) = from.get_connect_timeout() {
+            config.connect_timeout(*timeout);
+        }
+        if let Some(timeout) = from.get_tcp_user_timeout() {
+            config.tcp_user_timeout(*timeout);
+        }
+        if let Some(interval) = from.get_keepalives_interval() {
+            config.keepalives_interval(interval);
+        }
+        if let Some(retries) = from.get_keepalives_retries() {
+            config.keepalives_retries(retries);
+        }
+        config
+            .ssl_mode(from.get_ssl_mode())
+            .ssl_negotiation(from.get_ssl_negotiation())
+            .keepalives(from.get_keepalives())
+            .keepalives_idle(from.get_keepalives_idle())
+            .channel_binding(from.get_channel_binding())
+            .port(endpoint.server.port);
+        match &endpoint.server.host {
+            tokio_postgres::config::Host::Tcp(name) => config.host(name),
+            tokio_postgres::config::Host::Unix(dir) => config.host_path(dir),
         };
-        Ok(client)
+        if let Some(addr) = endpoint.addr {
+            config.hostaddr(addr);
+        }
+        config
     }
 }
 
@@ -224,5 +308,77 @@ mod tests {
             .unwrap()
             .with_default_application_name("svc");
         assert_eq!(db.config.get_application_name(), Some("mine"));
+    }
+
+    #[test]
+    fn parses_several_hosts_and_what_kind_of_server_to_settle_on() {
+        let db = Database::parse(
+            "postgres://u:secret@h1:5432,h2:5433/db?target_session_attrs=read-write&sslmode=disable",
+        )
+        .unwrap();
+        let servers: Vec<String> = db.servers.iter().map(ToString::to_string).collect();
+        assert_eq!(servers, ["h1:5432", "h2:5433"]);
+        assert_eq!(db.target_session_attrs, TargetSessionAttrs::ReadWrite);
+        assert_eq!(db.config.get_target_session_attrs(), TokioAttrs::ReadWrite);
+        let db =
+            Database::parse("host=h1,h2 port=5432,5433 dbname=db target_session_attrs=primary")
+                .unwrap();
+        assert_eq!(db.servers.len(), 2);
+        assert_eq!(db.target_session_attrs, TargetSessionAttrs::Primary);
+        // The pools' tokio-postgres asks the read-write question for `primary`.
+        assert_eq!(db.config.get_target_session_attrs(), TokioAttrs::ReadWrite);
+        let db = Database::parse("postgres://u@h1,h2/db").unwrap();
+        assert_eq!(db.target_session_attrs, TargetSessionAttrs::Any);
+    }
+
+    #[test]
+    fn refuses_what_would_not_find_the_primary_saying_what_to_use() {
+        for (url, expected) in [
+            (
+                "postgres://u:secret@h1,h2/db?target_session_attrs=standby",
+                "use read-write or primary",
+            ),
+            (
+                "host=h1,h2 password=secret target_session_attrs=prefer-standby",
+                "use read-write or primary",
+            ),
+            (
+                "postgres://u:secret@h1,h2/db?target_session_attrs=rw",
+                "not one of any, read-write, primary",
+            ),
+            (
+                "host=h1,h2,h3 port=1,2 password=secret",
+                "give one port for all hosts or one per host",
+            ),
+            (
+                "postgres://u:secret@h1,h2/db?load_balance_hosts=random",
+                "target_session_attrs=read-write",
+            ),
+        ] {
+            let err = Database::parse(url).unwrap_err().to_string();
+            assert!(
+                err.contains(expected) && !err.contains("secret"),
+                "{url}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_on_one_endpoint_keeps_every_other_setting() {
+        let db = Database::parse(
+            "host=h1,h2 port=5432,5433 user=u password=pw dbname=app options='-c x=1' application_name=a connect_timeout=3 tcp_user_timeout=4 keepalives=1 keepalives_idle=5 keepalives_interval=6 keepalives_retries=7 channel_binding=require target_session_attrs=read-write sslmode=require",
+        )
+        .unwrap();
+        let endpoint = Endpoint {
+            server: db.servers[1].clone(),
+            addr: Some("10.0.0.2".parse().unwrap()),
+        };
+        let expected = tokio_postgres::Config::from_str(
+            "host=h2 hostaddr=10.0.0.2 port=5433 user=u password=pw dbname=app options='-c x=1' application_name=a connect_timeout=3 tcp_user_timeout=4 keepalives=1 keepalives_idle=5 keepalives_interval=6 keepalives_retries=7 channel_binding=require sslmode=require",
+        )
+        .unwrap();
+        let config = db.endpoint_config(&endpoint);
+        assert_eq!(format!("{config:?}"), format!("{expected:?}"));
+        assert_eq!(config.get_password(), Some(&b"pw"[..]));
     }
 }

@@ -1,26 +1,34 @@
-//! The TLS keywords of a libpq connection string, which tokio-postgres does not know: `sslmode`
-//! beyond disable/prefer/require, `sslrootcert`, `sslcert` and `sslkey`. They are taken out so that
-//! the rest parses as before.
+//! The keywords of a libpq connection string that tokio-postgres does not know, or knows only in
+//! part: `sslmode` beyond disable/prefer/require, `sslrootcert`, `sslcert`, `sslkey`, and
+//! `target_session_attrs` beyond any/read-write. They are taken out so that the rest parses as
+//! before.
 
 use std::path::PathBuf;
 
-/// The TLS options of a connection string, which tokio-postgres does not know, and the rest.
-pub(crate) struct TlsOptions {
+/// The options of a connection string that pgconn reads itself, and the rest.
+pub(crate) struct LibpqOptions {
     pub(crate) rest: String,
+    pub(crate) target_session_attrs: Option<String>,
     pub(crate) ssl_mode: Option<String>,
     pub(crate) root_cert: Option<PathBuf>,
     pub(crate) client_cert: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
 }
 
-/// Splits `sslmode`, `sslrootcert`, `sslcert` and `sslkey` off a URL's query or a key=value string.
-pub(crate) fn take_tls_options(url: &str) -> TlsOptions {
+/// Splits `sslmode`, `sslrootcert`, `sslcert`, `sslkey` and `target_session_attrs` off a URL's
+/// query or a key=value string.
+pub(crate) fn take_libpq_options(url: &str) -> LibpqOptions {
     let mut ssl_mode = None;
+    let mut target_session_attrs = None;
     let (mut root_cert, mut client_cert, mut client_key) = (None, None, None);
     let mut take = |key: &str, value: &str| {
         let slot = match key {
             "sslmode" => {
                 ssl_mode = Some(value.to_owned());
+                return true;
+            }
+            "target_session_attrs" => {
+                target_session_attrs = Some(value.to_owned());
                 return true;
             }
             "sslrootcert" => &mut root_cert,
@@ -61,8 +69,9 @@ pub(crate) fn take_tls_options(url: &str) -> TlsOptions {
         }
         rest.trim_end().to_owned()
     };
-    TlsOptions {
+    LibpqOptions {
         rest,
+        target_session_attrs,
         ssl_mode,
         root_cert,
         client_cert,
@@ -127,13 +136,13 @@ mod tests {
 
     #[test]
     fn takes_libpq_tls_options_out_of_urls() {
-        let options = take_tls_options("postgres://u:p@db:5432/app?sslmode=verify-full&connect_timeout=5&sslrootcert=%2Fetc%2Fca.pem&sslcert=/etc/c.pem&sslkey=/etc/k.pem");
+        let options = take_libpq_options("postgres://u:p@db:5432/app?sslmode=verify-full&connect_timeout=5&sslrootcert=%2Fetc%2Fca.pem&sslcert=/etc/c.pem&sslkey=/etc/k.pem");
         assert_eq!(options.rest, "postgres://u:p@db:5432/app?connect_timeout=5");
         assert_eq!(options.ssl_mode.as_deref(), Some("verify-full"));
         assert_eq!(options.root_cert, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(options.client_cert, Some(PathBuf::from("/etc/c.pem")));
         assert_eq!(options.client_key, Some(PathBuf::from("/etc/k.pem")));
-        let options = take_tls_options("postgres://db/app?sslmode=disable");
+        let options = take_libpq_options("postgres://db/app?sslmode=disable");
         assert_eq!(
             (
                 options.rest.as_str(),
@@ -146,12 +155,29 @@ mod tests {
 
     #[test]
     fn takes_libpq_tls_options_out_of_keyword_strings() {
-        let options = take_tls_options(
+        let options = take_libpq_options(
             "host=db password='a b\\' c' sslmode=verify-ca sslrootcert='/etc/ca.pem' sslkey=/k dbname=app",
         );
         assert_eq!(options.rest, "host=db password='a b\\' c' dbname=app");
         assert_eq!(options.ssl_mode.as_deref(), Some("verify-ca"));
         assert_eq!(options.root_cert, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(options.client_key, Some(PathBuf::from("/k")));
+    }
+
+    #[test]
+    fn takes_target_session_attrs_out_of_both_forms() {
+        let options = take_libpq_options(
+            "postgres://u:p@h1:5432,h2:5433/app?target_session_attrs=primary&connect_timeout=3",
+        );
+        assert_eq!(
+            options.rest,
+            "postgres://u:p@h1:5432,h2:5433/app?connect_timeout=3"
+        );
+        assert_eq!(options.target_session_attrs.as_deref(), Some("primary"));
+        let options = take_libpq_options(
+            "host=h1,h2 port=5432,5433 target_session_attrs=read-write dbname=app",
+        );
+        assert_eq!(options.rest, "host=h1,h2 port=5432,5433 dbname=app");
+        assert_eq!(options.target_session_attrs.as_deref(), Some("read-write"));
     }
 }

@@ -32,39 +32,46 @@ pub fn redact_url(url: &str) -> String {
     redacted
 }
 
-/// `password=secret` or `password='se cret'` in a libpq keyword string.
+/// `password=secret` or `password='se cret'` in a libpq keyword string, wherever the keyword
+/// stands: other words may contain `password` (`user=password_admin`).
 fn redact_keyword_password(text: &str) -> String {
-    let Some(start) = text.find("password") else {
-        return text.to_owned();
-    };
-    let after_key = &text[start + "password".len()..];
-    let Some(eq) = after_key
-        .find('=')
-        .filter(|i| after_key[..*i].trim().is_empty())
-    else {
-        return text.to_owned();
-    };
-    let value = after_key[eq + 1..].trim_start();
-    let value_start = text.len() - value.len();
-    let value_len = if let Some(quoted) = value.strip_prefix('\'') {
-        let mut escaped = false;
-        let close = quoted
-            .char_indices()
-            .find(|&(_, c)| {
-                let end = c == '\'' && !escaped;
-                escaped = c == '\\' && !escaped;
-                end
-            })
-            .map_or(quoted.len(), |(i, _)| i + 1);
-        close + 1
-    } else {
-        value.find(char::is_whitespace).unwrap_or(value.len())
-    };
-    format!(
-        "{}***{}",
-        &text[..value_start],
-        &text[(value_start + value_len).min(text.len())..]
-    )
+    let mut redacted = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("password") {
+        let after_key = &rest[start + "password".len()..];
+        let at_word_start = rest[..start]
+            .chars()
+            .next_back()
+            .is_none_or(char::is_whitespace);
+        let eq = after_key
+            .find('=')
+            .filter(|i| after_key[..*i].trim().is_empty());
+        let (Some(eq), true) = (eq, at_word_start) else {
+            redacted.push_str(&rest[..start + "password".len()]);
+            rest = after_key;
+            continue;
+        };
+        let value = after_key[eq + 1..].trim_start();
+        let value_len = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut escaped = false;
+            let close = quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let end = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map_or(quoted.len(), |(i, _)| i + 1);
+            (close + 1).min(value.len())
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        redacted.push_str(&rest[..rest.len() - value.len()]);
+        redacted.push_str("***");
+        rest = &value[value_len..];
+    }
+    redacted.push_str(rest);
+    redacted
 }
 
 #[cfg(test)]
@@ -101,6 +108,24 @@ mod tests {
         assert_eq!(
             redact_url("host=db password = 'hun ter\\'2' dbname=x"),
             "host=db password = *** dbname=x"
+        );
+    }
+
+    #[test]
+    fn hides_the_password_of_multi_host_strings() {
+        assert_eq!(
+            redact_url(
+                "postgres://relay:s3cr@t@h1:5432,h2:5433/orders?target_session_attrs=read-write"
+            ),
+            "postgres://relay:***@h1:5432,h2:5433/orders?target_session_attrs=read-write"
+        );
+        assert_eq!(
+            redact_url("host=h1,h2 port=5432,5433 user=password_admin password=hunter2 target_session_attrs=primary"),
+            "host=h1,h2 port=5432,5433 user=password_admin password=*** target_session_attrs=primary"
+        );
+        assert_eq!(
+            redact_url("host=h1 password='a b' passwordless=1 password=two"),
+            "host=h1 password=*** passwordless=1 password=***"
         );
     }
 }

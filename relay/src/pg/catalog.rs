@@ -6,13 +6,14 @@ use tokio_postgres::Client;
 
 use crate::lsn::Lsn;
 use crate::outbox::{quote_ident, OutboxTable};
-use crate::pg::database::Database;
+use crate::pg::database::{ConnectError, Database};
 use crate::pg::error_chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot reach PostgreSQL: {}", error_chain(.0))]
-    Connection(#[source] tokio_postgres::Error),
+    /// No server of the database URL gave an acceptable session; says each one tried and why.
+    #[error("cannot reach PostgreSQL: {0}")]
+    Connection(#[source] ConnectError<tokio_postgres::Error>),
     #[error("query failed: {}", error_chain(.0))]
     Query(#[from] tokio_postgres::Error),
     /// A problem only the operator can fix; retrying will not help.
@@ -37,13 +38,16 @@ impl CatalogError {
             CatalogError::Misconfigured { .. }
             | CatalogError::Unsupported { .. }
             | CatalogError::PasswordMissing => true,
-            // Wrong password, no pg_hba.conf entry, unknown database: no retry will fix those.
-            CatalogError::Connection(e) => matches!(
-                e.code(),
-                Some(c) if *c == SqlState::INVALID_PASSWORD
-                    || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-                    || *c == SqlState::INVALID_CATALOG_NAME
-            ),
+            // Wrong password, no pg_hba.conf entry, unknown database on every host: no retry will
+            // fix those. A host down or not yet promoted may be back on the next attempt.
+            CatalogError::Connection(e) => e.fatal_everywhere(|e| {
+                matches!(
+                    e.code(),
+                    Some(c) if *c == SqlState::INVALID_PASSWORD
+                        || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                        || *c == SqlState::INVALID_CATALOG_NAME
+                )
+            }),
             // A missing privilege (e.g. USAGE on the outbox's schema) waits for an administrator.
             CatalogError::Query(e) => e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE),
             CatalogError::SlotInUse(_) => false,
@@ -64,7 +68,9 @@ impl CatalogError {
 pub async fn connect(database: &Database) -> Result<Client, CatalogError> {
     database.connect().await.map_err(|e| {
         // tokio-postgres says so only in the text of a configuration error's cause.
-        if error_chain(&e).contains("password missing") {
+        if e.session_errors()
+            .any(|e| error_chain(e).contains("password missing"))
+        {
             CatalogError::PasswordMissing
         } else {
             CatalogError::Connection(e)

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use pgconn::Session;
 use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::backend::Message;
@@ -17,13 +18,16 @@ use postgres_protocol::message::frontend;
 use tokio_util::codec::Framed;
 
 use crate::lsn::Lsn;
-use crate::pg::database::Database;
+use crate::pg::database::{ConnectError, Database, Endpoint};
 use crate::pg::pgoutput::PG_EPOCH_OFFSET_MICROS;
 use crate::pg::transport::Transport;
 use crate::pg::wire::{Backend, Codec, ServerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicationError {
+    /// No server of the database URL gave an acceptable replication session.
+    #[error("no replication session: {0}")]
+    Connect(#[source] ConnectError<ReplicationError>),
     #[error("replication connection failed: {0}")]
     Io(#[from] io::Error),
     #[error("PostgreSQL refused the replication session: {0}")]
@@ -53,14 +57,26 @@ pub struct ReplicationConnection {
 }
 
 impl ReplicationConnection {
-    /// `client_encoding` is `UTF8` unless the database's own encoding is one the server cannot
-    /// convert from (`SQL_ASCII`).
+    /// A session on the first acceptable server of the database URL, chosen as for every other
+    /// session of the relay. `client_encoding` is `UTF8` unless the database's own encoding is one
+    /// the server cannot convert from (`SQL_ASCII`).
     pub async fn connect(
         database: &Database,
         client_encoding: &str,
     ) -> Result<Self, ReplicationError> {
+        database
+            .connect_with(|endpoint| Self::open(endpoint, database, client_encoding))
+            .await
+            .map_err(ReplicationError::Connect)
+    }
+
+    async fn open(
+        endpoint: Endpoint,
+        database: &Database,
+        client_encoding: &str,
+    ) -> Result<Self, ReplicationError> {
         let config = &database.config;
-        let transport = Transport::connect(database).await?;
+        let transport = Transport::connect(&endpoint, database).await?;
         let mut framed = Framed::new(transport, Codec);
         let user = config
             .get_user()
@@ -201,6 +217,32 @@ impl ReplicationConnection {
                     ))
                 }
                 None => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+            }
+        }
+    }
+}
+
+impl Session for ReplicationConnection {
+    type Error = ReplicationError;
+
+    /// A simple query, which a `replication=database` session runs as SQL.
+    async fn query_value(&mut self, query: &'static str) -> Result<Option<String>, Self::Error> {
+        let mut buf = BytesMut::new();
+        frontend::query(query, &mut buf)?;
+        self.framed.send(buf.freeze()).await?;
+        let mut value = None;
+        loop {
+            match next_message(&mut self.framed).await? {
+                Message::DataRow(row) if value.is_none() => {
+                    let mut ranges = row.ranges();
+                    if let Some(Some(range)) =
+                        fallible_iterator::FallibleIterator::next(&mut ranges)?
+                    {
+                        value = Some(String::from_utf8_lossy(&row.buffer()[range]).into_owned());
+                    }
+                }
+                Message::ReadyForQuery(_) => return Ok(value),
+                _ => {}
             }
         }
     }

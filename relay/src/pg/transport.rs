@@ -2,21 +2,18 @@
 //! code above it only needs `AsyncRead + AsyncWrite`.
 
 use std::io;
-use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
-use tokio_postgres::config::Host;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::pg::database::Database;
+use crate::pg::database::{Database, Endpoint};
 
 pub enum Transport {
     Tcp(TcpStream),
@@ -25,49 +22,26 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Connects to the first reachable host of the configuration, as libpq does, and negotiates TLS
-    /// on TCP as `sslmode` asks (Unix sockets are local and never encrypted, as with libpq).
-    pub async fn connect(database: &Database) -> io::Result<Transport> {
-        let config = &database.config;
-        let timeout = config
-            .get_connect_timeout()
-            .copied()
-            .unwrap_or(Duration::from_secs(10));
-        let hosts = config.get_hosts();
-        if hosts.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the database URL names no host",
-            ));
-        }
-        let mut last_error = None;
-        for (i, host) in hosts.iter().enumerate() {
-            let port = match config.get_ports() {
-                [] => 5432,
-                [only] => *only,
-                ports => ports.get(i).copied().unwrap_or(5432),
-            };
-            let attempt = async {
-                match host {
-                    Host::Tcp(name) => {
-                        let stream = TcpStream::connect((name.as_str(), port)).await?;
-                        stream.set_nodelay(true)?;
-                        negotiate_tls(stream, name, database).await
-                    }
-                    Host::Unix(dir) => UnixStream::connect(socket_path(dir, port))
-                        .await
-                        .map(Transport::Unix),
-                }
-            };
-            match tokio::time::timeout(timeout, attempt).await {
-                Ok(Ok(transport)) => return Ok(transport),
-                Ok(Err(e)) => last_error = Some(e),
-                Err(_) => {
-                    last_error = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-                }
+    /// Connects to one endpoint of the connection string and negotiates TLS on TCP as `sslmode`
+    /// asks, checking the certificate against that endpoint's host name (Unix sockets are local
+    /// and never encrypted, as with libpq).
+    pub async fn connect(endpoint: &Endpoint, database: &Database) -> io::Result<Transport> {
+        match (
+            endpoint.addr,
+            endpoint.server_name(),
+            endpoint.socket_path(),
+        ) {
+            (Some(addr), Some(name), _) => {
+                let stream = TcpStream::connect((addr, endpoint.server.port)).await?;
+                stream.set_nodelay(true)?;
+                negotiate_tls(stream, name, database).await
             }
+            (_, _, Some(path)) => UnixStream::connect(path).await.map(Transport::Unix),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{endpoint} is neither a TCP address nor a Unix socket"),
+            )),
         }
-        Err(last_error.expect("at least one host was tried"))
     }
 }
 
@@ -102,10 +76,6 @@ async fn negotiate_tls(
             format!("unexpected answer {other:#x} to the TLS request"),
         )),
     }
-}
-
-fn socket_path(dir: &Path, port: u16) -> std::path::PathBuf {
-    dir.join(format!(".s.PGSQL.{port}"))
 }
 
 impl AsyncRead for Transport {

@@ -62,6 +62,16 @@ const FATAL_SQLSTATES: &[&str] = &[
     "55000", // object not in prerequisite state: slot invalidated, wal_level too low
 ];
 
+/// Refused credentials or privileges; for a URL of several hosts, refused by every one of them.
+fn replication_is_fatal(error: &ReplicationError) -> bool {
+    match error {
+        ReplicationError::Server(e) => FATAL_SQLSTATES.contains(&e.code.as_str()),
+        ReplicationError::Auth(_) => true,
+        ReplicationError::Connect(e) => e.fatal_everywhere(replication_is_fatal),
+        ReplicationError::Io(_) | ReplicationError::Protocol(_) => false,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
@@ -97,12 +107,9 @@ impl SourceError {
     pub fn is_fatal(&self) -> bool {
         match self {
             SourceError::Catalog(e) => e.is_fatal(),
-            SourceError::Replication(ReplicationError::Server(e)) => {
-                FATAL_SQLSTATES.contains(&e.code.as_str())
-            }
-            SourceError::Replication(ReplicationError::Auth(_)) | SourceError::Layout(_) => true,
-            SourceError::Replication(_)
-            | SourceError::Decode(_)
+            SourceError::Replication(e) => replication_is_fatal(e),
+            SourceError::Layout(_) => true,
+            SourceError::Decode(_)
             | SourceError::LockHeld(_)
             | SourceError::Closed(_)
             | SourceError::Drained => false,

@@ -21,6 +21,7 @@ mod least_privilege;
 mod lifecycle;
 mod majors;
 mod metrics;
+mod multi_host;
 mod otlp;
 mod password;
 mod polling;

@@ -1,0 +1,222 @@
+//! Database URLs naming several hosts, as libpq takes them: the relay's sessions (catalog and
+//! replication, or polling's) skip a host that is down or not of the kind `target_session_attrs`
+//! asks for, and when no host will do, the error names every host tried and why.
+
+use std::process::Command;
+use std::time::Duration;
+
+use harness::{Postgres, Process, Reader};
+
+use crate::support::check::check;
+use crate::support::scenarios::{wait_streaming, Target};
+use crate::support::workload::{self, Workload};
+use crate::support::{create_outbox, outbox_database, stop_relay};
+
+const SMALL: Workload = Workload {
+    writers: 2,
+    transactions_per_writer: 25,
+    events_per_transaction: 4,
+    aggregates_per_writer: 3,
+    rollback_every: 5,
+    padding: 32,
+    pause: Duration::ZERO,
+};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// `outbox-relay run` on `url` with `target`'s sink and destinations, and `env` set.
+fn start_relay(url: &str, target: &Target, env: &[(&str, &str)]) -> Process {
+    let destination = format!("{}.{{aggregatetype}}", target.prefix);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
+    cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
+    cmd.envs(env.iter().copied());
+    cmd.args([
+        "--log-level",
+        "outbox_relay=debug,pgconn=debug,info",
+        "run",
+        "--database-url",
+        url,
+        "--destination",
+        &destination,
+    ]);
+    cmd.args(&target.sink_args);
+    Process::start(cmd).expect("relay starts")
+}
+
+fn redis_target() -> (Target, Reader) {
+    let url = harness::Redis::shared().unwrap();
+    let target = Target::new(&["--sink", "redis", "--redis-url", &url]);
+    let reader = Reader::redis(&url, &target.destinations());
+    (target, reader)
+}
+
+/// Writes a workload to `pg` and checks every committed event arrived, in order per aggregate.
+async fn assert_events_flow(pg: &Postgres, reader: &mut Reader) {
+    let written = workload::write(&pg.url(), &SMALL).await;
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    let report = check(&written, &received);
+    report.assert_lossless();
+    assert_eq!(report.delivered, written.committed());
+}
+
+/// Waits for the relay to exit by itself and returns its exit code and log.
+fn exit_code(relay: &mut Process) -> (i32, String) {
+    let status = relay
+        .wait_timeout(Duration::from_secs(90))
+        .unwrap()
+        .unwrap_or_else(|| panic!("the relay exits by itself:\n{}", relay.log()));
+    (status.code().unwrap_or(-1), relay.log())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_nobody_listens_on_is_skipped_by_both_sessions() {
+    let (target, mut reader) = redis_target();
+    let pg = outbox_database().await;
+    let dead = harness::free_port().unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{dead},127.0.0.1:{}/postgres?connect_timeout=5",
+        pg.port()
+    );
+    let mut relay = start_relay(&url, &target, &[]);
+    wait_streaming(&relay);
+    assert_events_flow(&pg, &mut reader).await;
+    let log = relay.log();
+    let skips: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("connected to a later host of the database URL"))
+        .collect();
+    // The catalog session and the replication session each skipped the dead host.
+    assert!(
+        skips.len() >= 2
+            && skips
+                .iter()
+                .all(|l| l.contains(&format!("127.0.0.1:{dead}"))
+                    && l.contains("Connection refused")),
+        "{log}"
+    );
+    let streaming: i64 = pg
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'outbox-relay'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(streaming, 1, "the replication session is on the live host");
+    stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_write_skips_a_read_only_server_and_streams_from_the_next() {
+    let (target, mut reader) = redis_target();
+    // For `read-write`, a server whose sessions are read-only by default is what a hot standby is.
+    let read_only = Postgres::start_with_settings(&["default_transaction_read_only=on"]).unwrap();
+    let primary = outbox_database().await;
+    let url = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=postgres target_session_attrs=read-write",
+        read_only.port(),
+        primary.port()
+    );
+    let mut relay = start_relay(&url, &target, &[]);
+    wait_streaming(&relay);
+    assert_events_flow(&primary, &mut reader).await;
+    let log = relay.log();
+    assert!(
+        log.lines()
+            .filter(
+                |l| l.contains("connected to a later host of the database URL")
+                    && l.contains("read-only (transaction_read_only is on)")
+            )
+            .count()
+            >= 2,
+        "{log}"
+    );
+    let slots: i64 = read_only
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0, "the read-only server was left alone");
+    stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_acceptable_host_the_error_names_each_host_and_why() {
+    let (target, _reader) = redis_target();
+    let read_only = Postgres::start_with_settings(&["default_transaction_read_only=on"]).unwrap();
+    let dead = harness::free_port().unwrap();
+    let url = format!(
+        "postgres://postgres:hunter2@127.0.0.1:{dead},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        read_only.port()
+    );
+    let mut relay = start_relay(
+        &url,
+        &target,
+        &[("OUTBOX_RELAY_BACKOFF__MAX_ATTEMPTS", "2")],
+    );
+    let (code, log) = exit_code(&mut relay);
+    // Retried as a passing failure (a standby about to be promoted), then given up: exit 1.
+    assert_eq!(code, 1, "{log}");
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        last.contains("gave up after 2 failed attempts")
+            && last.contains("no server is acceptable for target_session_attrs=read-write")
+            && last.contains(&format!("127.0.0.1:{dead}: error connecting to server"))
+            && last.contains(&format!(
+                "127.0.0.1:{}: read-only (transaction_read_only is on)",
+                read_only.port()
+            )),
+        "{log}"
+    );
+    assert!(!log.contains("hunter2"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_only_session_attribute_is_a_configuration_error() {
+    let (target, _reader) = redis_target();
+    let url = "postgres://postgres:hunter2@127.0.0.1:1,127.0.0.1:2/postgres?target_session_attrs=prefer-standby";
+    let mut relay = start_relay(url, &target, &[]);
+    let (code, log) = exit_code(&mut relay);
+    assert_eq!(code, 2, "{log}");
+    assert!(
+        log.contains("target_session_attrs=prefer-standby")
+            && log.contains("use read-write or primary")
+            && !log.contains("hunter2"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_follows_the_same_hosts() {
+    let (target, mut reader) = redis_target();
+    let pg = Postgres::start_with_wal_level("replica").unwrap();
+    create_outbox(&pg).await;
+    let dead = harness::free_port().unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{dead},127.0.0.1:{}/postgres?target_session_attrs=primary",
+        pg.port()
+    );
+    let mut relay = start_relay(&url, &target, &[]);
+    wait_streaming(&relay);
+    assert_events_flow(&pg, &mut reader).await;
+    assert!(
+        relay
+            .log()
+            .contains("streaming the outbox by polling the table"),
+        "{}",
+        relay.log()
+    );
+    stop_relay(&mut relay);
+}
