@@ -220,3 +220,46 @@ async fn polling_follows_the_same_hosts() {
     );
     stop_relay(&mut relay);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_checks_each_host_under_its_own_name() {
+    let (target, mut reader) = redis_target();
+    let pg = Postgres::start_with_tls().unwrap();
+    create_outbox(&pg).await;
+    let ca = pg.ca_cert().unwrap().display().to_string();
+    // One server under two names: the certificate names `localhost`, not the first.
+    let url = format!(
+        "host=db.example.invalid,localhost hostaddr=127.0.0.1,127.0.0.1 port={0},{0} user=postgres dbname=postgres sslmode=verify-full sslrootcert={ca}",
+        pg.port()
+    );
+    let mut relay = start_relay(&url, &target, &[]);
+    wait_streaming(&relay);
+    assert_events_flow(&pg, &mut reader).await;
+    let log = relay.log();
+    let skips: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("connected to a later host of the database URL"))
+        .collect();
+    assert!(
+        skips.len() >= 2
+            && skips.iter().all(|l| l.contains("server=localhost:")
+                && l.contains("db.example.invalid:")
+                && l.contains("not valid for name")),
+        "{log}"
+    );
+    let client = pg.client().await.unwrap();
+    harness::assert_sessions_encrypted(&client, "outbox-relay", "postgres").await;
+    let replication_encrypted: bool = client
+        .query_one(
+            "SELECT bool_and(ssl) FROM pg_stat_replication JOIN pg_stat_ssl USING (pid) WHERE application_name = 'outbox-relay'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        replication_encrypted,
+        "the replication session is encrypted"
+    );
+    stop_relay(&mut relay);
+}
