@@ -191,7 +191,7 @@ impl Database {
                 let failure = match tokio::time::timeout(timeout, attempt).await {
                     Ok(Ok(session)) => {
                         if !attempts.is_empty() {
-                            tracing::info!(server = %label, skipped = %Tried(&attempts), "connected to a later host of the database URL");
+                            tracing::debug!(server = %label, skipped = %Tried(&attempts), "connected to a later host of the database URL");
                         }
                         return Ok(session);
                     }

@@ -1,15 +1,17 @@
 //! Database URLs naming several hosts, as libpq takes them: the relay's sessions (catalog and
 //! replication, or polling's) skip a host that is down or not of the kind `target_session_attrs`
-//! asks for, and when no host will do, the error names every host tried and why.
+//! asks for, and when no host will do, the error names every host tried and why. A polling relay
+//! given a primary and its synchronous standby follows the promotion after the primary's kill -9.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use harness::{Postgres, Process, Reader};
+use harness::{Postgres, Process, Reader, Replication};
+use serde_json::json;
 
 use crate::support::check::check;
-use crate::support::scenarios::{wait_streaming, Target};
-use crate::support::workload::{self, Workload};
+use crate::support::scenarios::{wait_confirmed_batches, wait_streaming, Target};
+use crate::support::workload::{self, Workload, Written, AGGREGATE_TYPES};
 use crate::support::{create_outbox, outbox_database, stop_relay};
 
 const SMALL: Workload = Workload {
@@ -26,6 +28,10 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 /// `outbox-relay run` on `url` with `target`'s sink and destinations, and `env` set.
 fn start_relay(url: &str, target: &Target, env: &[(&str, &str)]) -> Process {
+    start_relay_with(url, target, env, &[])
+}
+
+fn start_relay_with(url: &str, target: &Target, env: &[(&str, &str)], args: &[&str]) -> Process {
     let destination = format!("{}.{{aggregatetype}}", target.prefix);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
     cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
@@ -40,6 +46,7 @@ fn start_relay(url: &str, target: &Target, env: &[(&str, &str)]) -> Process {
         &destination,
     ]);
     cmd.args(&target.sink_args);
+    cmd.args(args);
     Process::start(cmd).expect("relay starts")
 }
 
@@ -262,4 +269,195 @@ async fn verify_full_checks_each_host_under_its_own_name() {
         "the replication session is encrypted"
     );
     stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_follows_a_promoted_standby_after_the_primary_is_killed() {
+    let (target, mut reader) = redis_target();
+    // wal_level=replica: `auto` polls, and no slot has to survive the failover.
+    let mut primary = Postgres::start_with_wal_level("replica").unwrap();
+    create_outbox(&primary).await;
+    let standby = primary.start_standby(Replication::Synchronous).unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3",
+        primary.port(),
+        standby.port()
+    );
+    let mut relay = start_relay_with(&url, &target, &[], &["--batch-size", "20"]);
+    wait_streaming(&relay);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let writers: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(write_through_failover(url.clone(), format!("{run}-{w}"))))
+        .collect();
+    wait_confirmed_batches(&relay, 10);
+    let killed = Instant::now();
+    kill9(&primary);
+    let promoted = standby.promote().unwrap();
+    let promoted_after = killed.elapsed();
+    harness::wait_until(DEADLINE, "the relay to poll the promoted standby", || {
+        relay
+            .log()
+            .matches("streaming the outbox by polling the table")
+            .count()
+            >= 2
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
+    let resumed_after = killed.elapsed();
+    let mut written = Written::default();
+    let mut in_doubt = 0;
+    for writer in writers {
+        let (mine, doubted) = writer.await.unwrap();
+        in_doubt += doubted;
+        written.per_aggregate.extend(mine.per_aggregate);
+        written.rolled_back.extend(mine.rolled_back);
+        written.correlation.extend(mine.correlation);
+    }
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    let report = check(&written, &received);
+    let log = relay.log();
+    eprintln!(
+        "failover: {} events committed ({in_doubt} transactions in doubt at the kill, {} of their events not committed), {report:?}; standby promoted {promoted_after:?} after the kill, relay polling the new primary {resumed_after:?} after it",
+        written.committed(),
+        written.rolled_back.len(),
+    );
+    for line in log.lines().filter(|l| {
+        l.contains("no server is acceptable")
+            || l.contains("later host")
+            || l.contains("session failed")
+    }) {
+        eprintln!("relay: {line}");
+    }
+    report.assert_lossless();
+    assert!(written.committed() >= 2000, "{}", written.committed());
+    assert!(
+        log.contains("no server is acceptable for target_session_attrs=read-write")
+            || log.contains("connected to a later host of the database URL"),
+        "{log}"
+    );
+    let unpublished: i64 = promoted
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unpublished, 0, "every row is marked on the new primary");
+    stop_relay(&mut relay);
+}
+
+/// kill -9 of the postmaster and of every process it started, as when its machine dies: no
+/// shutdown of any kind, and the sessions' sockets closed by the kernel.
+fn kill9(pg: &Postgres) {
+    let data = pg.psql("SHOW data_directory").unwrap();
+    let pid_file = std::fs::read_to_string(format!("{data}/postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
+    let mut pids = vec![postmaster.clone()];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces, so read after its closing parenthesis.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if parent == Some(postmaster.as_str()) {
+            pids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    let status = Command::new("kill").arg("-9").args(&pids).status().unwrap();
+    assert!(status.success(), "kill -9 {pids:?}");
+}
+
+/// A writer as a service is one: transactions of four events on its three aggregates, through the
+/// multi-host URL, reconnecting after the primary's death until the promoted standby takes writes.
+/// A transaction whose commit was not answered is looked up on the new primary. Returns what
+/// committed and how many transactions were in doubt.
+async fn write_through_failover(url: String, writer: String) -> (Written, usize) {
+    let mut written = Written::default();
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut in_doubt: Option<(Vec<(String, String)>, String)> = None;
+    let mut doubted = 0;
+    let mut t = 0;
+    while t < 150 || in_doubt.is_some() {
+        let Some(c) = client.as_mut() else {
+            match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                Ok((c, connection)) => {
+                    tokio::spawn(connection);
+                    client = Some(c);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+            continue;
+        };
+        if let Some((ids, correlation)) = in_doubt.take() {
+            match c
+                .query_one(
+                    "SELECT count(*) FROM outbox WHERE id = $1::text::uuid",
+                    &[&ids[0].1],
+                )
+                .await
+            {
+                Ok(row) if row.get::<_, i64>(0) > 0 => record(&mut written, ids, &correlation),
+                Ok(_) => written
+                    .rolled_back
+                    .extend(ids.into_iter().map(|(_, id)| id)),
+                Err(_) => {
+                    in_doubt = Some((ids, correlation));
+                    client = None;
+                }
+            }
+            continue;
+        }
+        let correlation = uuid::Uuid::new_v4().to_string();
+        let ids: Vec<(String, String)> = (0..4)
+            .map(|e| {
+                let aggregate = format!("{writer}-{}", (t * 4 + e) % 3);
+                (aggregate, uuid::Uuid::new_v4().to_string())
+            })
+            .collect();
+        match insert(c, &ids, &correlation).await {
+            Ok(()) => record(&mut written, ids, &correlation),
+            Err(_) => {
+                doubted += 1;
+                in_doubt = Some((ids, correlation));
+                client = None;
+            }
+        }
+        t += 1;
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    (written, doubted)
+}
+
+async fn insert(
+    client: &mut tokio_postgres::Client,
+    ids: &[(String, String)],
+    correlation: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    for (aggregate, id) in ids {
+        let n: usize = aggregate.rsplit('-').next().unwrap().parse().unwrap();
+        let headers = json!({"correlation_id": correlation, "traceparent": format!("00-{}-{}-01", uuid::Uuid::new_v4().simple(), &uuid::Uuid::new_v4().simple().to_string()[..16])});
+        tx.execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ($1::text::uuid, $2, $3, 'Changed', '{}'::jsonb, $4::text::jsonb)",
+            &[id, &AGGREGATE_TYPES[n % 2], aggregate, &headers.to_string()],
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+fn record(written: &mut Written, ids: Vec<(String, String)>, correlation: &str) {
+    for (aggregate, id) in ids {
+        written
+            .correlation
+            .insert(id.clone(), correlation.to_owned());
+        written.per_aggregate.entry(aggregate).or_default().push(id);
+    }
 }
