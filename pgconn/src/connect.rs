@@ -211,3 +211,56 @@ impl Database {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    fn attempt(server: &str, failure: Failure<io::Error>) -> Attempt<io::Error> {
+        Attempt {
+            server: server.to_owned(),
+            failure,
+        }
+    }
+
+    #[test]
+    fn names_every_server_tried_and_why() {
+        let error = ConnectError {
+            target_session_attrs: TargetSessionAttrs::ReadWrite,
+            attempts: vec![
+                attempt(
+                    "db1:5432",
+                    Failure::Session(io::Error::other("connection refused")),
+                ),
+                attempt(
+                    "db2:5432 (10.0.0.2)",
+                    Failure::Refused("read-only (transaction_read_only is on)"),
+                ),
+                attempt("db3:5432", Failure::TimedOut(Duration::from_secs(3))),
+            ],
+        };
+        assert_eq!(
+            error.to_string(),
+            "no server is acceptable for target_session_attrs=read-write; tried db1:5432: connection refused; db2:5432 (10.0.0.2): read-only (transaction_read_only is on); db3:5432: no session within 3s (connect_timeout)"
+        );
+        assert!(!error.fatal_everywhere(|_| true), "a refusal may pass");
+        let one = ConnectError {
+            target_session_attrs: TargetSessionAttrs::Any,
+            attempts: vec![attempt(
+                "db1:5432",
+                Failure::Session(io::Error::other("password authentication failed")),
+            )],
+        };
+        assert_eq!(one.to_string(), "db1:5432: password authentication failed");
+        assert!(one.fatal_everywhere(|_| true));
+        assert!(!one.fatal_everywhere(|_| false));
+        let none = ConnectError::<io::Error> {
+            target_session_attrs: TargetSessionAttrs::Any,
+            attempts: Vec::new(),
+        };
+        assert_eq!(none.to_string(), "the database URL names no host");
+        assert!(!none.fatal_everywhere(|_| true));
+    }
+}
