@@ -370,8 +370,23 @@ fn kill9(pg: &Postgres) {
             pids.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
-    let status = Command::new("kill").arg("-9").args(&pids).status().unwrap();
-    assert!(status.success(), "kill -9 {pids:?}");
+    // A backend may exit by itself meanwhile (kill then fails for its pid): what counts is that the
+    // postmaster is dead and nothing answers on its port.
+    let _ = Command::new("kill").arg("-9").args(&pids).status().unwrap();
+    let dead = || {
+        let state = std::fs::read_to_string(format!("/proc/{postmaster}/stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        (state.is_empty() || zombie)
+            && std::net::TcpStream::connect(("127.0.0.1", pg.port())).is_err()
+    };
+    harness::wait_until(
+        Duration::from_secs(10),
+        "the killed primary to be dead",
+        dead,
+    )
+    .unwrap();
 }
 
 /// A writer as a service is one: transactions of four events on its three aggregates, through the
