@@ -476,3 +476,84 @@ fn record(written: &mut Written, ids: Vec<(String, String)>, correlation: &str) 
         written.per_aggregate.entry(aggregate).or_default().push(id);
     }
 }
+
+/// The same failover in logical mode on PostgreSQL 17, whose standby keeps a synced copy of the
+/// relay's failover slot: the relay, never restarted, finds the new primary through the URL and its
+/// slot there, and loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logical_on_17_follows_a_promoted_standby_to_its_synced_slot() {
+    let (target, mut reader) = redis_target();
+    let mut primary = Postgres::builder().major(17).start().unwrap();
+    create_outbox(&primary).await;
+    let standby = primary.start_standby(Replication::Synchronous).unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3",
+        primary.port(),
+        standby.port()
+    );
+    let mut relay = start_relay_with(&url, &target, &[], &["--batch-size", "20"]);
+    wait_streaming(&relay);
+    // A synced slot stays temporary on the standby, and is dropped at promotion, until the primary
+    // logs a running-transactions record past the WAL the standby reserved for it.
+    harness::wait_until(DEADLINE, "the standby to persist its copy of the slot", || {
+        primary.psql("SELECT pg_log_standby_snapshot()").unwrap();
+        standby
+            .psql("SELECT synced, temporary FROM pg_replication_slots WHERE slot_name = 'outbox_relay_slot'")
+            .unwrap()
+            == "t|f"
+    })
+    .unwrap();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let writers: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(write_through_failover(url.clone(), format!("{run}-{w}"))))
+        .collect();
+    wait_confirmed_batches(&relay, 10);
+    let killed = Instant::now();
+    kill9(&primary);
+    let promoted = standby.promote().unwrap();
+    let promoted_after = killed.elapsed();
+    harness::wait_until(
+        DEADLINE,
+        "the relay to stream from the promoted standby",
+        || {
+            relay
+                .log()
+                .matches("streaming the outbox from the replication slot")
+                .count()
+                >= 2
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
+    let resumed_after = killed.elapsed();
+    let mut written = Written::default();
+    let mut in_doubt = 0;
+    for writer in writers {
+        let (mine, doubted) = writer.await.unwrap();
+        in_doubt += doubted;
+        written.per_aggregate.extend(mine.per_aggregate);
+        written.rolled_back.extend(mine.rolled_back);
+        written.correlation.extend(mine.correlation);
+    }
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    let report = check(&written, &received);
+    let log = relay.log();
+    eprintln!(
+        "logical failover on 17: {} events committed ({in_doubt} transactions in doubt at the kill, {} of their events not committed), {report:?}; standby promoted {promoted_after:?} after the kill, relay streaming from it {resumed_after:?} after it",
+        written.committed(),
+        written.rolled_back.len(),
+    );
+    report.assert_lossless();
+    assert!(written.committed() >= 2000, "{}", written.committed());
+    assert_eq!(
+        log.matches("created logical replication slot").count(),
+        1,
+        "the relay found its slot on the promoted standby instead of creating one:\n{log}"
+    );
+    assert!(
+        promoted.psql("SELECT pg_is_in_recovery()").unwrap() == "f",
+        "the standby was promoted"
+    );
+    stop_relay(&mut relay);
+}
