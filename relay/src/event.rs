@@ -300,6 +300,7 @@ mod tests {
                 &[
                     ("dlq_reason", "forged"),
                     ("outbox_position", "forged"),
+                    ("replayed", "forged"),
                     ("id", "forged"),
                     ("keep", "k"),
                 ],
@@ -318,5 +319,27 @@ mod tests {
             ]
         );
         assert_eq!(routed.event.headers_json(), r#"{"keep":"k"}"#);
+    }
+
+    #[test]
+    fn replayed_rows_say_so_and_table_rows_sort_before_the_stream() {
+        let table = |replayed: bool| {
+            Routed::new(
+                "d".to_owned(),
+                event(
+                    Origin::Table {
+                        before: Lsn(0x16B3748),
+                        row: 5,
+                        replayed,
+                    },
+                    &[],
+                ),
+            )
+        };
+        assert_eq!(table(false).position(), "00000000016B3747/00000005");
+        assert!(table(false).marks().is_empty());
+        assert_eq!(table(true).marks(), vec![("replayed", "true")]);
+        let streamed = Routed::new("d".to_owned(), event(Origin::Commit(Lsn(0x16B3748)), &[]));
+        assert!(table(false).position() < streamed.position());
     }
 }

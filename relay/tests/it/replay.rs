@@ -235,3 +235,29 @@ async fn replay_through_rabbitmq_marks_messages_replayed() {
     let picked = expected(&pg, &format!("aggregateid = '{aggregate}'")).await;
     assert_replayed(&mut reader, &picked).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_through_kafka_marks_messages_replayed() {
+    let kafka = harness::Kafka::start().unwrap();
+    let target = Target::new(&["--sink", "kafka", "--kafka-brokers", &kafka.brokers()]);
+    let (pg, written) = outbox_with_rows(&target).await;
+    let aggregate = written.per_aggregate.keys().next().unwrap().clone();
+    replay(&pg, &target, &["--aggregate-id", &aggregate]);
+    // The replay created the aggregate's topic (only that one: the reader waits for every topic it
+    // is given); read it from the start.
+    let aggregate_type: String = pg
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT aggregatetype FROM outbox WHERE aggregateid = $1 LIMIT 1",
+            &[&aggregate],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let topic = format!("{}.{aggregate_type}", target.prefix);
+    let mut reader = Reader::kafka(&kafka.brokers(), &[topic]);
+    let picked = expected(&pg, &format!("aggregateid = '{aggregate}'")).await;
+    assert_replayed(&mut reader, &picked).await;
+}
