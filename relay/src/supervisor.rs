@@ -108,6 +108,9 @@ pub async fn run(
     {
         return Ok(());
     }
+    if mode == Mode::Polling && config.snapshot != Snapshot::Never {
+        tracing::info!(snapshot = %config.snapshot, "snapshot applies to a replication slot the relay creates; polling relays every unpublished row anyway");
+    }
     let phase = match mode {
         Mode::Polling => Phase::Polling(Box::new(config.polling()?)),
         _ => Phase::Logical,

@@ -216,6 +216,44 @@ async fn a_relay_killed_mid_snapshot_loses_nothing() {
     support::stop_relay(&mut relay);
 }
 
+/// Two relays start at once over a table with rows: one takes the snapshot, the other waits for it
+/// (polling's advisory lock), then finds the slot and stands by. Nothing arrives twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_relay_waits_for_the_snapshot_instead_of_taking_its_own() {
+    let (target, mut reader) = redis_target();
+    let pg = target.database().await;
+    let backlog = workload::Workload {
+        pause: Duration::ZERO,
+        ..FAULT
+    };
+    let written = workload::write(&pg.url(), &backlog).await;
+    let destination = format!("{}.{{aggregatetype}}", target.prefix);
+    let mut args: Vec<&str> = target.sink_args.iter().map(String::as_str).collect();
+    args.extend(["--destination", &destination, "--snapshot", "all"]);
+    args.extend(WINDOW);
+    let mut first = support::start_relay(&pg, &args);
+    let mut second = support::start_relay(&pg, &args);
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    harness::wait_until(
+        Duration::from_secs(30),
+        "the other relay to stand by",
+        || first.log().contains("standing by") || second.log().contains("standing by"),
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}\n{}", first.log(), second.log()));
+    let report = check(&written, &received);
+    report.assert_lossless();
+    assert_eq!(report.duplicates, 0, "one snapshot, not two");
+    let snapshots = [&first, &second]
+        .iter()
+        .filter(|r| r.log().contains("snapshot relayed and confirmed"))
+        .count();
+    assert_eq!(snapshots, 1);
+    support::stop_relay(&mut first);
+    support::stop_relay(&mut second);
+}
+
 /// A slot that exists streams from where it stands: `--snapshot` takes no snapshot, so nothing
 /// arrives twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
