@@ -252,8 +252,9 @@ async fn logical_checks(
             outbox.quoted_name()
         );
         // Creating a publication for a table takes ownership of it and CREATE on the database.
-        let may_create: Option<bool> = client
-            .query_one(
+        // No row: the table does not exist.
+        let may_create: Option<Option<bool>> = client
+            .query_opt(
                 "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
                      OR (pg_has_role(current_user, relowner, 'USAGE')
                          AND has_database_privilege(current_database(), 'CREATE'))
@@ -262,8 +263,14 @@ async fn logical_checks(
             )
             .await
             .ok()
-            .and_then(|row| row.get(0));
-        if may_create == Some(true) {
+            .map(|row| row.and_then(|row| row.get(0)));
+        if may_create == Some(None) {
+            Finding::fail(
+                "publication",
+                format!("{publication} does not exist, and cannot before the outbox table does"),
+                format!("create the outbox table first (see `outbox table`); the relay then creates the publication at start, or its owner runs: {create}"),
+            )
+        } else if may_create == Some(Some(true)) {
             Finding::warn(
                 "publication",
                 format!("{publication} does not exist; the relay creates it at start"),
@@ -282,7 +289,7 @@ async fn logical_checks(
     let row = client
         .query_opt(
             "SELECT plugin::text, coalesce(wal_status, ''), active, active_pid, database::text = current_database(),
-                    (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint
+                    (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, database::text
              FROM pg_replication_slots WHERE slot_name = $1",
             &[slot],
         )
@@ -323,7 +330,10 @@ async fn logical_checks(
             if plugin.as_deref() != Some("pgoutput") || same_database != Some(true) {
                 Finding::fail(
                     "replication slot",
-                    format!("{slot} is not a pgoutput slot of this database (plugin {plugin:?})"),
+                    format!(
+                        "{slot} is not a pgoutput slot of this database: {}",
+                        catalog::slot_kind(plugin.as_deref(), row.get(6))
+                    ),
                     "choose another --slot, or drop that slot if nothing uses it",
                 )
             } else if wal_status == "lost" {
@@ -514,6 +524,7 @@ async fn broker_check(config: &Config) -> Finding {
     let mut config = config.clone();
     config.kafka.message_timeout = config.kafka.message_timeout.min(KAFKA_PROBE_TIMEOUT);
     match tokio::time::timeout(BROKER_TIMEOUT, sink::connect(&config)).await {
+        Ok(Ok(_)) if name == "stdout" => Finding::ok("broker", "stdout: events are printed"),
         Ok(Ok(_)) => Finding::ok("broker", format!("{name} reachable")),
         Ok(Err(error)) => Finding::fail(
             "broker",

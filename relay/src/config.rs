@@ -164,7 +164,7 @@ impl Default for PollingConfig {
 /// A configuration value that cannot work, named by its key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
+    #[error("{}", describe(.0))]
     Figment(#[from] Box<figment::Error>),
     #[error("cannot read {variable}'s file {path}: {reason}")]
     SecretFile {
@@ -174,6 +174,33 @@ pub enum ConfigError {
     },
     #[error("invalid value for `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+}
+
+/// figment's own words, except for an unknown key: its list of known keys nests backticks in
+/// backticks and names an environment variable by the key it became.
+fn describe(error: &figment::Error) -> String {
+    let figment::error::Kind::UnknownField(_, known) = &error.kind else {
+        return error.to_string();
+    };
+    let known = known.join(", ");
+    let from_env = error
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.name.contains(ENV_PREFIX));
+    if from_env {
+        let variable = format!("{ENV_PREFIX}{}", error.path.join("__").to_uppercase());
+        return format!(
+            "unknown environment variable {variable}; the keys known there: {known} (a nested key takes a double underscore, e.g. {ENV_PREFIX}PIPELINE__BATCH_SIZE)"
+        );
+    }
+    let file = match error.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+        Some(figment::Source::File(path)) => format!(" in {}", path.display()),
+        _ => String::new(),
+    };
+    format!(
+        "unknown key {}{file}; the keys known there: {known}",
+        error.path.join(".")
+    )
 }
 
 impl Config {
@@ -576,5 +603,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("slott"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn an_unknown_key_is_named_as_it_was_written_with_the_known_ones() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("OUTBOX_RELAY_BATCH_SIZE", "10");
+            let err = Config::load(None, json!({})).unwrap_err().to_string();
+            assert!(
+                err.starts_with("unknown environment variable OUTBOX_RELAY_BATCH_SIZE; the keys known there: mode, ")
+                    && err.contains("e.g. OUTBOX_RELAY_PIPELINE__BATCH_SIZE")
+                    && !err.contains('`'),
+                "{err}"
+            );
+            jail.clear_env();
+            jail.create_file("relay.toml", "[pipeline]\nbatchsize = 10\n")?;
+            let err = Config::load(Some(Path::new("relay.toml")), json!({}))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("unknown key pipeline.batchsize in ")
+                    && err.ends_with("relay.toml; the keys known there: batch_size, max_in_flight, status_interval"),
+                "{err}"
+            );
+            Ok(())
+        });
     }
 }

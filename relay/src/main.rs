@@ -96,7 +96,7 @@ fn main() -> ExitCode {
                 Ok(config) => config,
                 Err(error) => return config_error(&error),
             };
-            runtime.block_on(run(config))
+            runtime.block_on(run(config, cli.log_format))
         }
     }
 }
@@ -107,7 +107,7 @@ fn config_error(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, log_format: LogFormat) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let grace = config.shutdown_grace;
@@ -141,9 +141,12 @@ async fn run(config: Config) -> ExitCode {
         result = relay => match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) if error.is_configuration() => config_error(&error),
+            // Once, where its reader looks: a log collector parses JSON lines, a person reads text.
             Err(error) => {
-                tracing::error!(%error, "relay stopped");
-                eprintln!("error: {error}");
+                match log_format {
+                    LogFormat::Json => tracing::error!(%error, "relay stopped"),
+                    LogFormat::Text => eprintln!("error: {error}"),
+                }
                 ExitCode::FAILURE
             }
         },

@@ -303,6 +303,12 @@ async fn session<S: Source>(
         }
     };
     metrics.set_ready(true);
+    // Only now: a session that cannot reach the broker streams nothing, and says so once per retry.
+    if S::POSITION_IS_LSN {
+        tracing::info!(mode = S::MODE, from = %acked, "streaming the outbox");
+    } else {
+        tracing::info!(mode = S::MODE, "streaming the outbox");
+    }
     match pipeline::run(
         &mut source,
         sink.as_mut(),

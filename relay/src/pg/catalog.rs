@@ -172,7 +172,7 @@ pub async fn ensure_slot(
     let row = client
         .query_opt(
             "SELECT plugin::text, coalesce(wal_status, ''), confirmed_flush_lsn::text, database::text = current_database(),
-                    active
+                    active, database::text
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
@@ -217,7 +217,10 @@ pub async fn ensure_slot(
     ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     if plugin.as_deref() != Some("pgoutput") || same_db != Some(true) {
         return Err(CatalogError::misconfigured(
-            format!("replication slot {slot} exists but is not a pgoutput slot of this database"),
+            format!(
+                "replication slot {slot} exists but is not a pgoutput slot of this database: {}",
+                slot_kind(plugin.as_deref(), row.get(5))
+            ),
             "choose another --slot, or drop that slot if nothing else uses it",
         ));
     }
@@ -241,6 +244,16 @@ pub async fn ensure_slot(
         .map(parse_lsn)
         .transpose()
         .map(Option::unwrap_or_default)
+}
+
+/// What a slot the relay cannot use is, in words: physical, or whose plugin and database.
+pub fn slot_kind(plugin: Option<&str>, database: Option<&str>) -> String {
+    match (plugin, database) {
+        (Some(plugin), Some(database)) => {
+            format!("it decodes with {plugin} for database {database}")
+        }
+        _ => "it is a physical slot".to_owned(),
+    }
 }
 
 /// Drops the slot; returns whether it existed.

@@ -158,7 +158,7 @@ impl LogicalSource {
             ),
         ];
         let stream = connection.start(slot, Lsn::ZERO, &options).await?;
-        tracing::info!(slot = %slot, from = %confirmed, "streaming the outbox from the replication slot");
+        tracing::debug!(slot = %slot, from = %confirmed, "replication started");
         let source = LogicalSource {
             stream,
             catalog: client,

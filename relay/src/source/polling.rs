@@ -145,7 +145,7 @@ impl PollingSource {
                 .map_err(CatalogError::Query)?;
             idle.push(client);
         }
-        tracing::info!(table = %settings.outbox.table, interval = ?settings.interval, channel = %settings.channel, "streaming the outbox by polling the table");
+        tracing::debug!(table = %settings.outbox.table, interval = ?settings.interval, channel = %settings.channel, "polling the table");
         Ok(PollingSource {
             statements: Arc::new(statements),
             claim_size: settings.claim_size,

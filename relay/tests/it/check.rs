@@ -150,3 +150,18 @@ async fn auto_with_neither_source_ready_names_both_fixes_logical_first() {
         "{report}"
     );
 }
+
+/// docs/OPERATIONS.md shows `check` on a cluster ready for a first start as it prints it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operations_guide_shows_the_real_output_of_check() {
+    let pg = harness::Postgres::start_with_settings(&["max_slot_wal_keep_size=1GB"]).unwrap();
+    support::create_outbox(&pg).await;
+    let output = check(&pg.url(), &["--sink", "stdout", "--mode", "logical"]);
+    let report = String::from_utf8(output.stdout).unwrap();
+    let docs = include_str!("../../../docs/OPERATIONS.md");
+    let section = &docs[docs.find("### `outbox-relay check`").unwrap()..];
+    let start = section.find("```\n").unwrap() + 4;
+    let sample = &section[start..start + section[start..].find("```").unwrap()];
+    assert_eq!(report, sample, "docs/OPERATIONS.md's sample differs");
+    assert!(output.status.success(), "{report}");
+}

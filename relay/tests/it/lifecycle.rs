@@ -152,15 +152,22 @@ async fn sigterm_while_a_server_does_not_answer_stops_at_once() {
     let pg = support::outbox_database().await;
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "[kafka]\nmessage_timeout = \"120s\"\n").unwrap();
-    let target = Target::new(&[
-        "--sink",
-        "kafka",
-        "--kafka-brokers",
-        &silent,
-        "--config",
-        config.path().to_str().unwrap(),
-    ]);
-    let mut relay = target.relay(&pg, &[]);
+    let mut relay = support::start_relay(
+        &pg,
+        &[
+            "--sink",
+            "kafka",
+            "--kafka-brokers",
+            &silent,
+            "--config",
+            config.path().to_str().unwrap(),
+        ],
+    );
+    // The slot first, then the broker: the relay now waits for the silent broker.
+    harness::wait_until(DEADLINE, "the replication session", || {
+        relay.log().contains("replication started")
+    })
+    .unwrap();
     support::stop_relay(&mut relay);
     assert!(
         relay
