@@ -203,7 +203,8 @@ pub async fn ensure_slot(
                 table = %outbox.table,
                 "the outbox already holds rows, and rows committed before this new slot are not relayed; if a relay ran \
                  here before, its slot was lost (failover, dropped, never synced to a new primary): re-publish the rows \
-                 it missed by deleting and re-inserting each with the same id in one transaction, so consumers still dedup"
+                 it missed with `outbox-relay replay --since <time>` (their ids stay, so consumers still dedup); start with \
+                 --snapshot to publish earlier rows on a first start"
             );
         }
         return Ok(lsn);

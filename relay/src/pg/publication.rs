@@ -13,7 +13,7 @@ use crate::pg::catalog::CatalogError;
 
 /// How to bring back rows that were committed but never streamed.
 const REPUBLISH: &str =
-    "delete and re-insert each with the same id in one transaction, so consumers still dedup";
+    "`outbox-relay replay --since <time>` (or --aggregate-id, --id) publishes them again with their ids, so consumers still dedup";
 
 const QUERY: &str = "SELECT c.oid, coalesce(c.relkind::text, ''), coalesce(c.relpersistence = 'u', false),
         p.oid IS NOT NULL, coalesce(p.pubinsert, false), coalesce(p.pubupdate, false),
