@@ -236,6 +236,14 @@ fn init_logging(format: LogFormat, level: Option<&str>) -> Option<Box<dyn std::a
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    // lapin logs every message RabbitMQ returns as a WARN with its bytes; the sink dead-letters
+    // each one and logs why, so that line only repeats it, unreadably. A filter naming lapin wins.
+    let names_lapin = level.is_some_and(|l| l.contains("lapin"))
+        || std::env::var("RUST_LOG").is_ok_and(|l| l.contains("lapin"));
+    let filter = match "lapin::returned_messages=error".parse() {
+        Ok(quiet) if !names_lapin => filter.add_directive(quiet),
+        _ => filter,
+    };
     // Colours only for a person at a terminal, not in files and log collectors.
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())

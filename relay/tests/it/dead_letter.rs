@@ -162,6 +162,12 @@ async fn rabbitmq_parks_an_unroutable_event() {
     write_around_a_poison_event(&pg, 0).await;
     assert_parked(&target, &relay, good, parked, "NO_ROUTE").await;
     support::stop_relay(&mut relay);
+    // The sink's own line says why; lapin's dump of the returned message's bytes stays out.
+    assert!(
+        !relay.log().contains("Server returned us a message"),
+        "{}",
+        relay.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
