@@ -277,3 +277,19 @@ async fn an_enabled_sweeper_cancels_an_order_whose_invoice_never_comes() {
         .iter()
         .any(|line| message(line) == "saga deadline passed"));
 }
+
+/// README.md shows `order-service --help` as the binary prints it.
+#[test]
+fn the_readme_shows_the_real_help() {
+    let output = Command::new(env!("CARGO_BIN_EXE_order-service"))
+        .env_clear()
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    let readme = include_str!("../README.md");
+    let start = readme.find("prints this):\n\n```\n").unwrap() + "prints this):\n\n```\n".len();
+    let sample = &readme[start..start + readme[start..].find("```").unwrap()];
+    assert_eq!(help, sample, "order-service/README.md's help differs");
+}
