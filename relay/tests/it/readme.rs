@@ -106,3 +106,51 @@ async fn the_quick_start_followed_literally_passes_check_with_the_output_shown()
         "the README's `check` sample differs from the real output"
     );
 }
+
+/// The README's stdout line is what `--sink stdout` prints for the row it shows, but for the commit
+/// position, which no two clusters share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stdout_sample_is_what_the_relay_prints() {
+    let sample = block_after(&readme(), "**stdout:** one JSON object per line");
+    let shown: serde_json::Value = serde_json::from_str(&sample).unwrap();
+    let pg = crate::support::outbox_database().await;
+    let mut relay = crate::support::start_relay(&pg, &["--sink", "stdout"]);
+    crate::support::scenarios::wait_streaming(&relay);
+    pg.client()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers, created_at)
+             VALUES ($1::text::uuid, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7::text::timestamptz)",
+            &[
+                &shown["id"].as_str(),
+                &shown["aggregatetype"].as_str(),
+                &shown["aggregateid"].as_str(),
+                &shown["type"].as_str(),
+                &shown["payload"].to_string(),
+                &shown["headers"].to_string(),
+                &shown["created_at"].as_str(),
+            ],
+        )
+        .await
+        .unwrap();
+    let id = shown["id"].as_str().unwrap();
+    harness::wait_until(std::time::Duration::from_secs(60), "the event", || {
+        relay.log().contains(id)
+    })
+    .unwrap();
+    crate::support::stop_relay(&mut relay);
+    let log = relay.log();
+    let printed = log.lines().find(|l| l.starts_with('{') && l.contains(id));
+    let printed = printed.unwrap_or_else(|| panic!("no JSON line:\n{log}"));
+    let position = serde_json::from_str::<serde_json::Value>(printed).unwrap()["outbox_position"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let printed = printed.replace(&position, shown["outbox_position"].as_str().unwrap());
+    assert_eq!(
+        format!("{printed}\n"),
+        sample,
+        "the README's stdout sample differs"
+    );
+}
