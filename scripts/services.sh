@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure that what the tests need besides Tansu is on this machine and running: the Debian packages
 # the harness runs (PostgreSQL server binaries, redis-server, RabbitMQ, sqlite3, openssl, socat as the
-# TLS front of Kafka) and the machine's shared Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672).
+# TLS front of Kafka, npm and jq to install other PostgreSQL majors) and the machine's shared Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672).
 set -euo pipefail
 
 # command, or file glob, -> the Debian package that provides it
@@ -14,6 +14,9 @@ declare -A packages=(
   [openssl]=openssl
   [socat]=socat
   [/usr/include/openssl/ssl.h]=libssl-dev
+  # scripts/install-postgres.sh: other PostgreSQL majors from the npm registry.
+  [npm]=npm
+  [jq]=jq
 )
 missing=()
 for thing in "${!packages[@]}"; do

@@ -5,12 +5,12 @@ cd "$(dirname "$0")/.."
 
 TANSU_BIN="$(scripts/install-tansu.sh | tail -n 1)"
 export TANSU_BIN
+scripts/services.sh
 # The PostgreSQL majors the tests run against besides the system's (harness/src/postgres/installation.rs).
 for major in 13 17; do
   bin="$(scripts/install-postgres.sh "$major" | tail -n 1)"
   export "PG${major}_BIN=$bin"
 done
-scripts/services.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
