@@ -305,6 +305,40 @@ impl Postgres {
         Ok(())
     }
 
+    /// kill -9 of the postmaster and of every process it started, as when its machine dies: no
+    /// shutdown of any kind, and the sessions' sockets closed by the kernel. Returns once the
+    /// postmaster is reaped and nothing answers on the port. The cluster is not meant to start again:
+    /// its shared memory may outlive it.
+    pub fn kill9(&mut self) -> Result<()> {
+        // Stopped, the postmaster starts no backend while its children are listed.
+        self.server.pause()?;
+        let postmaster = self.server.id().to_string();
+        let mut backends = Vec::new();
+        for entry in fs::read_dir("/proc").context("listing /proc")?.flatten() {
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces, so read after its closing parenthesis.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+            if parent == Some(postmaster.as_str()) {
+                backends.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        // A backend that exited by itself meanwhile makes kill fail for its pid, which does not matter.
+        self.server.kill9()?;
+        if !backends.is_empty() {
+            let _ = Command::new("kill").arg("-9").args(&backends).status();
+        }
+        let port = self.port;
+        wait_for(
+            STOP_TIMEOUT,
+            "nothing to answer on the killed server's port",
+            || Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_err()),
+        )
+    }
+
     /// A fast shutdown (SIGINT): sessions are ended, then a checkpoint is written.
     pub fn stop(&mut self) -> Result<()> {
         self.server.stop(libc::SIGINT, STOP_TIMEOUT)?;

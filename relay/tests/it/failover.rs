@@ -8,7 +8,7 @@ use crate::support;
 
 use std::collections::HashSet;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::{Postgres, Reader, Replication};
 use support::check::check;
@@ -154,9 +154,10 @@ async fn on_17_the_slot_gets_failover_and_check_and_status_say_so() {
     );
 }
 
-/// The primary of 17 crashes while writers commit and the relay streams; its synchronous standby is
-/// promoted, and a relay given the new primary resumes from the slot the standby synced: every
-/// committed event is delivered, in order per aggregate, and nothing that the new primary lacks.
+/// The primary of 17 is killed (-9) while writers commit and the relay streams; its synchronous standby
+/// is promoted, and the relay, given both hosts with `target_session_attrs=read-write`, follows it and
+/// resumes from the slot the standby synced: every committed event is delivered, in order per
+/// aggregate, and nothing that the new primary lacks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_17_a_promoted_standby_has_the_slot_and_nothing_is_lost() {
     let mut primary = Postgres::builder().major(17).start().unwrap();
@@ -170,7 +171,12 @@ async fn on_17_a_promoted_standby_has_the_slot_and_nothing_is_lost() {
 
     let (target, mut reader) = redis_target();
     let window = ["--batch-size", "50", "--max-in-flight", "300"];
-    let mut relay = target.relay(&primary, &window);
+    let both = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3",
+        primary.port(),
+        standby.port()
+    );
+    let mut relay = target.relay_at(&both, &window);
     assert_eq!(slot_flags(&primary, SLOT), "t|f");
     // A synced slot stays temporary on the standby, and is dropped at promotion, until the primary's
     // slot has moved past the WAL the standby reserved for it: its restart_lsn moves at the running
@@ -203,13 +209,29 @@ async fn on_17_a_promoted_standby_has_the_slot_and_nothing_is_lost() {
     wait_confirmed_batches(&relay, 40);
     assert!(
         !writers.is_finished(),
-        "the crash lands mid-stream, while writers still commit"
+        "the kill lands mid-stream, while writers still commit"
     );
-    primary.crash().unwrap();
+    primary.kill9().unwrap();
+    let killed = Instant::now();
     let mut written = writers.await.unwrap();
-    // The relay was given the old primary's address; a new one is given the new primary's.
-    relay.kill9().unwrap();
     let promoted = standby.promote().unwrap();
+    let promoted_after = killed.elapsed();
+    harness::wait_until(
+        DEADLINE,
+        "the relay to stream from the promoted standby",
+        || relay.log().matches("streaming the outbox").count() >= 2,
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
+    let resumed_after = killed.elapsed();
+    assert_eq!(
+        relay
+            .log()
+            .matches("created logical replication slot")
+            .count(),
+        1,
+        "the relay found its slot on the promoted standby:\n{}",
+        relay.log()
+    );
 
     let ids = |pg: &Postgres| -> HashSet<String> {
         pg.psql("SELECT id FROM outbox")
@@ -233,12 +255,6 @@ async fn on_17_a_promoted_standby_has_the_slot_and_nothing_is_lost() {
         "a commit the primary acknowledged is not on its synchronous standby"
     );
 
-    let mut relay = target.relay(&promoted, &window);
-    assert!(
-        !relay.log().contains("created logical replication slot"),
-        "the relay found its slot on the promoted standby:\n{}",
-        relay.log()
-    );
     let small = Workload {
         writers: 2,
         transactions_per_writer: 20,
@@ -257,7 +273,8 @@ async fn on_17_a_promoted_standby_has_the_slot_and_nothing_is_lost() {
         .filter(|m| !table.contains(&m.headers["id"]))
         .count();
     eprintln!(
-        "failover on 17: {acknowledged} events acknowledged before the crash, {in_doubt} in doubt of which {settled} \
+        "failover on 17: standby promoted {promoted_after:?} after the kill, relay streaming from it \
+         {resumed_after:?} after it; {acknowledged} events acknowledged before the kill, {in_doubt} in doubt of which {settled} \
          committed, {} after the promotion; before: {report:?}; after: {:?}; {phantoms} delivered that the new \
          primary lacks",
         after.committed(),

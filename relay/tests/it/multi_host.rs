@@ -291,7 +291,7 @@ async fn polling_follows_a_promoted_standby_after_the_primary_is_killed() {
         .collect();
     wait_confirmed_batches(&relay, 10);
     let killed = Instant::now();
-    kill9(&primary);
+    primary.kill9().unwrap();
     let promoted = standby.promote().unwrap();
     let promoted_after = killed.elapsed();
     harness::wait_until(DEADLINE, "the relay to poll the promoted standby", || {
@@ -349,44 +349,6 @@ async fn polling_follows_a_promoted_standby_after_the_primary_is_killed() {
         .get(0);
     assert_eq!(unpublished, 0, "every row is marked on the new primary");
     stop_relay(&mut relay);
-}
-
-/// kill -9 of the postmaster and of every process it started, as when its machine dies: no
-/// shutdown of any kind, and the sessions' sockets closed by the kernel.
-fn kill9(pg: &Postgres) {
-    let data = pg.psql("SHOW data_directory").unwrap();
-    let pid_file = std::fs::read_to_string(format!("{data}/postmaster.pid")).unwrap();
-    let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
-    let mut pids = vec![postmaster.clone()];
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`; comm may hold spaces, so read after its closing parenthesis.
-        let parent = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
-        if parent == Some(postmaster.as_str()) {
-            pids.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    // A backend may exit by itself meanwhile (kill then fails for its pid): what counts is that the
-    // postmaster is dead and nothing answers on its port.
-    let _ = Command::new("kill").arg("-9").args(&pids).status().unwrap();
-    let dead = || {
-        let state = std::fs::read_to_string(format!("/proc/{postmaster}/stat")).unwrap_or_default();
-        let zombie = state
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        (state.is_empty() || zombie)
-            && std::net::TcpStream::connect(("127.0.0.1", pg.port())).is_err()
-    };
-    harness::wait_until(
-        Duration::from_secs(10),
-        "the killed primary to be dead",
-        dead,
-    )
-    .unwrap();
 }
 
 /// A writer as a service is one: transactions of four events on its three aggregates, through the

@@ -49,6 +49,11 @@ pub use harness::unique;
 /// Starts `outbox-relay run` against `pg` with extra flags; small batches so that kill tests hit
 /// the middle of the stream.
 pub fn start_relay(pg: &Postgres, args: &[&str]) -> Process {
+    start_relay_at(&pg.url(), args)
+}
+
+/// [`start_relay`] against a database URL of the test's making, e.g. one naming several hosts.
+pub fn start_relay_at(url: &str, args: &[&str]) -> Process {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
     // Relays run side by side here: each serves its metrics on a port of its own.
     cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
@@ -57,7 +62,7 @@ pub fn start_relay(pg: &Postgres, args: &[&str]) -> Process {
         "outbox_relay=debug,info",
         "run",
         "--database-url",
-        &pg.url(),
+        url,
     ]);
     cmd.args(args);
     Process::start(cmd).expect("relay starts")

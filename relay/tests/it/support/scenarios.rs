@@ -6,7 +6,7 @@ use harness::{Postgres, Process};
 
 use super::check::{check, Report};
 use super::workload::{self, Workload, Written, AGGREGATE_TYPES};
-use super::{http_get, metric, metrics_addr, start_relay, stop_relay, unique};
+use super::{http_get, metric, metrics_addr, start_relay, start_relay_at, stop_relay, unique};
 use harness::{Reader, Received};
 
 /// How a test points the relay at its broker.
@@ -70,11 +70,16 @@ impl Target {
 
     /// RabbitMQ routing keys are the same strings as the other brokers' destinations.
     pub fn relay(&self, pg: &Postgres, extra: &[&str]) -> Process {
+        self.relay_at(&pg.url(), extra)
+    }
+
+    /// [`Target::relay`] on a database URL of the test's making, e.g. one naming several hosts.
+    pub fn relay_at(&self, url: &str, extra: &[&str]) -> Process {
         let destination = format!("{}.{{aggregatetype}}", self.prefix);
         let mut args: Vec<&str> = self.sink_args.iter().map(String::as_str).collect();
         args.extend(["--destination", &destination]);
         args.extend(extra);
-        let relay = start_relay(pg, &args);
+        let relay = start_relay_at(url, &args);
         wait_streaming(&relay);
         relay
     }
