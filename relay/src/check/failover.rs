@@ -35,7 +35,7 @@ pub(super) async fn check(client: &Client, config: &Config) -> Result<Vec<Findin
         };
         return Ok(vec![Finding::ok(
             SLOT,
-            format!("{why}: a promoted standby has no copy of the slot; see docs/OPERATIONS.md, Failover"),
+            format!("{why}: a promoted standby has no copy of the slot; see docs/OPERATIONS.md, PostgreSQL failover"),
         )]);
     }
     let slot = &config.slot;
@@ -94,7 +94,7 @@ async fn standby_slots(client: &Client) -> Result<Finding, CatalogError> {
     } else {
         format!(
             "ALTER SYSTEM SET synchronized_standby_slots = '{}'; SELECT pg_reload_conf(); (the standbys' \
-             physical slots; see docs/OPERATIONS.md, Failover)",
+             physical slots; see docs/OPERATIONS.md, PostgreSQL failover)",
             physical.join(",")
         )
     };

@@ -221,7 +221,7 @@ async fn polling_follows_the_same_hosts() {
     assert!(
         relay
             .log()
-            .contains("streaming the outbox by polling the table"),
+            .contains("streaming the outbox mode=\"polling\""),
         "{}",
         relay.log()
     );
@@ -297,7 +297,7 @@ async fn polling_follows_a_promoted_standby_after_the_primary_is_killed() {
     harness::wait_until(DEADLINE, "the relay to poll the promoted standby", || {
         relay
             .log()
-            .matches("streaming the outbox by polling the table")
+            .matches("streaming the outbox mode=\"polling\"")
             .count()
             >= 2
     })
@@ -471,7 +471,7 @@ async fn logical_on_17_follows_a_promoted_standby_to_its_synced_slot() {
         .collect();
     wait_confirmed_batches(&relay, 10);
     let killed = Instant::now();
-    kill9(&primary);
+    primary.kill9().unwrap();
     let promoted = standby.promote().unwrap();
     let promoted_after = killed.elapsed();
     harness::wait_until(
@@ -480,7 +480,7 @@ async fn logical_on_17_follows_a_promoted_standby_to_its_synced_slot() {
         || {
             relay
                 .log()
-                .matches("streaming the outbox from the replication slot")
+                .matches("streaming the outbox mode=\"logical\"")
                 .count()
                 >= 2
         },
