@@ -171,3 +171,23 @@ fn a_standby_of_17_syncs_failover_slots() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn kill9_leaves_no_process_of_the_cluster() -> anyhow::Result<()> {
+    let mut pg = Postgres::start()?;
+    let client = pg.client().await?;
+    let backend: i32 = client
+        .query_one("select pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    pg.kill9()?;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", pg.port())).is_err());
+    // Killed and reaped by init, or at worst a zombie: never still running.
+    let state = std::fs::read_to_string(format!("/proc/{backend}/stat")).unwrap_or_default();
+    let running = state
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
+    assert!(!running, "backend {backend} survived: {state}");
+    assert!(client.simple_query("select 1").await.is_err());
+    Ok(())
+}

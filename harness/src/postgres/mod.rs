@@ -306,8 +306,8 @@ impl Postgres {
     }
 
     /// kill -9 of the postmaster and of every process it started, as when its machine dies: no
-    /// shutdown of any kind, and the sessions' sockets closed by the kernel. Returns once the
-    /// postmaster is reaped and nothing answers on the port. The cluster is not meant to start again:
+    /// shutdown of any kind, and the sessions' sockets closed by the kernel. Returns once none of
+    /// those processes runs and nothing answers on the port. The cluster is not meant to start again:
     /// its shared memory may outlive it.
     pub fn kill9(&mut self) -> Result<()> {
         // Stopped, the postmaster starts no backend while its children are listed.
@@ -332,11 +332,10 @@ impl Postgres {
             let _ = Command::new("kill").arg("-9").args(&backends).status();
         }
         let port = self.port;
-        wait_for(
-            STOP_TIMEOUT,
-            "nothing to answer on the killed server's port",
-            || Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_err()),
-        )
+        wait_for(STOP_TIMEOUT, "the killed server's processes to end", || {
+            Ok(!backends.iter().any(|pid| running(pid))
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_err())
+        })
     }
 
     /// A fast shutdown (SIGINT): sessions are ended, then a checkpoint is written.
@@ -420,6 +419,15 @@ impl Drop for Postgres {
             let _ = self.server.stop(libc::SIGQUIT, STOP_TIMEOUT);
         }
     }
+}
+
+/// Whether process `pid` exists and is not a zombie, from `/proc/<pid>/stat`.
+fn running(pid: &str) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // `pid (comm) state …`; comm may hold spaces, so read after its closing parenthesis.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 fn spawn(
