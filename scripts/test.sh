@@ -12,6 +12,27 @@ for major in 13 17; do
   export "PG${major}_BIN=$bin"
 done
 
+# The tests' streams, exchanges and queues go to a Redis server and a RabbitMQ vhost of this run's
+# own, removed when it ends, so that the machine's Redis and RabbitMQ keep nothing of them.
+run_dir="$(mktemp -d)"
+TEST_REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+TEST_RABBITMQ_VHOST="outbox-relay-tests-$$"
+export TEST_REDIS_PORT TEST_RABBITMQ_VHOST
+cleanup() {
+  if [ -f "$run_dir/redis.pid" ]; then kill "$(cat "$run_dir/redis.pid")" 2>/dev/null || true; fi
+  rabbitmqctl -q delete_vhost "$TEST_RABBITMQ_VHOST" >/dev/null 2>&1 || true
+  rm -rf "$run_dir"
+}
+trap cleanup EXIT
+redis-server --bind 127.0.0.1 --port "$TEST_REDIS_PORT" --save "" --appendonly no --dir "$run_dir" \
+  --logfile "$run_dir/redis.log" --pidfile "$run_dir/redis.pid" --daemonize yes
+for _ in $(seq 1 100); do
+  [ "$(redis-cli -p "$TEST_REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+  sleep 0.1
+done
+rabbitmqctl -q add_vhost "$TEST_RABBITMQ_VHOST" >/dev/null
+rabbitmqctl -q set_permissions -p "$TEST_RABBITMQ_VHOST" guest '.*' '.*' '.*' >/dev/null
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The relay's optional trace export is compiled and tested too.

@@ -34,15 +34,26 @@ pub struct RabbitMq {
 }
 
 impl RabbitMq {
-    /// The URL of the machine's broker (guest/guest, vhost `/`) once its port answers. Tests sharing it
-    /// must use exchanges and queues of their own.
+    /// The URL of the machine's broker (guest/guest) once its port answers, in the test run's own
+    /// vhost when `TEST_RABBITMQ_VHOST` names one (scripts/test.sh creates it and deletes it with all
+    /// it holds), else in `/`. Tests sharing it must use exchanges and queues of their own.
     pub fn shared() -> Result<String> {
         wait_for(
             START_TIMEOUT,
             "the shared RabbitMQ on 127.0.0.1:5672 (is it running? see scripts/services.sh)",
             || Ok(accepts_connections(SHARED_PORT)),
         )?;
-        Ok(url(SHARED_PORT))
+        Ok(match std::env::var("TEST_RABBITMQ_VHOST") {
+            Ok(vhost)
+                if vhost
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                format!("amqp://guest:guest@127.0.0.1:{SHARED_PORT}/{vhost}")
+            }
+            Ok(vhost) => bail!("TEST_RABBITMQ_VHOST={vhost:?}: use letters, digits and '-' only"),
+            Err(_) => url(SHARED_PORT),
+        })
     }
 
     /// A private node with no plugins; `guest` may log in from loopback as on the shared broker.

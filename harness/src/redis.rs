@@ -29,14 +29,22 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// The URL of the machine's Redis, once it answers PING. Tests sharing it must use keys of their own.
+    /// The URL of the Redis that tests share, once it answers PING: the test run's own when
+    /// `TEST_REDIS_PORT` names it (scripts/test.sh starts one, so that the machine's keeps nothing
+    /// of the tests), else the machine's. Tests sharing it must use keys of their own.
     pub fn shared() -> Result<String> {
+        let port = match std::env::var("TEST_REDIS_PORT") {
+            Ok(port) => port
+                .parse()
+                .with_context(|| format!("TEST_REDIS_PORT={port:?} is not a port"))?,
+            Err(_) => SHARED_PORT,
+        };
         wait_for(
             START_TIMEOUT,
-            "the shared Redis on 127.0.0.1:6379 to answer PING (is it running? see scripts/services.sh)",
-            || Ok(pong(SHARED_PORT)),
+            &format!("the shared Redis on 127.0.0.1:{port} to answer PING (is it running? see scripts/services.sh)"),
+            || Ok(pong(port)),
         )?;
-        Ok(url(SHARED_PORT))
+        Ok(url(port))
     }
 
     /// A private redis-server on a free port, its data in a temp dir.

@@ -74,11 +74,15 @@ impl Secrets {
             .env("OUTBOX_RELAY_DATABASE_URL", &self.database_url)
             .env(
                 "OUTBOX_RELAY_REDIS__URL",
-                format!("redis://default:{REDIS_SECRET}@127.0.0.1:6379"),
+                harness::Redis::shared()
+                    .unwrap()
+                    .replace("redis://", &format!("redis://default:{REDIS_SECRET}@")),
             )
             .env(
                 "OUTBOX_RELAY_RABBITMQ__URL",
-                format!("amqp://guest:{AMQP_SECRET}@127.0.0.1:5672/%2f"),
+                harness::RabbitMq::shared()
+                    .unwrap()
+                    .replace("guest:guest@", &format!("guest:{AMQP_SECRET}@")),
             )
             .env("OUTBOX_RELAY_METRICS_TOKEN_FILE", self.token_file.path())
             .args(["--log-level", "debug", "--config"])
@@ -116,7 +120,7 @@ async fn no_secret_reaches_a_log_an_output_or_a_metric() {
 
     // A full run that relays a workload to Redis, with the token guarding /metrics.
     let target = Target::new(&["--sink", "redis"]);
-    let mut reader = Reader::redis("redis://127.0.0.1:6379", &target.destinations());
+    let mut reader = Reader::redis(&harness::Redis::shared().unwrap(), &target.destinations());
     let destination = format!("{}.{{aggregatetype}}", target.prefix);
     let mut relay =
         Process::start(secrets.command(&["run", "--sink", "redis", "--destination", &destination]))
