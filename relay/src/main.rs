@@ -109,7 +109,7 @@ fn config_error(error: &dyn std::fmt::Display) -> ExitCode {
 
 async fn run(config: Config, log_format: LogFormat) -> ExitCode {
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    cancel_on_signal(shutdown.clone());
     let grace = config.shutdown_grace;
     let sink = format!("{:?}", config.sink).to_lowercase();
     let metrics = Arc::new(Metrics::with_max_destinations(
@@ -157,7 +157,9 @@ async fn run(config: Config, log_format: LogFormat) -> ExitCode {
     }
 }
 
-async fn cancel_on_signal(shutdown: CancellationToken) {
+/// Installs the handlers before returning, so that a signal sent as soon as the relay logs that it
+/// serves is a stop, not the default action that kills it; then waits for one in a task.
+fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -168,17 +170,19 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         );
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("stop signal received");
-    shutdown.cancel();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stop signal received");
+        shutdown.cancel();
+    });
 }
 
 async fn replay(config: &Config, args: &ReplayArgs) -> ExitCode {
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    cancel_on_signal(shutdown.clone());
     match replay::run(config, &args.filter(), args.dry_run, &shutdown).await {
         Ok(Replayed::Counted(rows)) => {
             println!("{rows} rows match; nothing was published (--dry-run)");
