@@ -345,6 +345,25 @@ pub(super) struct TableColumns {
 }
 
 impl TableColumns {
+    /// The columns an event is read from: the required ones, and the optional ones the table has.
+    pub(super) fn event_columns(&self, outbox: &OutboxTable) -> Vec<String> {
+        let c = &outbox.columns;
+        let optional = [&c.headers, &c.created_at]
+            .into_iter()
+            .filter(|n| self.names.contains(n));
+        [
+            &c.id,
+            &c.aggregate_type,
+            &c.aggregate_id,
+            &c.event_type,
+            &c.payload,
+        ]
+        .into_iter()
+        .chain(optional)
+        .cloned()
+        .collect()
+    }
+
     pub(super) fn type_of(&self, column: &str) -> Option<&str> {
         self.names
             .iter()
@@ -457,22 +476,7 @@ fn statements(
         }
         .into());
     }
-    let mut selected: Vec<String> = [
-        &c.id,
-        &c.aggregate_type,
-        &c.aggregate_id,
-        &c.event_type,
-        &c.payload,
-    ]
-    .into_iter()
-    .cloned()
-    .collect();
-    selected.extend(
-        [&c.headers, &c.created_at]
-            .into_iter()
-            .filter(|n| has(n))
-            .cloned(),
-    );
+    let selected = table.event_columns(outbox);
     let missing: Vec<String> = selected.iter().filter(|n| !has(n)).cloned().collect();
     if !missing.is_empty() {
         return Err(crate::outbox::MissingColumns {

@@ -65,22 +65,7 @@ impl TableReading {
         let table = table_columns(client, outbox).await?;
         let c = &outbox.columns;
         let has = |name: &String| table.names.contains(name);
-        let mut selected: Vec<String> = [
-            &c.id,
-            &c.aggregate_type,
-            &c.aggregate_id,
-            &c.event_type,
-            &c.payload,
-        ]
-        .into_iter()
-        .cloned()
-        .collect();
-        selected.extend(
-            [&c.headers, &c.created_at]
-                .into_iter()
-                .filter(|n| has(n))
-                .cloned(),
-        );
+        let selected = table.event_columns(outbox);
         let layout = outbox.layout(
             &selected
                 .iter()
