@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cleanup::CleanupMode;
 use crate::config::SinkKind;
+use crate::gap_repair::SlotCreate;
 use crate::source::mode::Mode;
 use crate::source::snapshot::Snapshot;
 use crate::source::table::RowFilter;
@@ -82,6 +83,23 @@ pub struct TableArgs {
     /// Outbox table, `schema.table` [default: public.outbox].
     #[arg(long, value_name = "TABLE")]
     pub table: Option<String>,
+    /// Record the acknowledged position in this table, for gap repair after a lost slot [default: off].
+    #[arg(long, value_name = "TABLE")]
+    pub checkpoint_table: Option<String>,
+}
+
+impl TableArgs {
+    /// The flags that were given, shaped like the configuration file.
+    pub fn overrides(&self) -> Value {
+        let mut root = Map::new();
+        if let Some(table) = &self.table {
+            root.insert("outbox".into(), json!({ "table": table }));
+        }
+        if let Some(table) = &self.checkpoint_table {
+            root.insert("checkpoint_table".into(), json!(table));
+        }
+        Value::Object(root)
+    }
 }
 
 #[derive(Debug, Args, Default)]
@@ -142,6 +160,10 @@ pub struct RunArgs {
     /// Most events handed to the broker and not yet confirmed [default: 20000].
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// Create the replication slot when it is missing (repairing a gap the checkpoint shows), or stop
+    /// with the steps to create it by hand [default: auto].
+    #[arg(long, value_enum)]
+    pub slot_create: Option<SlotCreate>,
     /// Address of /metrics, /health/live and /health/ready; port 0 picks a free one [default: 127.0.0.1:9187].
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -211,6 +233,11 @@ impl RunArgs {
             &["outbox", "table"],
             self.table.table.as_ref().map(|v| json!(v)),
         );
+        put(
+            &["checkpoint_table"],
+            self.table.checkpoint_table.as_ref().map(|v| json!(v)),
+        );
+        put(&["slot_create"], self.slot_create.map(|v| json!(v)));
         put(&["sink"], self.sink.map(|v| json!(v)));
         put(&["mode"], self.mode.map(|v| json!(v)));
         put(&["snapshot"], self.snapshot.map(|v| json!(v.to_string())));

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::BackoffSettings;
 use crate::cleanup::CleanupMode;
+use crate::gap_repair::SlotCreate;
 use crate::http::Endpoint;
 use crate::outbox::OutboxTable;
 use crate::pg::database::Database;
@@ -101,6 +102,14 @@ pub struct Config {
     /// How long a stop signal may take to drain in-flight events before the relay gives up.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// `schema.table` or `table` where the acknowledged position is recorded for gap repair; unset: off.
+    pub checkpoint_table: Option<String>,
+    /// Gap repair republishes rows created this long before the checkpoint's last commit too: a
+    /// transaction that took longer than this from its first statement to its commit is missed.
+    #[serde(with = "humantime_serde")]
+    pub gap_repair_margin: Duration,
+    /// `auto` creates a missing slot (repairing a gap the checkpoint shows); `never` stops instead.
+    pub slot_create: SlotCreate,
 }
 
 impl Default for Config {
@@ -131,6 +140,9 @@ impl Default for Config {
             metrics_max_destinations: crate::metrics::DEFAULT_MAX_DESTINATIONS,
             slot_lag_warning_bytes: 1 << 30,
             slot_failover: None,
+            checkpoint_table: None,
+            gap_repair_margin: Duration::from_secs(300),
+            slot_create: SlotCreate::Auto,
         }
     }
 }
@@ -222,6 +234,20 @@ impl Config {
         Ok(layers(file, overrides)?
             .extract_inner("outbox")
             .map_err(Box::new)?)
+    }
+
+    /// Only the checkpoint table's name, for `ddl`.
+    pub fn load_checkpoint_table(
+        file: Option<&Path>,
+        overrides: serde_json::Value,
+    ) -> Result<Option<String>, ConfigError> {
+        let layers = layers(file, overrides)?;
+        if !layers.contains("checkpoint_table") {
+            return Ok(None);
+        }
+        let table: String = layers.extract_inner("checkpoint_table").map_err(Box::new)?;
+        ranges::table_name("checkpoint_table", &table)?;
+        Ok(Some(table))
     }
 
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
@@ -346,6 +372,9 @@ impl Config {
             publication: self.publication.clone(),
             outbox: self.outbox.clone(),
             slot_failover: self.slot_failover,
+            checkpoint_table: self.checkpoint_table.clone(),
+            gap_repair_margin: self.gap_repair_margin,
+            slot_create: self.slot_create,
         })
     }
 }

@@ -6,11 +6,13 @@
 
 pub mod backoff;
 pub mod check;
+pub mod checkpoint;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod dead_letters;
 pub mod event;
+pub mod gap_repair;
 pub mod http;
 pub mod json_text;
 pub mod lsn;

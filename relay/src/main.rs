@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use outbox_relay::check;
+use outbox_relay::checkpoint;
 use outbox_relay::cli::{Cli, Command, LogFormat, ReplayArgs};
 use outbox_relay::config::Config;
 use outbox_relay::http;
@@ -28,13 +29,20 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
     match cli.command {
         Command::Ddl(args) => {
-            let overrides = match args.table {
-                Some(table) => serde_json::json!({ "outbox": { "table": table } }),
-                None => serde_json::json!({}),
-            };
-            match Config::load_outbox(cli.config.as_deref(), overrides) {
-                Ok(outbox) => {
+            let overrides = args.overrides();
+            let tables =
+                Config::load_outbox(cli.config.as_deref(), overrides.clone()).and_then(|outbox| {
+                    Ok((
+                        outbox,
+                        Config::load_checkpoint_table(cli.config.as_deref(), overrides)?,
+                    ))
+                });
+            match tables {
+                Ok((outbox, checkpoint_table)) => {
                     print!("{}", outbox.ddl());
+                    if let Some(table) = checkpoint_table {
+                        print!("{}", checkpoint::ddl(&table));
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(error) => config_error(&error),

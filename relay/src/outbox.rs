@@ -63,15 +63,12 @@ impl Default for Columns {
 impl OutboxTable {
     /// `(schema, table)`, unquoted.
     pub fn qualified_name(&self) -> (&str, &str) {
-        self.table
-            .split_once('.')
-            .unwrap_or(("public", &self.table))
+        qualified_name(&self.table)
     }
 
     /// The table name quoted for SQL.
     pub fn quoted_name(&self) -> String {
-        let (schema, table) = self.qualified_name();
-        format!("{}.{}", quote_ident(schema), quote_ident(table))
+        quote_table(&self.table)
     }
 
     /// The DDL that creates the table with this layout, then what polling adds to it.
@@ -178,6 +175,17 @@ fn text_of(bytes: &[u8]) -> String {
         Ok(text) => text.to_owned(),
         Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
     }
+}
+
+/// `(schema, table)` of `schema.table`, or of `table` in `public`; unquoted.
+pub fn qualified_name(name: &str) -> (&str, &str) {
+    name.split_once('.').unwrap_or(("public", name))
+}
+
+/// `schema.table` or `table` (in `public`), quoted for SQL.
+pub fn quote_table(name: &str) -> String {
+    let (schema, table) = qualified_name(name);
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
 }
 
 pub fn quote_ident(name: &str) -> String {

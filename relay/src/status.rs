@@ -3,12 +3,14 @@
 //!
 //! Pending events are counted by peeking at the slot (decoding without consuming), which PostgreSQL
 //! allows only while no relay streams from it; with a relay running, its `/metrics` has the live view.
+//! With a checkpoint table, the slot's checkpoint is shown too: what gap repair would start from.
 
 use std::fmt::Write;
 use std::time::SystemTime;
 
 use tokio_postgres::Client;
 
+use crate::checkpoint::{self, Checkpoint, Server};
 use crate::config::Config;
 use crate::lsn::Lsn;
 use crate::outbox::quote_ident;
@@ -30,6 +32,18 @@ pub struct Status {
     /// The slot's `failover` and `synced` columns, from PostgreSQL 17 on.
     pub failover: Option<SlotFailover>,
     pub pending: Pending,
+    /// `None` without a checkpoint table.
+    pub checkpoint: Option<CheckpointStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckpointStatus {
+    /// No relay recorded a position for this slot yet.
+    Missing,
+    /// The slot's row, and the server this status was read from.
+    Found(Checkpoint, Server),
+    /// The table cannot be read (missing, no SELECT on it): why.
+    Unreadable(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +75,10 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
     if mode == Mode::Polling {
         return unpublished(client, config).await;
     }
+    let checkpoint = match &config.checkpoint_table {
+        Some(table) => Some(read_checkpoint(client, table, &config.slot).await),
+        None => None,
+    };
     let row = client
         .query_opt(
             "SELECT confirmed_flush_lsn::text,
@@ -80,6 +98,7 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
             active_pid: None,
             failover: None,
             pending: Pending::NoSlot,
+            checkpoint,
         });
     };
     let confirmed: Option<String> = row.get(0);
@@ -104,7 +123,21 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
         active_pid,
         failover,
         pending,
+        checkpoint,
     })
+}
+
+async fn read_checkpoint(client: &Client, table: &str, slot: &str) -> CheckpointStatus {
+    let read = async {
+        let found = checkpoint::read(client, table, slot).await?;
+        let server = checkpoint::server(client).await?;
+        Ok::<_, CatalogError>(found.map(|found| (found, server)))
+    };
+    match read.await {
+        Ok(Some((found, server))) => CheckpointStatus::Found(found, server),
+        Ok(None) => CheckpointStatus::Missing,
+        Err(error) => CheckpointStatus::Unreadable(error.to_string()),
+    }
 }
 
 /// Polling: rows not yet relayed, and the oldest one's `created_at`.
@@ -133,6 +166,7 @@ async fn unpublished(client: &Client, config: &Config) -> Result<Status, Catalog
             oldest_commit: row.get(1),
             complete: true,
         },
+        checkpoint: None,
     })
 }
 
@@ -182,7 +216,57 @@ pub fn render(status: &Status) -> String {
         render_slot(status, &mut out);
     }
     render_pending(status, &mut out);
+    if let Some(checkpoint) = &status.checkpoint {
+        render_checkpoint(checkpoint, &mut out);
+    }
     out
+}
+
+fn render_checkpoint(checkpoint: &CheckpointStatus, out: &mut String) {
+    let (found, server) = match checkpoint {
+        CheckpointStatus::Missing => {
+            let _ = writeln!(out, "checkpoint         none yet for this slot");
+            return;
+        }
+        CheckpointStatus::Unreadable(reason) => {
+            let _ = writeln!(out, "checkpoint         unreadable: {reason}");
+            return;
+        }
+        CheckpointStatus::Found(found, server) => (found, server),
+    };
+    let _ = writeln!(
+        out,
+        "checkpoint LSN     {} (timeline {})",
+        found.position, found.server.timeline
+    );
+    let _ = writeln!(
+        out,
+        "last commit        {}",
+        found.last_commit.map_or_else(
+            || "none relayed yet".to_owned(),
+            |at| humantime::format_rfc3339_millis(at).to_string()
+        )
+    );
+    let age = SystemTime::now()
+        .duration_since(found.updated_at)
+        .map_or_else(
+            |_| "0.0 s".to_owned(),
+            |d| format!("{:.1} s", d.as_secs_f64()),
+        );
+    let _ = writeln!(out, "checkpoint age     {age}");
+    if found.server.system_identifier != server.system_identifier {
+        let _ = writeln!(
+            out,
+            "checkpoint server  another cluster's (system identifier {}, this one's is {}): gap repair ignores it",
+            found.server.system_identifier, server.system_identifier
+        );
+    } else if found.server.timeline != server.timeline {
+        let _ = writeln!(
+            out,
+            "checkpoint server  this cluster, written before a failover (now timeline {})",
+            server.timeline
+        );
+    }
 }
 
 fn render_slot(status: &Status, out: &mut String) {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::checkpoint::recorder::{Recorder, Writer};
 use crate::cleanup::{Cleaner, CleanupMode};
 use crate::config::{Config, ConfigError};
 use crate::dead_letters::DeadLetters;
@@ -128,13 +129,41 @@ enum Phase {
 }
 
 /// Runs sessions of one phase; `Ok(true)` when a draining polling session or a snapshot relayed
-/// its backlog, `Ok(false)` when shut down.
+/// its backlog, `Ok(false)` when shut down. Logical replication records its positions in the
+/// checkpoint table, when one is configured, until the last session ends.
 async fn relay(
     config: &Config,
     phase: Phase,
     metrics: &Arc<Metrics>,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
+) -> Result<bool, RelayError> {
+    let logical = config.logical()?;
+    let checkpoint = match (&logical.checkpoint_table, &phase) {
+        (Some(table), Phase::Logical) => Some(Writer::spawn(
+            logical.database.clone(),
+            table.clone(),
+            logical.slot.clone(),
+        )),
+        _ => None,
+    };
+    let (recorder, writer) = checkpoint.unzip();
+    let result = sessions(config, phase, metrics, backoff, shutdown, recorder).await;
+    if let Some(writer) = writer {
+        writer.stop().await;
+    }
+    result
+}
+
+/// The sessions of [`relay`]. A logical phase whose slot was lost republishes the gap the
+/// checkpoint shows through a snapshot session first, which creates the slot again.
+async fn sessions(
+    config: &Config,
+    phase: Phase,
+    metrics: &Arc<Metrics>,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+    recorder: Option<Recorder>,
 ) -> Result<bool, RelayError> {
     let router = Router::new(&config.destination).map_err(|e| ConfigError::Invalid {
         key: "destination",
@@ -163,6 +192,7 @@ async fn relay(
     });
     let mut standby_since: Option<Instant> = None;
     let mut standing_by = false;
+    let mut repair: Option<Snapshot> = None;
     loop {
         let started = Instant::now();
         let mut acked = Lsn::ZERO;
@@ -172,8 +202,13 @@ async fn relay(
             dead_letters: &dead_letters,
             cleaner: cleaner.as_ref(),
         };
-        let result = match &phase {
-            Phase::Polling(polling) => {
+        let snapshot = match (&phase, repair) {
+            (Phase::Snapshot(snapshot), _) => Some(*snapshot),
+            (Phase::Logical, repair) => repair,
+            (Phase::Polling(_), _) => None,
+        };
+        let result = match (&phase, snapshot) {
+            (Phase::Polling(polling), _) => {
                 let dead = dead_letters.ids();
                 let connect =
                     async { Ok((PollingSource::connect(polling, dead).await?, Lsn::ZERO)) };
@@ -182,15 +217,18 @@ async fn relay(
                 )
                 .await
             }
-            Phase::Snapshot(snapshot) => {
-                let connect = SnapshotSource::connect(&logical, *snapshot);
+            (_, Some(snapshot)) => {
+                let connect = SnapshotSource::connect(&logical, snapshot);
                 session(
                     connect, config, &routing, &nacked, &mut acked, metrics, shutdown,
                 )
                 .await
             }
-            Phase::Logical => {
-                let connect = LogicalSource::connect(&logical);
+            (_, None) => {
+                let connect = async {
+                    let (source, confirmed) = LogicalSource::connect(&logical).await?;
+                    Ok((source.recording_to(recorder.clone()), confirmed))
+                };
                 session(
                     connect, config, &routing, &nacked, &mut acked, metrics, shutdown,
                 )
@@ -205,7 +243,14 @@ async fn relay(
         }
         let error = match result {
             Ok(()) => return Ok(false),
+            // The gap is republished and the slot exists again: stream from it.
+            Err(PipelineError::Source(SourceError::Drained)) if repair.take().is_some() => continue,
             Err(PipelineError::Source(SourceError::Drained)) => return Ok(true),
+            Err(PipelineError::Source(SourceError::SlotLost(since))) => {
+                let since = chrono::DateTime::<chrono::Utc>::from(since).fixed_offset();
+                repair = Some(Snapshot::Since(since));
+                continue;
+            }
             Err(e) if e.is_fatal() => return Err(e.into()),
             Err(e) => e,
         };

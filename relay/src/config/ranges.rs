@@ -30,6 +30,10 @@ const BACKOFF_MULTIPLIER: (f64, f64) = (1.0, 100.0);
 /// PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
 const IDENTIFIER_BYTES: usize = 63;
 
+/// Up to a week: a margin republishes that much history after every lost slot.
+const GAP_REPAIR_MARGIN: (Duration, Duration) =
+    (Duration::ZERO, Duration::from_secs(7 * 24 * 3600));
+
 const MILLISECOND: Duration = Duration::from_millis(1);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -97,6 +101,14 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
     // `slot_failover` takes any boolean here: whether the server has failover slots is known once
     // connected, where `true` on a server before 17 stops the relay with this same exit code
     // (`pg::failover::wanted`).
+    if let Some(table) = &config.checkpoint_table {
+        table_name("checkpoint_table", table)?;
+    }
+    duration(
+        "gap_repair_margin",
+        config.gap_repair_margin,
+        GAP_REPAIR_MARGIN,
+    )?;
     outbox(config)?;
     sink(config)
 }
@@ -115,17 +127,22 @@ fn snapshot(snapshot: Snapshot) -> Result<(), ConfigError> {
     }
 }
 
-fn outbox(config: &Config) -> Result<(), ConfigError> {
-    let table = &config.outbox.table;
+/// `table` or `schema.table`.
+pub(super) fn table_name(key: &'static str, table: &str) -> Result<(), ConfigError> {
     let parts: Vec<&str> = table.split('.').collect();
     if parts.len() > 2 || parts.iter().any(|p| !is_identifier(p)) {
         return Err(ConfigError::Invalid {
-            key: "outbox.table",
+            key,
             reason: format!(
                 "{table:?} must be `table` or `schema.table`, each name 1-{IDENTIFIER_BYTES} bytes"
             ),
         });
     }
+    Ok(())
+}
+
+fn outbox(config: &Config) -> Result<(), ConfigError> {
+    table_name("outbox.table", &config.outbox.table)?;
     let c = &config.outbox.columns;
     for (key, name) in [
         ("outbox.columns.id", &c.id),

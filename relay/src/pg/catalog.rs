@@ -189,23 +189,33 @@ pub async fn ensure_slot(
         tracing::info!(slot, %lsn, failover, "created logical replication slot; rows committed from here on are relayed");
         // A new slot cannot replay the past. On a first start that is expected; after a failover
         // or a dropped slot, rows committed meanwhile were never relayed, so say it loudly.
-        let earlier_rows: Option<bool> = client
+        let earlier_rows = client
             .query_one(
                 &format!("SELECT EXISTS (SELECT 1 FROM {})", outbox.quoted_name()),
                 &[],
             )
-            .await
-            .ok()
-            .map(|row| row.get(0));
-        if earlier_rows == Some(true) {
-            tracing::warn!(
+            .await;
+        match earlier_rows.map(|row| row.get::<_, bool>(0)) {
+            Ok(false) => {}
+            Ok(true) => tracing::warn!(
                 slot,
                 table = %outbox.table,
                 "the outbox already holds rows, and rows committed before this new slot are not relayed; if a relay ran \
                  here before, its slot was lost (failover, dropped, never synced to a new primary): re-publish the rows \
-                 it missed with `outbox-relay replay --since <time>` (their ids stay, so consumers still dedup); start with \
-                 --snapshot to publish earlier rows on a first start"
-            );
+                 it missed with `outbox-relay replay --since <when it was lost>` (their ids stay, so consumers still dedup), \
+                 or configure checkpoint_table so that the relay repairs such a gap itself; start with --snapshot to publish \
+                 earlier rows on a first start"
+            ),
+            // The least-privilege role may not read the table: say that nobody checked.
+            Err(error) => tracing::warn!(
+                slot,
+                table = %outbox.table,
+                error = %error_chain(&error),
+                "cannot tell whether the outbox already holds rows that this new slot will not relay (the role may not \
+                 read the table); if a relay ran here before, its slot was lost (failover, dropped, never synced to a new \
+                 primary) and rows committed meanwhile were not relayed: re-publish them with `outbox-relay replay \
+                 --since <when it was lost>`, or configure checkpoint_table so that the relay repairs such a gap itself"
+            ),
         }
         return Ok(lsn);
     };

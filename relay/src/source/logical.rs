@@ -11,12 +11,14 @@
 //! is acknowledged past WAL the source received before it last read from the catalog that the
 //! publication streams the outbox's inserts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use tokio_postgres::{Client, Statement};
 
+use crate::checkpoint::recorder::Recorder;
 use crate::event::Origin;
+use crate::gap_repair::{self, SlotCreate};
 use crate::lsn::Lsn;
 use crate::outbox::{MissingColumns, OutboxTable, RowLayout};
 use crate::pg::catalog;
@@ -37,6 +39,10 @@ pub struct LogicalSettings {
     pub outbox: OutboxTable,
     /// `slot_failover`: `None` turns failover on where the server has it (see `pg::failover`).
     pub slot_failover: Option<bool>,
+    /// Where acknowledged positions are recorded, for gap repair after the slot is lost.
+    pub checkpoint_table: Option<String>,
+    pub gap_repair_margin: Duration,
+    pub slot_create: SlotCreate,
 }
 
 /// Fails when the outbox or the publication cannot feed the slot, and creates the publication
@@ -102,6 +108,10 @@ pub struct LogicalSource {
     verified_through: Lsn,
     /// The last position reported to the server.
     acknowledged: Lsn,
+    /// End LSN and commit time of each transaction received and not yet acknowledged.
+    commits: VecDeque<(Lsn, SystemTime)>,
+    /// Gets each acknowledged position, when a checkpoint table is configured.
+    recorder: Option<Recorder>,
 }
 
 impl LogicalSource {
@@ -114,6 +124,9 @@ impl LogicalSource {
             publication,
             outbox,
             slot_failover,
+            checkpoint_table,
+            gap_repair_margin,
+            slot_create,
         } = settings;
         let client = catalog::connect(database).await?;
         catalog::check_logical_replication(&client).await?;
@@ -126,6 +139,17 @@ impl LogicalSource {
             .await
             .map_err(catalog::CatalogError::from)?;
         let coverage = ensure_publication(&client, &coverage_query, settings).await?;
+        let repair_since = gap_repair::prepare(
+            &client,
+            slot,
+            checkpoint_table.as_deref(),
+            *gap_repair_margin,
+            *slot_create,
+        )
+        .await?;
+        if let Some(since) = repair_since {
+            return Err(SourceError::SlotLost(since));
+        }
         let failover = failover::wanted(&client, *slot_failover).await?;
         let confirmed = catalog::ensure_slot(&client, slot, outbox, failover).await?;
         // A SQL_ASCII database stores bytes in no known encoding, and the server refuses to
@@ -172,6 +196,8 @@ impl LogicalSource {
             oid: coverage.oid,
             verified_through: confirmed,
             acknowledged: confirmed,
+            commits: VecDeque::new(),
+            recorder: None,
         };
         Ok((source, confirmed))
     }
@@ -205,7 +231,9 @@ impl LogicalSource {
                     Ok(Step::Nothing)
                 }
                 LogicalMessage::Commit { end_lsn, .. } => {
-                    self.open_transaction = None;
+                    if let Some((_, committed_at)) = self.open_transaction.take() {
+                        self.commits.push_back((end_lsn, committed_at));
+                    }
                     self.last_position = self.last_position.max(end_lsn);
                     Ok(Step::Change(Change::Position(end_lsn)))
                 }
@@ -342,6 +370,35 @@ impl LogicalSource {
         Ok(())
     }
 
+    /// Records in the checkpoint a position the server has been sent, with the commit time of the
+    /// last transaction it covers.
+    fn record(&mut self, flush: Lsn) {
+        let last_commit = self.last_commit_through(flush);
+        if let Some(recorder) = &self.recorder {
+            recorder.acknowledged(flush, last_commit);
+        }
+    }
+
+    /// The commit time of the last transaction that ends at or before `flush`, if one was received
+    /// since the last call; forgets those transactions.
+    fn last_commit_through(&mut self, flush: Lsn) -> Option<SystemTime> {
+        let mut last_commit = None;
+        while let Some(&(end, committed_at)) = self.commits.front() {
+            if end > flush {
+                break;
+            }
+            last_commit = Some(committed_at);
+            self.commits.pop_front();
+        }
+        last_commit
+    }
+
+    /// Records every acknowledged position to the checkpoint table.
+    pub fn recording_to(mut self, recorder: Option<Recorder>) -> LogicalSource {
+        self.recorder = recorder;
+        self
+    }
+
     /// Reports `flush`, or as much of it as the catalog vouches for, and why not all of it.
     async fn verified_flush(&mut self, flush: Lsn) -> (Lsn, Result<(), SourceError>) {
         match self.verify(flush).await {
@@ -389,12 +446,18 @@ impl Source for LogicalSource {
         let (flush, verified) = self.verified_flush(flush).await;
         self.stream.send_status(flush, reply_requested).await?;
         self.acknowledged = flush;
+        self.record(flush);
         verified
     }
 
     async fn finish(mut self, flush: Lsn) -> Result<(), SourceError> {
         let (flush, verified) = self.verified_flush(flush).await;
+        let last_commit = self.last_commit_through(flush);
+        let recorder = self.recorder.take();
         self.stream.finish(flush, Duration::from_secs(5)).await?;
+        if let Some(recorder) = recorder {
+            recorder.acknowledged(flush, last_commit);
+        }
         verified
     }
 }

@@ -91,6 +91,10 @@ pub enum SourceError {
     /// settled all of it, or found nothing to relay.
     #[error("relayed every row of the backlog")]
     Drained,
+    /// The slot is gone and the checkpoint shows where it stood: the rows created since this time
+    /// are republished through a snapshot, which creates the slot again.
+    #[error("the replication slot is gone; republishing the rows created since {} before streaming", humantime::format_rfc3339_seconds(*.0))]
+    SlotLost(std::time::SystemTime),
 }
 
 impl SourceError {
@@ -112,7 +116,8 @@ impl SourceError {
             SourceError::Decode(_)
             | SourceError::LockHeld(_)
             | SourceError::Closed(_)
-            | SourceError::Drained => false,
+            | SourceError::Drained
+            | SourceError::SlotLost(_) => false,
         }
     }
 }

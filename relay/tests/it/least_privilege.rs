@@ -1,6 +1,7 @@
 //! The least a relay needs: a role with LOGIN REPLICATION and nothing on the outbox table, once
-//! an administrator has created the publication; its database URL read from a mounted file. And a
-//! clear error, naming the SQL, when the role may not create the publication itself.
+//! an administrator has created the publication; its database URL read from a mounted file. A
+//! clear error, naming the SQL, when the role may not create the publication itself; and a warning
+//! when it cannot tell whether a new slot leaves earlier rows behind.
 
 use crate::support;
 
@@ -134,4 +135,32 @@ async fn a_missing_schema_privilege_stops_the_relay_and_names_it() {
         "{}",
         relay.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_cannot_read_the_outbox_says_it_cannot_tell_what_a_new_slot_leaves_behind() {
+    let pg = support::outbox_database().await;
+    let admin = pg.client().await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE ROLE relay LOGIN REPLICATION;
+             CREATE PUBLICATION outbox_relay_pub FOR TABLE outbox WITH (publish = 'insert', publish_via_partition_root = true);
+             INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)
+             VALUES (gen_random_uuid(), 'order', 'o-1', 'OrderConfirmed', '{}');",
+        )
+        .await
+        .unwrap();
+    let (mut relay, _secret) = relay_as(
+        &pg.url().replace("postgres@", "relay@"),
+        &["--sink", "stdout"],
+    );
+    scenarios::wait_streaming(&relay);
+    let log = relay.log();
+    assert!(
+        log.contains(
+            "cannot tell whether the outbox already holds rows that this new slot will not relay"
+        ) && log.contains("permission denied for table outbox"),
+        "{log}"
+    );
+    support::stop_relay(&mut relay);
 }

@@ -8,6 +8,7 @@
 mod bad_input;
 mod check;
 mod check_publish;
+mod checkpoint;
 mod dead_letter;
 mod e2e_kafka;
 mod e2e_rabbitmq;
