@@ -55,6 +55,13 @@ pub enum Plan {
     },
     /// `slot_create = never`: stop, saying how to repair by hand.
     Refuse { problem: String, fix: String },
+    /// `slot_create = never` and a slot that began after a failover, past the checkpoint: streamed
+    /// from, with a warning, as the operator who made it may have republished the gap already.
+    Unverified {
+        confirmed: Lsn,
+        since: SystemTime,
+        checkpoint: Checkpoint,
+    },
 }
 
 /// Decides from the slot, its checkpoint and the server; pure, so that every case is unit-tested.
@@ -75,7 +82,16 @@ pub fn decide(
                 checkpoint: checkpoint.clone(),
                 stale,
             },
-            SlotCreate::Never => refuse(slot_name, stale, Some((checkpoint, since))),
+            // Slots are the operator's under `never`: one made after the failover may be theirs,
+            // made once they republished the gap by hand.
+            SlotCreate::Never => match stale {
+                Some(confirmed) => Plan::Unverified {
+                    confirmed,
+                    since,
+                    checkpoint: checkpoint.clone(),
+                },
+                None => refuse(slot_name, Some((checkpoint, since))),
+            },
         }
     };
     match (slot, ours) {
@@ -102,33 +118,17 @@ pub fn decide(
 fn create(slot_name: &str, slot_create: SlotCreate, foreign: Option<i64>) -> Plan {
     match slot_create {
         SlotCreate::Auto => Plan::Create { foreign },
-        SlotCreate::Never => refuse(slot_name, None, None),
+        SlotCreate::Never => refuse(slot_name, None),
     }
 }
 
-fn refuse(
-    slot_name: &str,
-    stale: Option<Lsn>,
-    checkpoint: Option<(&Checkpoint, SystemTime)>,
-) -> Plan {
+fn refuse(slot_name: &str, checkpoint: Option<(&Checkpoint, SystemTime)>) -> Plan {
     let create = format!(
         "SELECT pg_create_logical_replication_slot({}, 'pgoutput');",
         quote_literal(slot_name)
     );
-    let (problem, fix) = match (stale, checkpoint) {
-        (Some(confirmed), Some((checkpoint, since))) => (
-            format!(
-                "replication slot {slot_name} (at {confirmed}) began after a failover, past the checkpoint at {} (timeline {}), \
-                 and slot_create = never; rows committed in between were not relayed",
-                checkpoint.position, checkpoint.server.timeline
-            ),
-            format!(
-                "drop it (`outbox-relay drop-slot --slot {slot_name}`), create it again: `{create}`, republish what it missed: \
-                 `outbox-relay replay --since {}`, then start the relay; or start with --slot-create auto to have the relay repair it",
-                humantime::format_rfc3339_seconds(since)
-            ),
-        ),
-        (_, Some((checkpoint, since))) => (
+    let (problem, fix) = match checkpoint {
+        Some((checkpoint, since)) => (
             format!(
                 "replication slot {slot_name} does not exist and slot_create = never; the checkpoint shows it stood at {}, \
                  after a transaction committed at {}: rows committed since were not relayed",
@@ -142,7 +142,7 @@ fn refuse(
                 humantime::format_rfc3339_seconds(since)
             ),
         ),
-        _ => (
+        None => (
             format!("replication slot {slot_name} does not exist and slot_create = never"),
             format!(
                 "on a first start, start once with --slot-create auto; otherwise create it: `{create}`, republish the rows \
@@ -211,6 +211,22 @@ pub async fn prepare(
             Ok(None)
         }
         Plan::Refuse { problem, fix } => Err(CatalogError::Misconfigured { problem, fix }),
+        Plan::Unverified {
+            confirmed,
+            since,
+            checkpoint,
+        } => {
+            tracing::warn!(
+                slot = slot_name,
+                %confirmed,
+                checkpoint = %checkpoint.position,
+                checkpoint_timeline = checkpoint.server.timeline,
+                "the slot began after a failover, past the checkpoint, so it never held the rows committed in between; \
+                 slot_create = never leaves them to you: unless you republished them already, run `outbox-relay replay --since {}`",
+                humantime::format_rfc3339_seconds(since)
+            );
+            Ok(None)
+        }
         Plan::Repair {
             since,
             checkpoint,
@@ -387,29 +403,14 @@ mod tests {
     #[test]
     fn never_refuses_every_slot_it_would_create_with_the_steps() {
         let checkpoint = checkpoint(40, 1);
-        for (slot, checkpoint, timeline, says) in [
-            (None, None, 1, "--slot-create auto"),
+        for (checkpoint, says) in [
+            (None, "--slot-create auto"),
             (
-                None,
                 Some(&checkpoint),
-                2,
                 "outbox-relay replay --since 1970-01-01T02:41:40Z",
             ),
-            (
-                slot(90, false),
-                Some(&checkpoint),
-                2,
-                "outbox-relay drop-slot --slot s",
-            ),
         ] {
-            let plan = decide(
-                "s",
-                slot,
-                checkpoint,
-                server(timeline),
-                MARGIN,
-                SlotCreate::Never,
-            );
+            let plan = decide("s", None, checkpoint, server(2), MARGIN, SlotCreate::Never);
             let Plan::Refuse { problem, fix } = plan else {
                 panic!("never creates no slot: {plan:?}")
             };
@@ -420,16 +421,29 @@ mod tests {
                 "{fix}"
             );
         }
-        assert_eq!(
+    }
+
+    #[test]
+    fn never_streams_from_an_existing_slot_and_warns_about_one_made_after_a_failover() {
+        let never = |slot, checkpoint, timeline| {
             decide(
                 "s",
-                slot(1, false),
-                None,
-                server(1),
+                slot,
+                checkpoint,
+                server(timeline),
                 MARGIN,
-                SlotCreate::Never
-            ),
-            Plan::Resume
+                SlotCreate::Never,
+            )
+        };
+        assert_eq!(never(slot(1, false), None, 1), Plan::Resume);
+        let checkpoint = checkpoint(40, 1);
+        assert_eq!(
+            never(slot(90, false), Some(&checkpoint), 2),
+            Plan::Unverified {
+                confirmed: Lsn(90),
+                since: at(10_000 - 300),
+                checkpoint: checkpoint.clone()
+            }
         );
     }
 }
