@@ -10,7 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use harness::{Postgres, Process, Reader};
-use support::scenarios::Target;
+use support::check::check;
+use support::scenarios::{self, Target};
+use support::workload;
 use tokio_postgres::Client;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -213,25 +215,50 @@ async fn a_slot_dropped_under_the_relay_is_repaired_from_the_checkpoint() {
     let redis = harness::Redis::shared().unwrap();
     let target = Target::new(&["--sink", "redis", "--redis-url", &redis]);
     let mut reader = Reader::redis(&redis, &target.destinations());
-    let mut relay = target.relay(&pg, &["--checkpoint-table", TABLE]);
-    insert(&client, 5, "before").await;
-    reader.collect_until(DEADLINE, |r| r.len() >= 5).await;
+    let mut relay = target.relay(
+        &pg,
+        &[
+            "--checkpoint-table",
+            TABLE,
+            "--batch-size",
+            "50",
+            "--max-in-flight",
+            "300",
+        ],
+    );
+    let url = pg.url();
+    let writers = tokio::spawn(async move { workload::write(&url, &scenarios::FAULT).await });
+    scenarios::wait_confirmed_batches(&relay, 10);
     harness::poll_until(DEADLINE, "a checkpoint", || async {
         checkpoint_minus(&client, "0/0").await.is_some()
     })
     .await
     .unwrap();
-
+    assert!(!writers.is_finished(), "the slot is dropped mid-stream");
+    // Rows committed from here until the repair's snapshot are in no slot: only the repair brings them.
     drop_slot_under(&relay, &client).await;
-    // Committed while no slot exists: only the repair can bring these.
-    insert(&client, 7, "gap").await;
-    harness::wait_until(
-        DEADLINE,
-        "the relay to name where to republish from",
-        || relay.log().contains("outbox-relay replay --since "),
-    )
-    .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
-    assert!(relay.log().contains("repairing the gap"), "{}", relay.log());
+    let written = writers.await.unwrap();
+    let received = reader
+        .collect_until(DEADLINE, |r| check(&written, r).lost == 0)
+        .await;
+    let report = check(&written, &received);
+    eprintln!("slot dropped under a running relay, repaired from the checkpoint: {report:?}");
+    report.assert_lossless();
+    let log = relay.log();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("repairing the gap") || l.contains("snapshot relayed"))
+    {
+        eprintln!("{line}");
+    }
+    assert!(
+        log.contains("repairing the gap") && log.contains("snapshot relayed and confirmed"),
+        "{log}"
+    );
+    assert!(
+        relay.exited().unwrap().is_none(),
+        "the relay kept running:\n{log}"
+    );
     support::stop_relay(&mut relay);
 }
 
