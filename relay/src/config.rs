@@ -241,13 +241,13 @@ impl Config {
         file: Option<&Path>,
         overrides: serde_json::Value,
     ) -> Result<Option<String>, ConfigError> {
-        let layers = layers(file, overrides)?;
-        if !layers.contains("checkpoint_table") {
-            return Ok(None);
+        let table: Option<String> = layers(file, overrides)?
+            .extract_inner("checkpoint_table")
+            .map_err(Box::new)?;
+        if let Some(table) = &table {
+            ranges::table_name("checkpoint_table", table)?;
         }
-        let table: String = layers.extract_inner("checkpoint_table").map_err(Box::new)?;
-        ranges::table_name("checkpoint_table", &table)?;
-        Ok(Some(table))
+        Ok(table)
     }
 
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
