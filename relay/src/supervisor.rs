@@ -12,6 +12,7 @@ use crate::checkpoint::recorder::{Recorder, Writer};
 use crate::cleanup::{Cleaner, CleanupMode};
 use crate::config::{Config, ConfigError};
 use crate::dead_letters::DeadLetters;
+use crate::gap_repair::{self, Plan};
 use crate::lsn::Lsn;
 use crate::metrics::{FailureKind, Metrics};
 use crate::pg::catalog::{self, CatalogError};
@@ -98,6 +99,7 @@ pub async fn run(
     // A new slot first publishes the rows the configuration asks for; an existing one skips this.
     if mode == Mode::Logical
         && config.snapshot != Snapshot::Never
+        && snapshot_applies(config).await
         && !relay(
             config,
             Phase::Snapshot(config.snapshot),
@@ -118,6 +120,28 @@ pub async fn run(
     };
     relay(config, phase, &metrics, &mut backoff, &shutdown).await?;
     Ok(())
+}
+
+/// Whether `snapshot` applies at this start: not to a slot whose gap the checkpoint repairs (the
+/// repair chooses the rows: a configured `since=` could start after the gap), nor under
+/// `slot_create = never`, which creates no slot. When the catalog cannot be asked, the snapshot
+/// phase finds out for itself whether the slot exists.
+async fn snapshot_applies(config: &Config) -> bool {
+    let Ok(database) = config.database() else {
+        return true;
+    };
+    let plan = async {
+        let client = catalog::connect(&database).await?;
+        gap_repair::plan(
+            &client,
+            &config.slot,
+            config.checkpoint_table.as_deref(),
+            config.gap_repair_margin,
+            config.slot_create,
+        )
+        .await
+    };
+    !matches!(plan.await, Ok(Plan::Repair { .. } | Plan::Refuse { .. }))
 }
 
 /// What the sessions of one [`relay`] call read from.

@@ -379,3 +379,44 @@ async fn a_checkpoint_copied_from_another_cluster_is_ignored() {
     .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
     support::stop_relay(&mut relay);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_start_the_checkpoint_not_a_later_snapshot_since_picks_the_rows_a_lost_slot_missed() {
+    let pg = database().await;
+    let client = pg.client().await.unwrap();
+    let redis = harness::Redis::shared().unwrap();
+    let target = Target::new(&["--sink", "redis", "--redis-url", &redis]);
+    let mut reader = Reader::redis(&redis, &target.destinations());
+    let mut relay = target.relay(&pg, &["--checkpoint-table", TABLE]);
+    insert(&client, 3, "before").await;
+    reader.collect_until(DEADLINE, |r| r.len() >= 3).await;
+    support::stop_relay(&mut relay);
+    client
+        .batch_execute(&format!("SELECT pg_drop_replication_slot('{SLOT}')"))
+        .await
+        .unwrap();
+    insert(&client, 4, "gap").await;
+    let after_the_gap: String = client
+        .query_one(
+            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let snapshot = format!("since={after_the_gap}");
+    let mut relay = target.relay(&pg, &["--checkpoint-table", TABLE, "--snapshot", &snapshot]);
+    let received = reader
+        .collect_until(DEADLINE, |r| {
+            r.iter().filter(|m| m.key == "gap").count() >= 4
+        })
+        .await;
+    assert_eq!(
+        received.iter().filter(|m| m.key == "gap").count(),
+        4,
+        "{}",
+        relay.log()
+    );
+    assert!(relay.log().contains("repairing the gap"), "{}", relay.log());
+    support::stop_relay(&mut relay);
+}
