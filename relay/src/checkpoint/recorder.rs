@@ -172,3 +172,27 @@ async fn write(
     tracing::debug!(position = %acknowledged.position, "checkpoint written");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_past_no_commit_keeps_the_last_commit_time() {
+        let (sender, receiver) = watch::channel(None);
+        let recorder = Recorder {
+            acknowledged: Arc::new(sender),
+        };
+        let committed = SystemTime::UNIX_EPOCH + Duration::from_secs(7);
+        recorder.acknowledged(Lsn(10), Some(committed));
+        // A keepalive's position: no transaction relayed since.
+        recorder.acknowledged(Lsn(20), None);
+        assert_eq!(
+            *receiver.borrow(),
+            Some(Acknowledged {
+                position: Lsn(20),
+                last_commit: Some(committed)
+            })
+        );
+    }
+}
