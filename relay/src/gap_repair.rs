@@ -255,6 +255,19 @@ pub async fn prepare(
     }
 }
 
+/// Records the slot a repair created in the checkpoint, at its position on this server's timeline
+/// (the last commit time stays): from here on the slot holds everything the repair did not
+/// republish. Until this is written, the slot looks like one made after a failover, past the
+/// checkpoint, and the next session repairs again: duplicates, never a loss.
+pub async fn repaired(client: &Client, slot_name: &str, table: &str) -> Result<(), CatalogError> {
+    let Some(slot) = read_slot(client, slot_name).await? else {
+        return Ok(());
+    };
+    let server = checkpoint::server(client).await?;
+    checkpoint::write(client, table, slot_name, slot.confirmed, None, server).await?;
+    Ok(())
+}
+
 async fn read_slot(client: &Client, slot_name: &str) -> Result<Option<Slot>, CatalogError> {
     // `synced` exists from PostgreSQL 17 on; through jsonb, older servers read it as absent.
     let row = client

@@ -20,7 +20,7 @@ use crate::pipeline::{self, PipelineError, Routing};
 use crate::router::Router;
 use crate::sink::{self, rabbitmq::Nacked, SinkError};
 use crate::slot_monitor;
-use crate::source::logical::LogicalSource;
+use crate::source::logical::{LogicalSettings, LogicalSource};
 use crate::source::mode::{self, Mode};
 use crate::source::polling::{PollingSettings, PollingSource};
 use crate::source::snapshot::{Snapshot, SnapshotSource};
@@ -120,6 +120,15 @@ pub async fn run(
     };
     relay(config, phase, &metrics, &mut backoff, &shutdown).await?;
     Ok(())
+}
+
+/// Records the slot a repair created in the checkpoint.
+async fn record_repair(logical: &LogicalSettings) -> Result<(), CatalogError> {
+    let Some(table) = &logical.checkpoint_table else {
+        return Ok(());
+    };
+    let client = catalog::connect(&logical.database).await?;
+    gap_repair::repaired(&client, &logical.slot, table).await
 }
 
 /// Whether `snapshot` applies at this start: not to a slot whose gap the checkpoint repairs (the
@@ -268,7 +277,15 @@ async fn sessions(
         let error = match result {
             Ok(()) => return Ok(false),
             // The gap is republished and the slot exists again: stream from it.
-            Err(PipelineError::Source(SourceError::Drained)) if repair.take().is_some() => continue,
+            // Until the checkpoint shows the new slot, a session would take it for one made after a
+            // failover and repair again: a failure to record it is a failed session.
+            Err(PipelineError::Source(SourceError::Drained)) if repair.take().is_some() => {
+                match record_repair(&logical).await {
+                    Ok(()) => continue,
+                    Err(e) if e.is_fatal() => return Err(PipelineError::Source(e.into()).into()),
+                    Err(e) => PipelineError::Source(e.into()),
+                }
+            }
             Err(PipelineError::Source(SourceError::Drained)) => return Ok(true),
             Err(PipelineError::Source(SourceError::SlotLost(since))) => {
                 let since = chrono::DateTime::<chrono::Utc>::from(since).fixed_offset();
