@@ -4,6 +4,7 @@
 //! `--slot-create never`, refuses to create the slot. A checkpoint copied from another cluster is
 //! ignored.
 
+use crate::multi_host;
 use crate::support;
 
 use std::process::Command;
@@ -422,9 +423,9 @@ async fn at_start_the_checkpoint_not_a_later_snapshot_since_picks_the_rows_a_los
 }
 
 /// PostgreSQL 15 carries no logical slot to its standby. Writers commit through both hosts; the
-/// primary is killed (-9) mid-stream and its synchronous standby promoted; the relay, restarted with
-/// the new primary's URL, finds no slot there but the checkpoint physical replication carried over,
-/// and repairs the gap: nothing committed is lost.
+/// primary is killed (-9) mid-stream and its synchronous standby promoted; the relay, given both
+/// hosts and never restarted, finds no slot on the new primary but the checkpoint physical
+/// replication carried over, and repairs the gap: nothing committed is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failover_the_checkpoint_repairs_the_gap_the_lost_slot_left() {
     let mut primary = database().await;
@@ -432,16 +433,26 @@ async fn after_a_failover_the_checkpoint_repairs_the_gap_the_lost_slot_left() {
     let redis = harness::Redis::shared().unwrap();
     let target = Target::new(&["--sink", "redis", "--redis-url", &redis]);
     let mut reader = Reader::redis(&redis, &target.destinations());
-    let window = ["--checkpoint-table", TABLE, "--batch-size", "20"];
-    let mut relay = target.relay(&primary, &window);
     let both = format!(
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3",
         primary.port(),
         standby.port()
     );
+    let mut relay = multi_host::start_relay_with(
+        &both,
+        &target,
+        &[],
+        &["--checkpoint-table", TABLE, "--batch-size", "20"],
+    );
+    scenarios::wait_streaming(&relay);
     let run = uuid::Uuid::new_v4().simple().to_string();
     let writers: Vec<_> = (0..4)
-        .map(|w| tokio::spawn(write_through_failover(both.clone(), format!("{run}-{w}"))))
+        .map(|w| {
+            tokio::spawn(multi_host::write_through_failover(
+                both.clone(),
+                format!("{run}-{w}"),
+            ))
+        })
         .collect();
     scenarios::wait_confirmed_batches(&relay, 10);
     harness::poll_until(DEADLINE, "the checkpoint to reach the standby", || async {
@@ -451,10 +462,8 @@ async fn after_a_failover_the_checkpoint_repairs_the_gap_the_lost_slot_left() {
     })
     .await
     .unwrap();
-    kill9(&primary);
+    primary.kill9().unwrap();
     let promoted = standby.promote().unwrap();
-    relay.kill9().unwrap();
-    let mut relay = target.relay(&promoted, &window);
     let mut written = workload::Written::default();
     let mut in_doubt = 0;
     for writer in writers {
@@ -488,106 +497,4 @@ async fn after_a_failover_the_checkpoint_repairs_the_gap_the_lost_slot_left() {
     })
     .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
     support::stop_relay(&mut relay);
-}
-
-/// kill -9 of the postmaster: no shutdown of any kind; its children end on noticing its death.
-fn kill9(pg: &Postgres) {
-    let data = pg.psql("SHOW data_directory").unwrap();
-    let pid_file = std::fs::read_to_string(format!("{data}/postmaster.pid")).unwrap();
-    let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
-    let status = Command::new("kill")
-        .args(["-9", &postmaster])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -9 {postmaster}");
-}
-
-/// A service's writer through a multi-host URL: transactions of four events on three aggregates,
-/// reconnecting after the primary's death until the promoted standby takes writes. A transaction
-/// whose commit went unanswered is looked up once a server answers. Returns what committed and how
-/// many transactions were in doubt.
-async fn write_through_failover(url: String, writer: String) -> (workload::Written, usize) {
-    let mut written = workload::Written::default();
-    let mut client: Option<Client> = None;
-    let mut in_doubt: Option<(Vec<(String, String)>, String)> = None;
-    let mut doubted = 0;
-    let mut t = 0;
-    while t < 150 || in_doubt.is_some() {
-        let Some(c) = client.as_mut() else {
-            match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                Ok((c, connection)) => {
-                    tokio::spawn(connection);
-                    client = Some(c);
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-            continue;
-        };
-        if let Some((ids, correlation)) = in_doubt.take() {
-            match c
-                .query_one(
-                    "SELECT count(*) FROM outbox WHERE id = $1::text::uuid",
-                    &[&ids[0].1],
-                )
-                .await
-            {
-                Ok(row) if row.get::<_, i64>(0) > 0 => record(&mut written, ids, &correlation),
-                Ok(_) => written
-                    .rolled_back
-                    .extend(ids.into_iter().map(|(_, id)| id)),
-                Err(_) => {
-                    in_doubt = Some((ids, correlation));
-                    client = None;
-                }
-            }
-            continue;
-        }
-        let correlation = uuid::Uuid::new_v4().to_string();
-        let ids: Vec<(String, String)> = (0..4)
-            .map(|e| {
-                let aggregate = format!("{writer}-{}", (t * 4 + e) % 3);
-                (aggregate, uuid::Uuid::new_v4().to_string())
-            })
-            .collect();
-        match insert_events(c, &ids, &correlation).await {
-            Ok(()) => record(&mut written, ids, &correlation),
-            Err(_) => {
-                doubted += 1;
-                in_doubt = Some((ids, correlation));
-                client = None;
-            }
-        }
-        t += 1;
-        tokio::time::sleep(Duration::from_millis(15)).await;
-    }
-    (written, doubted)
-}
-
-async fn insert_events(
-    client: &mut Client,
-    ids: &[(String, String)],
-    correlation: &str,
-) -> Result<(), tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    for (aggregate, id) in ids {
-        let headers = serde_json::json!({
-            "correlation_id": correlation,
-            "traceparent": format!("00-{}-{}-01", uuid::Uuid::new_v4().simple(), &uuid::Uuid::new_v4().simple().to_string()[..16]),
-        });
-        tx.execute(
-            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ($1::text::uuid, 'order', $2, 'Changed', '{}', $3::text::jsonb)",
-            &[id, aggregate, &headers.to_string()],
-        )
-        .await?;
-    }
-    tx.commit().await
-}
-
-fn record(written: &mut workload::Written, ids: Vec<(String, String)>, correlation: &str) {
-    for (aggregate, id) in ids {
-        written
-            .correlation
-            .insert(id.clone(), correlation.to_owned());
-        written.per_aggregate.entry(aggregate).or_default().push(id);
-    }
 }

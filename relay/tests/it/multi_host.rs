@@ -31,7 +31,12 @@ fn start_relay(url: &str, target: &Target, env: &[(&str, &str)]) -> Process {
     start_relay_with(url, target, env, &[])
 }
 
-fn start_relay_with(url: &str, target: &Target, env: &[(&str, &str)], args: &[&str]) -> Process {
+pub(crate) fn start_relay_with(
+    url: &str,
+    target: &Target,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Process {
     let destination = format!("{}.{{aggregatetype}}", target.prefix);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
     cmd.env("OUTBOX_RELAY_METRICS_ADDR", "127.0.0.1:0");
@@ -355,7 +360,7 @@ async fn polling_follows_a_promoted_standby_after_the_primary_is_killed() {
 /// multi-host URL, reconnecting after the primary's death until the promoted standby takes writes.
 /// A transaction whose commit was not answered is looked up on the new primary. Returns what
 /// committed and how many transactions were in doubt.
-async fn write_through_failover(url: String, writer: String) -> (Written, usize) {
+pub(crate) async fn write_through_failover(url: String, writer: String) -> (Written, usize) {
     let mut written = Written::default();
     let mut client: Option<tokio_postgres::Client> = None;
     let mut in_doubt: Option<(Vec<(String, String)>, String)> = None;
