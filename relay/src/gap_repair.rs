@@ -188,18 +188,29 @@ pub async fn plan(
     ))
 }
 
+/// What a session does with its slot once [`prepare`] carried out the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// Stream from the slot, which must still exist.
+    Stream,
+    /// Create the slot.
+    Create,
+    /// Republish the rows created since this time through a snapshot, which creates the slot.
+    Repair(SystemTime),
+}
+
 /// Carries out the plan as far as the slot's creation: says what it found, drops a slot that began
-/// after a failover past the checkpoint, or refuses. Returns the time from which rows must be
-/// republished when the slot about to be created repairs a gap.
+/// after a failover past the checkpoint, or refuses.
 pub async fn prepare(
     client: &Client,
     slot_name: &str,
     checkpoint_table: Option<&str>,
     margin: Duration,
     slot_create: SlotCreate,
-) -> Result<Option<SystemTime>, CatalogError> {
+) -> Result<Prepared, CatalogError> {
     match plan(client, slot_name, checkpoint_table, margin, slot_create).await? {
-        Plan::Resume | Plan::Create { foreign: None } => Ok(None),
+        Plan::Resume => Ok(Prepared::Stream),
+        Plan::Create { foreign: None } => Ok(Prepared::Create),
         Plan::Create {
             foreign: Some(system_identifier),
         } => {
@@ -208,7 +219,7 @@ pub async fn prepare(
                 system_identifier,
                 "the checkpoint row of this slot was written by another cluster (a copied table?); ignoring it"
             );
-            Ok(None)
+            Ok(Prepared::Create)
         }
         Plan::Refuse { problem, fix } => Err(CatalogError::Misconfigured { problem, fix }),
         Plan::Unverified {
@@ -225,7 +236,7 @@ pub async fn prepare(
                  slot_create = never leaves them to you: unless you republished them already, run `outbox-relay replay --since {}`",
                 humantime::format_rfc3339_seconds(since)
             );
-            Ok(None)
+            Ok(Prepared::Stream)
         }
         Plan::Repair {
             since,
@@ -250,7 +261,7 @@ pub async fn prepare(
                 since = %humantime::format_rfc3339_seconds(since),
                 "the slot was lost (failover, dropped); the checkpoint shows where it stood: repairing the gap from rows created since then"
             );
-            Ok(Some(since))
+            Ok(Prepared::Repair(since))
         }
     }
 }

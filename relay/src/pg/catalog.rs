@@ -23,6 +23,10 @@ pub enum CatalogError {
     /// error line per attempt of a standby.
     #[error("replication slot {0} is in use by another session")]
     SlotInUse(String),
+    /// The slot was there when the relay decided to stream from it, and gone a moment later (an
+    /// administrator dropped it): the next session decides again, repairing the gap if it can.
+    #[error("replication slot {0} was dropped while the session started")]
+    SlotVanished(String),
     /// A configuration value this server cannot honour: the relay exits as for a bad value at load.
     #[error("invalid value for `{key}`: {reason}")]
     Unsupported { key: &'static str, reason: String },
@@ -50,7 +54,7 @@ impl CatalogError {
             }),
             // A missing privilege (e.g. USAGE on the outbox's schema) waits for an administrator.
             CatalogError::Query(e) => e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE),
-            CatalogError::SlotInUse(_) => false,
+            CatalogError::SlotInUse(_) | CatalogError::SlotVanished(_) => false,
         }
     }
 
@@ -163,11 +167,13 @@ pub async fn slot_confirmed(client: &Client, slot: &str) -> Result<Option<Lsn>, 
 
 /// Creates the pgoutput slot unless it exists, with `failover` (17+, see `pg::failover`) if asked;
 /// returns the position it has confirmed.
+/// Without `create`, a missing slot is an error: the caller decided it exists.
 pub async fn ensure_slot(
     client: &Client,
     slot: &str,
     outbox: &OutboxTable,
     failover: bool,
+    create: bool,
 ) -> Result<Lsn, CatalogError> {
     let row = client
         .query_opt(
@@ -178,6 +184,9 @@ pub async fn ensure_slot(
         )
         .await?;
     let Some(row) = row else {
+        if !create {
+            return Err(CatalogError::SlotVanished(slot.to_owned()));
+        }
         // The fifth argument exists from PostgreSQL 17 on: older servers get the two-argument form.
         let create = if failover {
             "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)"

@@ -18,7 +18,7 @@ use tokio_postgres::{Client, Statement};
 
 use crate::checkpoint::recorder::Recorder;
 use crate::event::Origin;
-use crate::gap_repair::{self, SlotCreate};
+use crate::gap_repair::{self, Prepared, SlotCreate};
 use crate::lsn::Lsn;
 use crate::outbox::{MissingColumns, OutboxTable, RowLayout};
 use crate::pg::catalog;
@@ -139,7 +139,7 @@ impl LogicalSource {
             .await
             .map_err(catalog::CatalogError::from)?;
         let coverage = ensure_publication(&client, &coverage_query, settings).await?;
-        let repair_since = gap_repair::prepare(
+        let prepared = gap_repair::prepare(
             &client,
             slot,
             checkpoint_table.as_deref(),
@@ -147,11 +147,18 @@ impl LogicalSource {
             *slot_create,
         )
         .await?;
-        if let Some(since) = repair_since {
+        if let Prepared::Repair(since) = prepared {
             return Err(SourceError::SlotLost(since));
         }
         let failover = failover::wanted(&client, *slot_failover).await?;
-        let confirmed = catalog::ensure_slot(&client, slot, outbox, failover).await?;
+        let confirmed = catalog::ensure_slot(
+            &client,
+            slot,
+            outbox,
+            failover,
+            prepared == Prepared::Create,
+        )
+        .await?;
         // A SQL_ASCII database stores bytes in no known encoding, and the server refuses to
         // convert ones that are not UTF-8: take them as they are.
         let encoding: String = client

@@ -294,7 +294,7 @@ pub async fn begin_switch(client: &Client, settings: &LogicalSettings) -> Result
         );
     }
     let failover = failover::wanted(client, settings.slot_failover).await?;
-    catalog::ensure_slot(client, &settings.slot, &settings.outbox, failover).await?;
+    catalog::ensure_slot(client, &settings.slot, &settings.outbox, failover, true).await?;
     Ok(())
 }
 
