@@ -478,7 +478,7 @@ async fn after_a_failover_the_checkpoint_repairs_the_gap_the_lost_slot_left() {
         .await;
     let report = check(&written, &received);
     eprintln!(
-        "failover on PostgreSQL 15 with a checkpoint: {} events committed ({in_doubt} transactions in doubt at the kill), {report:?}",
+        "failover on PostgreSQL 15 with a checkpoint: {} events committed ({in_doubt} transactions in doubt at the kill; from_rolled_back counts events the new primary lacks), {report:?}",
         written.committed()
     );
     let log = relay.log();
@@ -488,7 +488,15 @@ async fn after_a_failover_the_checkpoint_repairs_the_gap_the_lost_slot_left() {
     {
         eprintln!("relay: {line}");
     }
-    report.assert_lossless();
+    // Logical decoding sends a commit once the primary flushed it, without waiting for the
+    // synchronous standby (PostgreSQL 17's synchronized_standby_slots does): a transaction whose
+    // commit the kill cut off can reach the broker and be missing on the new primary. Counted, not
+    // a loss.
+    assert_eq!(
+        (report.lost, report.out_of_order, report.bad_headers),
+        (0, 0, 0),
+        "{report:?}"
+    );
     assert!(log.contains("repairing the gap"), "{log}");
     harness::wait_until(DEADLINE, "the checkpoint on the new timeline", || {
         promoted
