@@ -109,7 +109,7 @@ async fn streams_small_workload(target: Target, mut reader: Reader) {
 /// shows the URL's password.
 async fn refuses(target: Target, mut reader: Reader, sink: &str, reasons: &[&str]) {
     let pg = support::outbox_database().await;
-    let relay = target.relay(&pg, &[]);
+    let relay = target.start_relay(&pg, &[]);
     let refused = format!("cannot connect to {sink}");
     let attempts = |relay: &Process| {
         relay

@@ -75,13 +75,22 @@ impl Target {
 
     /// [`Target::relay`] on a database URL of the test's making, e.g. one naming several hosts.
     pub fn relay_at(&self, url: &str, extra: &[&str]) -> Process {
+        let relay = self.start_relay_at(url, extra);
+        wait_streaming(&relay);
+        relay
+    }
+
+    /// The relay, started without waiting for it to stream: for a broker it cannot use.
+    pub fn start_relay(&self, pg: &Postgres, extra: &[&str]) -> Process {
+        self.start_relay_at(&pg.url(), extra)
+    }
+
+    fn start_relay_at(&self, url: &str, extra: &[&str]) -> Process {
         let destination = format!("{}.{{aggregatetype}}", self.prefix);
         let mut args: Vec<&str> = self.sink_args.iter().map(String::as_str).collect();
         args.extend(["--destination", &destination]);
         args.extend(extra);
-        let relay = start_relay_at(url, &args);
-        wait_streaming(&relay);
-        relay
+        start_relay_at(url, &args)
     }
 }
 
