@@ -1,6 +1,7 @@
 //! `outbox-relay check`: every prerequisite of the relay, checked against a database it may never
 //! have seen, reported as a table with the SQL or setting that fixes each failing line.
 
+mod checkpoint;
 mod failover;
 mod publish;
 
@@ -369,6 +370,9 @@ async fn logical_checks(
     } else {
         Finding::ok("max_slot_wal_keep_size", keep)
     });
+    if let Some(table) = &config.checkpoint_table {
+        findings.push(checkpoint::check(client, config, table).await?);
+    }
     Ok(())
 }
 

@@ -506,3 +506,76 @@ async fn after_a_failover_the_checkpoint_repairs_the_gap_the_lost_slot_left() {
     .unwrap_or_else(|e| panic!("{e}:\n{}", relay.log()));
     support::stop_relay(&mut relay);
 }
+
+/// `check` says whether the relay can keep its checkpoint and repair a gap from it: the table is
+/// missing, then the role lacks its privileges, then SELECT on the outbox that a repair reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_what_the_checkpoint_table_still_needs() {
+    let pg = support::outbox_database().await;
+    let admin = pg.client().await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE ROLE relay LOGIN REPLICATION;
+             CREATE PUBLICATION outbox_relay_pub FOR TABLE outbox WITH (publish = 'insert', publish_via_partition_root = true);",
+        )
+        .await
+        .unwrap();
+    let url = pg.url().replace("postgres@", "relay@");
+    let line = || {
+        let report = relay_output(&[
+            "check",
+            "--sink",
+            "stdout",
+            "--mode",
+            "logical",
+            "--checkpoint-table",
+            TABLE,
+            "--database-url",
+            &url,
+        ]);
+        let line = report
+            .lines()
+            .find(|l| l.starts_with("checkpoint table"))
+            .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "));
+        (
+            line.unwrap_or_else(|| panic!("no checkpoint line:\n{report}")),
+            report,
+        )
+    };
+
+    let (missing, report) = line();
+    assert_eq!(missing, format!("FAIL {TABLE} does not exist"), "{report}");
+    assert!(
+        report.contains(&format!("outbox-relay ddl --checkpoint-table {TABLE}")),
+        "{report}"
+    );
+    let ddl = relay_output(&["ddl", "--checkpoint-table", TABLE]);
+    admin.batch_execute(&ddl).await.unwrap();
+    let (lacking, report) = line();
+    assert_eq!(
+        lacking,
+        format!("FAIL role relay lacks SELECT, INSERT, UPDATE on {TABLE}"),
+        "{report}"
+    );
+    admin
+        .batch_execute(&format!("GRANT SELECT, INSERT, UPDATE ON {TABLE} TO relay"))
+        .await
+        .unwrap();
+    let (unreadable, report) = line();
+    assert!(
+        unreadable.starts_with("WARN ")
+            && unreadable
+                .contains("a gap repair reads public.outbox and role relay lacks SELECT on it"),
+        "{report}"
+    );
+    admin
+        .batch_execute("GRANT SELECT ON outbox TO relay")
+        .await
+        .unwrap();
+    let (ready, report) = line();
+    assert_eq!(
+        ready,
+        format!("ok {TABLE}: no row for {SLOT} yet; the relay writes one"),
+        "{report}"
+    );
+}
