@@ -8,11 +8,11 @@ mod publish;
 use std::fmt::Write;
 use std::time::Duration;
 
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Client;
 
 use crate::cleanup::CleanupMode;
 use crate::config::Config;
-use crate::outbox::quote_ident;
 use crate::pg::catalog::{self, CatalogError};
 use crate::pg::publication::{self, Coverage};
 use crate::sink;
@@ -213,7 +213,7 @@ async fn logical_checks(
         Finding::fail(
             "replication privilege",
             format!("role {user} lacks REPLICATION"),
-            format!("ALTER ROLE {} WITH REPLICATION;", quote_ident(&user)),
+            format!("ALTER ROLE {} WITH REPLICATION;", escape_identifier(&user)),
         )
     });
 
@@ -249,7 +249,7 @@ async fn logical_checks(
     } else {
         let create = format!(
             "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true);",
-            quote_ident(publication),
+            escape_identifier(publication),
             outbox.quoted_name()
         );
         // Creating a publication for a table takes ownership of it and CREATE on the database.
@@ -494,7 +494,7 @@ async fn polling_checks(
                 "GRANT {} ON {} TO {};",
                 lacking.join(", "),
                 outbox.quoted_name(),
-                quote_ident(&user)
+                escape_identifier(&user)
             ),
         )
     });

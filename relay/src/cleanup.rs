@@ -6,10 +6,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use postgres_protocol::escape::escape_identifier;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::outbox::{quote_ident, OutboxTable};
+use crate::outbox::OutboxTable;
 use crate::pg::catalog;
 use crate::pg::database::Database;
 
@@ -116,7 +117,7 @@ async fn delete(
         )
         .await?
         .get(0);
-    let id = quote_ident(&outbox.columns.id);
+    let id = escape_identifier(&outbox.columns.id);
     let sql = format!(
         "DELETE FROM {} WHERE {id} = ANY($1::text[]::{id_type}[]) RETURNING {id}::text",
         outbox.quoted_name(),

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use postgres_protocol::escape::escape_identifier;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Origin};
@@ -77,13 +78,13 @@ impl OutboxTable {
         format!(
             "CREATE TABLE IF NOT EXISTS {table} (\n    {id} uuid PRIMARY KEY,\n    {at} text NOT NULL,\n    {ai} text NOT NULL,\n    {ty} text NOT NULL,\n    {payload} jsonb NOT NULL,\n    {headers} jsonb,\n    {created} timestamptz NOT NULL DEFAULT now()\n);\n{polling}",
             table = self.quoted_name(),
-            id = quote_ident(&c.id),
-            at = quote_ident(&c.aggregate_type),
-            ai = quote_ident(&c.aggregate_id),
-            ty = quote_ident(&c.event_type),
-            payload = quote_ident(&c.payload),
-            headers = quote_ident(&c.headers),
-            created = quote_ident(&c.created_at),
+            id = escape_identifier(&c.id),
+            at = escape_identifier(&c.aggregate_type),
+            ai = escape_identifier(&c.aggregate_id),
+            ty = escape_identifier(&c.event_type),
+            payload = escape_identifier(&c.payload),
+            headers = escape_identifier(&c.headers),
+            created = escape_identifier(&c.created_at),
             polling = self.polling_columns_ddl(),
         )
     }
@@ -96,8 +97,8 @@ impl OutboxTable {
         format!(
             "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {seq} bigint GENERATED ALWAYS AS IDENTITY, ADD COLUMN IF NOT EXISTS {published} timestamptz;\n{index}",
             table = self.quoted_name(),
-            seq = quote_ident(&c.sequence),
-            published = quote_ident(&c.published_at),
+            seq = escape_identifier(&c.sequence),
+            published = escape_identifier(&c.published_at),
             index = self.unpublished_index_ddl(),
         )
     }
@@ -108,10 +109,10 @@ impl OutboxTable {
         let (_, table) = self.qualified_name();
         format!(
             "CREATE INDEX IF NOT EXISTS {name} ON {table} ({seq}) WHERE {published} IS NULL;\n",
-            name = quote_ident(&format!("{table}_unpublished")),
+            name = escape_identifier(&format!("{table}_unpublished")),
             table = self.quoted_name(),
-            seq = quote_ident(&self.columns.sequence),
-            published = quote_ident(&self.columns.published_at),
+            seq = escape_identifier(&self.columns.sequence),
+            published = escape_identifier(&self.columns.published_at),
         )
     }
 
@@ -121,8 +122,8 @@ impl OutboxTable {
         let (schema, table) = self.qualified_name();
         let function = format!(
             "{}.{}",
-            quote_ident(schema),
-            quote_ident(&format!("{table}_relay_notify"))
+            escape_identifier(schema),
+            escape_identifier(&format!("{table}_relay_notify"))
         );
         format!(
             "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN PERFORM pg_notify({channel}, ''); RETURN NULL; END $fn$;\n\
@@ -185,11 +186,7 @@ pub fn qualified_name(name: &str) -> (&str, &str) {
 /// `schema.table` or `table` (in `public`), quoted for SQL.
 pub fn quote_table(name: &str) -> String {
     let (schema, table) = qualified_name(name);
-    format!("{}.{}", quote_ident(schema), quote_ident(table))
-}
-
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    format!("{}.{}", escape_identifier(schema), escape_identifier(table))
 }
 
 pub fn quote_literal(text: &str) -> String {

@@ -8,12 +8,12 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Client;
 
 use crate::checkpoint::{self, Checkpoint, Server};
 use crate::config::Config;
 use crate::lsn::Lsn;
-use crate::outbox::quote_ident;
 use crate::pg::catalog::CatalogError;
 use crate::pg::failover::{self, SlotFailover};
 use crate::pg::pgoutput::{self, LogicalMessage};
@@ -147,9 +147,9 @@ async fn unpublished(client: &Client, config: &Config) -> Result<Status, Catalog
         .query_one(
             &format!(
                 "SELECT count(*), min({}::timestamptz) FROM {} WHERE {} IS NULL",
-                quote_ident(&c.created_at),
+                escape_identifier(&c.created_at),
                 config.outbox.quoted_name(),
-                quote_ident(&c.published_at)
+                escape_identifier(&c.published_at)
             ),
             &[],
         )

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::backoff::Backoff;
 use crate::checkpoint::recorder::{Recorder, Writer};
@@ -215,8 +216,9 @@ async fn sessions(
     // Polling settles rows itself; logical replication reads the WAL and leaves the table alone.
     let cleaner = (!polling && config.cleanup == CleanupMode::Delete)
         .then(|| Cleaner::spawn(logical.database.clone(), logical.outbox.clone()));
+    // Stops the slot monitor when the relay stops, however it stops.
     let _stop_monitor = matches!(phase, Phase::Logical).then(|| {
-        AbortOnDrop(tokio::spawn(slot_monitor::run(
+        AbortOnDropHandle::new(tokio::spawn(slot_monitor::run(
             logical.database.clone(),
             logical.slot.clone(),
             config.slot_lag_warning_bytes,
@@ -491,14 +493,5 @@ async fn choose_mode(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return Ok(None),
         }
-    }
-}
-
-/// Stops the slot monitor when the relay stops, however it stops.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -1,11 +1,12 @@
 //! The `checkpoint table` line of `outbox-relay check`: whether the relay can keep its durable
 //! checkpoint, and whether it could repair a gap from it, which reads the outbox.
 
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Client;
 
 use super::Finding;
 use crate::config::Config;
-use crate::outbox::{quote_ident, quote_table};
+use crate::outbox::quote_table;
 use crate::pg::catalog::CatalogError;
 
 const ITEM: &str = "checkpoint table";
@@ -21,7 +22,10 @@ pub async fn check(client: &Client, config: &Config, table: &str) -> Result<Find
         .await?;
     let (user, exists): (String, bool) = (row.get(0), row.get(1));
     let grant = |privileges: &str, on: &str| {
-        format!("GRANT {privileges} ON {on} TO {};", quote_ident(&user))
+        format!(
+            "GRANT {privileges} ON {on} TO {};",
+            escape_identifier(&user)
+        )
     };
     if !exists {
         return Ok(Finding::fail(

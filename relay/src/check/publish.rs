@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Client;
 
 use super::{Finding, Status};
 use crate::config::Config;
-use crate::outbox::quote_ident;
 use crate::router::Router;
 use crate::sink::publish_check::{self, Permission, Targets};
 
@@ -114,13 +114,13 @@ async fn destinations(
     };
     let columns = &config.outbox.columns;
     let event_type = if router.uses_event_type() {
-        quote_ident(&columns.event_type)
+        escape_identifier(&columns.event_type)
     } else {
         "''".to_owned()
     };
     let query = format!(
         "SELECT DISTINCT {}::text, {event_type}::text FROM {} LIMIT {}",
-        quote_ident(&columns.aggregate_type),
+        escape_identifier(&columns.aggregate_type),
         config.outbox.quoted_name(),
         TYPES_LIMIT + 1
     );

@@ -2,10 +2,11 @@
 //!
 //! A replication connection takes simple queries only, so everything here uses tokio-postgres.
 
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Client;
 
 use crate::lsn::Lsn;
-use crate::outbox::{quote_ident, OutboxTable};
+use crate::outbox::OutboxTable;
 use crate::pg::database::{ConnectError, Database};
 use crate::pg::error_chain;
 
@@ -100,7 +101,7 @@ pub async fn check_logical_replication(client: &Client) -> Result<(), CatalogErr
             format!("role {user} lacks the REPLICATION attribute"),
             format!(
                 "run `ALTER ROLE {} WITH REPLICATION;` as a superuser",
-                quote_ident(&user)
+                escape_identifier(&user)
             ),
         ));
     }
@@ -135,7 +136,7 @@ pub async fn create_publication(
     // Via the root, so a partitioned outbox publishes its partitions' rows as its own.
     let create = format!(
         "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert', publish_via_partition_root = true);",
-        quote_ident(publication),
+        escape_identifier(publication),
         outbox.quoted_name()
     );
     match client.batch_execute(&create).await {

@@ -3,9 +3,9 @@
 //! its slot, at the position it confirmed, on the new primary. Here: whether the relay's slot should
 //! carry the flag on this server (`slot_failover`), and what the catalog says about it.
 
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Client;
 
-use crate::outbox::quote_ident;
 use crate::pg::catalog::CatalogError;
 
 /// `server_version_num` of the first release with failover slots.
@@ -98,6 +98,6 @@ pub async fn server_version(client: &Client) -> Result<i32, CatalogError> {
 pub(crate) fn enable_command(slot: &str) -> String {
     format!(
         "ALTER_REPLICATION_SLOT {} (FAILOVER true)",
-        quote_ident(slot)
+        escape_identifier(slot)
     )
 }

@@ -5,10 +5,11 @@
 //! stream says they existed. So the relay reads these facts at start and again before each
 //! acknowledgement that would pass new WAL, and `check` prints the same diagnosis.
 
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::{Client, Statement};
 
 use crate::lsn::Lsn;
-use crate::outbox::{quote_ident, OutboxTable};
+use crate::outbox::OutboxTable;
 use crate::pg::catalog::CatalogError;
 
 /// How to bring back rows that were committed but never streamed.
@@ -150,7 +151,7 @@ impl Coverage {
             return Ok(());
         };
         let name = &outbox.table;
-        let quoted = quote_ident(publication);
+        let quoted = escape_identifier(publication);
         if !p.insert {
             let actions = [
                 (p.insert, "insert"),

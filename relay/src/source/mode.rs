@@ -4,11 +4,12 @@
 //! slot), never by trying and failing, and says why. When a polled table moves to logical
 //! replication, polling first relays the rows it had not relayed yet (see [`polling_backlog`]).
 
+use postgres_protocol::escape::escape_identifier;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use crate::cleanup::CleanupMode;
-use crate::outbox::{quote_ident, quote_literal, OutboxTable};
+use crate::outbox::{quote_literal, OutboxTable};
 use crate::pg::catalog::{self, CatalogError};
 use crate::pg::failover;
 use crate::source::logical::LogicalSettings;
@@ -180,7 +181,7 @@ pub async fn polling_blocker(
         fix: format!(
             "run `GRANT {} ON {table} TO {};`",
             lacking.join(", "),
-            quote_ident(&user)
+            escape_identifier(&user)
         ),
     }))
 }
@@ -239,7 +240,7 @@ pub async fn polling_backlog(
     if columns < 2 || !readable || (slot_exists && !switching) {
         return Ok(None);
     }
-    let (table, published) = (outbox.quoted_name(), quote_ident(&c.published_at));
+    let (table, published) = (outbox.quoted_name(), escape_identifier(&c.published_at));
     // The partial index over unpublished rows answers this without reading the relayed ones.
     let unpublished: i64 = client
         .query_one(
@@ -280,7 +281,7 @@ pub async fn begin_switch(client: &Client, settings: &LogicalSettings) -> Result
     let marked = client
         .batch_execute(&format!(
             "COMMENT ON PUBLICATION {} IS {}",
-            quote_ident(&settings.publication),
+            escape_identifier(&settings.publication),
             quote_literal(SWITCH_PENDING)
         ))
         .await;
@@ -303,7 +304,7 @@ pub async fn end_switch(client: &Client, publication: &str) -> Result<(), Catalo
     client
         .batch_execute(&format!(
             "COMMENT ON PUBLICATION {} IS NULL",
-            quote_ident(publication)
+            escape_identifier(publication)
         ))
         .await?;
     Ok(())

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use postgres_protocol::escape::escape_identifier;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
@@ -27,7 +28,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::cleanup::CleanupMode;
 use crate::event::Origin;
 use crate::lsn::Lsn;
-use crate::outbox::{quote_ident, OutboxTable, RowLayout};
+use crate::outbox::{OutboxTable, RowLayout};
 use crate::pg::catalog::{self, CatalogError};
 use crate::pg::database::{self, Database};
 use crate::pg::pgoutput::Value;
@@ -128,7 +129,7 @@ impl PollingSource {
             .await
             .map_err(CatalogError::Connection)?;
         listener
-            .batch_execute(&format!("LISTEN {}", quote_ident(&settings.channel)))
+            .batch_execute(&format!("LISTEN {}", escape_identifier(&settings.channel)))
             .await
             .map_err(CatalogError::Query)?;
         let mut idle = Vec::with_capacity(settings.claims_in_flight);
@@ -491,7 +492,7 @@ fn statements(
     let committed_at = match table.type_of(&c.created_at) {
         Some(found) if TIMESTAMPS.contains(&found) => format!(
             "COALESCE({}::timestamptz, clock_timestamp())",
-            quote_ident(&c.created_at)
+            escape_identifier(&c.created_at)
         ),
         Some(found) => {
             tracing::warn!(
@@ -508,17 +509,17 @@ fn statements(
         .map(|n| {
             if table.raw_bytes {
                 // Converting to the server's own encoding converts nothing: the stored bytes, as bytea.
-                format!("convert_to({}::text, 'SQL_ASCII')", quote_ident(n))
+                format!("convert_to({}::text, 'SQL_ASCII')", escape_identifier(n))
             } else {
-                format!("{}::text", quote_ident(n))
+                format!("{}::text", escape_identifier(n))
             }
         })
         .collect();
     let (name, id, seq, published) = (
         outbox.quoted_name(),
-        quote_ident(&c.id),
-        quote_ident(&c.sequence),
-        quote_ident(&c.published_at),
+        escape_identifier(&c.id),
+        escape_identifier(&c.sequence),
+        escape_identifier(&c.published_at),
     );
     let ids = format!("{id} = ANY($1::text[]::{}[])", table.id_type);
     let mark = format!("UPDATE {name} SET {published} = now() WHERE {ids}");

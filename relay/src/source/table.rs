@@ -16,11 +16,12 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset};
 use futures::future::BoxFuture;
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::{Client, Row};
 
 use crate::event::Origin;
 use crate::lsn::Lsn;
-use crate::outbox::{quote_ident, quote_literal, OutboxTable, RowLayout};
+use crate::outbox::{quote_literal, OutboxTable, RowLayout};
 use crate::pg::catalog::CatalogError;
 use crate::pg::pgoutput::Value;
 use crate::source::polling::{table_columns, TIMESTAMPS};
@@ -89,7 +90,7 @@ impl TableReading {
                 )
                 .into());
             }
-            let created = quote_ident(&c.created_at);
+            let created = escape_identifier(&c.created_at);
             if let Some(since) = filter.since {
                 conditions.push(format!(
                     "{created} >= {}::timestamptz",
@@ -114,13 +115,13 @@ impl TableReading {
                 )
                 .into());
             }
-            conditions.push(format!("{} IS NULL", quote_ident(&c.published_at)));
+            conditions.push(format!("{} IS NULL", escape_identifier(&c.published_at)));
         }
         let any = |column: &str, values: &[String], cast: &str| {
             let list: Vec<String> = values.iter().map(|v| quote_literal(v)).collect();
             format!(
                 "{} = ANY(ARRAY[{}]::text[]{cast})",
-                quote_ident(column),
+                escape_identifier(column),
                 list.join(", ")
             )
         };
@@ -139,16 +140,20 @@ impl TableReading {
             format!(" WHERE {}", conditions.join(" AND "))
         };
         let order = if has(&c.sequence) {
-            quote_ident(&c.sequence)
+            escape_identifier(&c.sequence)
         } else if created_is_time {
-            format!("{}, {}", quote_ident(&c.created_at), quote_ident(&c.id))
+            format!(
+                "{}, {}",
+                escape_identifier(&c.created_at),
+                escape_identifier(&c.id)
+            )
         } else {
-            quote_ident(&c.id)
+            escape_identifier(&c.id)
         };
         let committed_at = if created_is_time {
             format!(
                 "COALESCE({}::timestamptz, clock_timestamp())",
-                quote_ident(&c.created_at)
+                escape_identifier(&c.created_at)
             )
         } else {
             "clock_timestamp()".to_owned()
@@ -159,9 +164,9 @@ impl TableReading {
             .map(|n| {
                 if table.raw_bytes {
                     // As polling reads them: a SQL_ASCII database's stored bytes, as bytea.
-                    format!("convert_to({}::text, 'SQL_ASCII')", quote_ident(n))
+                    format!("convert_to({}::text, 'SQL_ASCII')", escape_identifier(n))
                 } else {
-                    format!("{}::text", quote_ident(n))
+                    format!("{}::text", escape_identifier(n))
                 }
             })
             .collect();
