@@ -43,6 +43,7 @@ cargo clippy -p outbox-relay --all-targets --features otlp -- -D warnings
 BENCH_EVENTS=2000 BENCH_TARGETS=pg_recvlogical,redis,polling-redis \
   cargo test -p outbox-relay --bench throughput
 BENCH_RATES=500 BENCH_POLLING_RATES=500 BENCH_SECONDS=2 cargo test -p outbox-relay --bench latency
+BENCH_MEMORY_SCALE=100 cargo test -p outbox-relay --bench memory
 
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest runs no doctests.

@@ -160,6 +160,9 @@ pub struct RunArgs {
     /// Most events handed to the broker and not yet confirmed [default: 20000].
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// The same bound in bytes of payload and headers [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    pub max_in_flight_bytes: Option<usize>,
     /// Create the replication slot when it is missing (repairing a gap the checkpoint shows), or stop
     /// with the steps to create it by hand [default: auto].
     #[arg(long, value_enum)]
@@ -288,6 +291,10 @@ impl RunArgs {
         put(
             &["pipeline", "max_in_flight"],
             self.max_in_flight.map(|v| json!(v)),
+        );
+        put(
+            &["pipeline", "max_in_flight_bytes"],
+            self.max_in_flight_bytes.map(|v| json!(v)),
         );
         put(
             &["metrics_addr"],

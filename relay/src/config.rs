@@ -653,7 +653,7 @@ mod tests {
                 .to_string();
             assert!(
                 err.starts_with("unknown key pipeline.batchsize in ")
-                    && err.ends_with("relay.toml; the keys known there: batch_size, max_in_flight, status_interval"),
+                    && err.ends_with("relay.toml; the keys known there: batch_size, max_in_flight, max_in_flight_bytes, status_interval"),
                 "{err}"
             );
             Ok(())

@@ -63,6 +63,17 @@ impl Origin {
 }
 
 impl Event {
+    /// Roughly what the event holds in memory: its payload, headers and identity.
+    pub fn size(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.payload.len()
+            + headers
+            + self.id.len()
+            + self.aggregate_type.len()
+            + self.aggregate_id.len()
+            + self.event_type.len()
+    }
+
     /// Headers every sink attaches: the event's identity first, then the row's own headers.
     pub fn message_headers(&self) -> Vec<(&str, &str)> {
         let mut headers = vec![

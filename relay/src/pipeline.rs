@@ -38,6 +38,9 @@ pub struct PipelineSettings {
     pub batch_size: usize,
     /// Most events handed to the sink and not yet confirmed; reading from PostgreSQL pauses beyond it.
     pub max_in_flight: usize,
+    /// The same bound in bytes of payload and headers, so that large events cannot fill memory
+    /// before the event count is reached. One event larger than this still passes, alone.
+    pub max_in_flight_bytes: usize,
     /// How often the confirmed position is reported to PostgreSQL.
     #[serde(with = "humantime_serde")]
     pub status_interval: Duration,
@@ -48,6 +51,7 @@ impl Default for PipelineSettings {
         PipelineSettings {
             batch_size: 1000,
             max_in_flight: 20_000,
+            max_in_flight_bytes: 8 * 1024 * 1024,
             status_interval: Duration::from_secs(1),
         }
     }
@@ -73,6 +77,8 @@ impl PipelineError {
 struct InFlight {
     delivery: Delivery,
     events: usize,
+    /// What its events weigh against `max_in_flight_bytes`.
+    bytes: usize,
     /// Acknowledged once this batch, and so everything before it, is confirmed.
     position: Option<Lsn>,
     /// What to log or trace per event once confirmed; collected only when debug logging or trace
@@ -122,6 +128,8 @@ struct Window<'m> {
     tail_open: bool,
     in_flight: VecDeque<InFlight>,
     in_flight_events: usize,
+    in_flight_bytes: usize,
+    batch_bytes: usize,
     acked: Lsn,
     /// The transaction of the last event pushed and how many of its events came before: the
     /// source resumes at a transaction's start, so each event's index within it is the same
@@ -135,6 +143,10 @@ struct Window<'m> {
 impl Window<'_> {
     fn pending_events(&self) -> usize {
         self.in_flight_events + self.batch.len()
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.in_flight_bytes + self.batch_bytes
     }
 
     fn is_drained(&self) -> bool {
@@ -152,6 +164,7 @@ impl Window<'_> {
     }
 
     fn push(&mut self, routed: Routed) {
+        self.batch_bytes += routed.event.size();
         self.batch.push(routed);
         self.tail_open = true;
         self.update_gauges();
@@ -184,6 +197,7 @@ impl Window<'_> {
     async fn publish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError> {
         let batch = std::mem::take(&mut self.batch);
         let events = batch.len();
+        let bytes = std::mem::take(&mut self.batch_bytes);
         let trace = if tracing::enabled!(tracing::Level::DEBUG) || telemetry::exporting() {
             batch.iter().map(Relayed::of).collect()
         } else {
@@ -221,6 +235,7 @@ impl Window<'_> {
         self.in_flight.push_back(InFlight {
             delivery,
             events,
+            bytes,
             position: self.batch_position.take(),
             trace,
             destinations,
@@ -229,6 +244,7 @@ impl Window<'_> {
             cleanup_ids,
         });
         self.in_flight_events += events;
+        self.in_flight_bytes += bytes;
         self.update_gauges();
         Ok(())
     }
@@ -239,6 +255,7 @@ impl Window<'_> {
             .pop_front()
             .expect("a delivery completed, so one was in flight");
         self.in_flight_events -= done.events;
+        self.in_flight_bytes -= done.bytes;
         if let Some(position) = done.position {
             self.acked = self.acked.max(position);
         }
@@ -329,6 +346,8 @@ pub async fn run<S: Source>(
         tail_open: false,
         in_flight: VecDeque::new(),
         in_flight_events: 0,
+        in_flight_bytes: 0,
+        batch_bytes: 0,
         acked: *acked,
         transaction: None,
         metrics,
@@ -349,7 +368,9 @@ pub async fn run<S: Source>(
         if draining && window.is_drained() {
             return stopped.map_or(Ok(()), |e| Err(e.into()));
         }
-        let can_read = !draining && window.pending_events() < settings.max_in_flight;
+        let can_read = !draining
+            && window.pending_events() < settings.max_in_flight
+            && window.pending_bytes() < settings.max_in_flight_bytes;
         tokio::select! {
             biased;
             _ = shutdown.cancelled(), if !draining => {

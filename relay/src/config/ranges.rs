@@ -27,6 +27,9 @@ const KAFKA_MESSAGE_TIMEOUT_MAX: Duration = Duration::from_millis(i32::MAX as u6
 const KAFKA_REPLICATION_FACTOR: (i32, i32) = (1, i16::MAX as i32);
 const KAFKA_TOPIC_PARTITIONS: (i32, i32) = (1, 100_000);
 const BACKOFF_MULTIPLIER: (f64, f64) = (1.0, 100.0);
+/// From 64 KiB (a handful of ordinary events) to 16 GiB.
+const MAX_IN_FLIGHT_BYTES: (usize, usize) = (64 * 1024, 16 * 1024 * 1024 * 1024);
+
 /// PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
 const IDENTIFIER_BYTES: usize = 63;
 
@@ -50,6 +53,11 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
             ),
         });
     }
+    within(
+        "pipeline.max_in_flight_bytes",
+        pipeline.max_in_flight_bytes,
+        MAX_IN_FLIGHT_BYTES,
+    )?;
     duration(
         "pipeline.status_interval",
         pipeline.status_interval,

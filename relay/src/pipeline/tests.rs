@@ -28,6 +28,7 @@ fn settings(batch_size: usize, max_in_flight: usize) -> PipelineSettings {
     PipelineSettings {
         batch_size,
         max_in_flight,
+        max_in_flight_bytes: usize::MAX,
         // Only the reports the rule itself makes: confirmations, commits and requested replies.
         status_interval: Duration::from_secs(3600),
     }
@@ -261,6 +262,47 @@ async fn reading_pauses_while_the_window_is_full() {
                 expected,
                 "published out of the source's order"
             );
+            stop.cancel();
+        },
+    )
+    .await;
+    outcome.result.expect("a clean shutdown");
+}
+
+#[tokio::test]
+async fn reading_pauses_while_the_window_holds_its_bytes() {
+    let one = event("e1", "a", 100).size();
+    let settings = PipelineSettings {
+        max_in_flight_bytes: 4 * one,
+        ..settings(2, 1000)
+    };
+    let outcome = session(
+        settings,
+        &DeadLetters::default(),
+        |script, broker, stop| async move {
+            for n in 1..=9u64 {
+                script.event(event(&format!("e{n}"), "a", n * 100));
+                script.commit(n * 100);
+            }
+            broker.until_batches(2).await;
+            settle().await;
+            assert_eq!(
+                broker.ids().len(),
+                4,
+                "more than max_in_flight_bytes handed to the sink"
+            );
+            for batch in 0..4 {
+                broker.until_batches(batch + 1).await;
+                broker.confirm(batch);
+                settle().await;
+                assert!(
+                    broker.ids().len() - 2 * (batch + 1) <= 4,
+                    "more than max_in_flight_bytes unconfirmed"
+                );
+            }
+            broker.until_batches(5).await;
+            broker.confirm(4);
+            script.until_acked(900).await;
             stop.cancel();
         },
     )
