@@ -208,15 +208,7 @@ impl PollingSource {
     /// is relayed with a warning.
     fn event(&self, row: &Row) -> (crate::event::Event, Vec<String>) {
         let texts = row.len().saturating_sub(2);
-        let values: Vec<Value> = (0..texts)
-            .map(|i| {
-                let bytes = match row.try_get::<_, Option<&str>>(i) {
-                    Ok(text) => text.map(str::as_bytes),
-                    Err(_) => row.try_get::<_, Option<&[u8]>>(i).ok().flatten(),
-                };
-                bytes.map_or(Value::Null, |b| Value::Text(Bytes::copy_from_slice(b)))
-            })
-            .collect();
+        let values = column_values(row, texts);
         let committed_at = row
             .try_get::<_, SystemTime>(texts)
             .unwrap_or_else(|_| SystemTime::now());
@@ -365,6 +357,22 @@ impl TableColumns {
         .collect()
     }
 
+    /// `columns` as a select list, each as text, or in a SQL_ASCII database as its stored bytes:
+    /// converting to the server's own encoding converts nothing. [`column_values`] reads them back.
+    pub(super) fn select_list(&self, columns: &[String]) -> String {
+        let list: Vec<String> = columns
+            .iter()
+            .map(|n| {
+                if self.raw_bytes {
+                    format!("convert_to({}::text, 'SQL_ASCII')", escape_identifier(n))
+                } else {
+                    format!("{}::text", escape_identifier(n))
+                }
+            })
+            .collect();
+        list.join(", ")
+    }
+
     pub(super) fn type_of(&self, column: &str) -> Option<&str> {
         self.names
             .iter()
@@ -504,17 +512,7 @@ fn statements(
         }
         None => "clock_timestamp()".to_owned(),
     };
-    let list: Vec<String> = selected
-        .iter()
-        .map(|n| {
-            if table.raw_bytes {
-                // Converting to the server's own encoding converts nothing: the stored bytes, as bytea.
-                format!("convert_to({}::text, 'SQL_ASCII')", escape_identifier(n))
-            } else {
-                format!("{}::text", escape_identifier(n))
-            }
-        })
-        .collect();
+    let list = table.select_list(&selected);
     let (name, id, seq, published) = (
         outbox.quoted_name(),
         escape_identifier(&c.id),
@@ -525,8 +523,7 @@ fn statements(
     let mark = format!("UPDATE {name} SET {published} = now() WHERE {ids}");
     let statements = Statements {
         claim: format!(
-            "SELECT {}, {committed_at}, {seq}::bigint FROM {name} WHERE {published} IS NULL ORDER BY {seq} LIMIT {claim_size} FOR UPDATE SKIP LOCKED",
-            list.join(", ")
+            "SELECT {list}, {committed_at}, {seq}::bigint FROM {name} WHERE {published} IS NULL ORDER BY {seq} LIMIT {claim_size} FOR UPDATE SKIP LOCKED"
         ),
         settle: match cleanup {
             CleanupMode::Delete => format!("DELETE FROM {name} WHERE {ids}"),
@@ -535,6 +532,19 @@ fn statements(
         mark,
     };
     Ok((statements, layout))
+}
+
+/// The first `count` columns of a row selected by [`TableColumns::select_list`]: text, or raw bytes.
+pub(super) fn column_values(row: &Row, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let bytes = match row.try_get::<_, Option<&str>>(i) {
+                Ok(text) => text.map(str::as_bytes),
+                Err(_) => row.try_get::<_, Option<&[u8]>>(i).ok().flatten(),
+            };
+            bytes.map_or(Value::Null, |b| Value::Text(Bytes::copy_from_slice(b)))
+        })
+        .collect()
 }
 
 /// How long the trigger's DDL may wait for its lock on the table. The lock it takes conflicts with

@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use chrono::{DateTime, FixedOffset};
 use futures::future::BoxFuture;
 use postgres_protocol::escape::escape_identifier;
@@ -23,8 +22,7 @@ use crate::event::Origin;
 use crate::lsn::Lsn;
 use crate::outbox::{quote_literal, OutboxTable, RowLayout};
 use crate::pg::catalog::CatalogError;
-use crate::pg::pgoutput::Value;
-use crate::source::polling::{table_columns, TIMESTAMPS};
+use crate::source::polling::{column_values, table_columns, TIMESTAMPS};
 use crate::source::{Change, Source, SourceError};
 
 /// Rows per FETCH from the cursor.
@@ -158,22 +156,11 @@ impl TableReading {
         } else {
             "clock_timestamp()".to_owned()
         };
-        let list: Vec<String> = selected
-            .iter()
-            .filter(|n| has(n))
-            .map(|n| {
-                if table.raw_bytes {
-                    // As polling reads them: a SQL_ASCII database's stored bytes, as bytea.
-                    format!("convert_to({}::text, 'SQL_ASCII')", escape_identifier(n))
-                } else {
-                    format!("{}::text", escape_identifier(n))
-                }
-            })
-            .collect();
+        let present: Vec<String> = selected.into_iter().filter(|n| has(n)).collect();
+        let list = table.select_list(&present);
         Ok(TableReading {
             select: format!(
-                "SELECT {}, {committed_at} FROM {name}{condition} ORDER BY {order}",
-                list.join(", ")
+                "SELECT {list}, {committed_at} FROM {name}{condition} ORDER BY {order}"
             ),
             count: format!("SELECT count(*) FROM {name}{condition}"),
             layout,
@@ -249,15 +236,7 @@ impl TableSource {
 
     fn event(&mut self, row: &Row) -> crate::event::Event {
         let texts = row.len() - 1;
-        let values: Vec<Value> = (0..texts)
-            .map(|i| {
-                let bytes = match row.try_get::<_, Option<&str>>(i) {
-                    Ok(text) => text.map(str::as_bytes),
-                    Err(_) => row.try_get::<_, Option<&[u8]>>(i).ok().flatten(),
-                };
-                bytes.map_or(Value::Null, |b| Value::Text(Bytes::copy_from_slice(b)))
-            })
-            .collect();
+        let values = column_values(row, texts);
         let committed_at = row
             .try_get::<_, SystemTime>(texts)
             .unwrap_or_else(|_| SystemTime::now());
