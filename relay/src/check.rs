@@ -11,7 +11,6 @@ use std::time::Duration;
 use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Client;
 
-use crate::cleanup::CleanupMode;
 use crate::config::Config;
 use crate::pg::catalog::{self, CatalogError};
 use crate::pg::publication::{self, Coverage};
@@ -459,46 +458,36 @@ async fn polling_checks(
             ),
         )
     });
-    let mut needed = vec!["SELECT", "UPDATE"];
-    if config.cleanup == CleanupMode::Delete {
-        needed.push("DELETE");
-    }
+    let privileges = mode::polling_privileges(client, outbox, config.cleanup).await?;
+    findings.push(if privileges.lacking.is_empty() {
+        Finding::ok(
+            "table privileges",
+            format!(
+                "role {} may {}",
+                privileges.user,
+                privileges.needed.join(", ")
+            ),
+        )
+    } else {
+        Finding::fail(
+            "table privileges",
+            format!(
+                "role {} lacks {}",
+                privileges.user,
+                privileges.lacking.join(", ")
+            ),
+            privileges.grant(outbox),
+        )
+    });
     let row = client
         .query_one(
-            "SELECT current_user::text,
-                    has_table_privilege($1, 'SELECT'), has_table_privilege($1, 'UPDATE'), has_table_privilege($1, 'DELETE'),
-                    EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = 'outbox_relay_notify'),
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = 'outbox_relay_notify'),
                     (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
                       OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = $1::text::regclass), 'USAGE')",
             &[&outbox.quoted_name()],
         )
         .await?;
-    let user: String = row.get(0);
-    let granted = [row.get::<_, bool>(1), row.get(2), row.get(3)];
-    let lacking: Vec<&str> = needed
-        .iter()
-        .zip(granted)
-        .filter(|(_, has)| !has)
-        .map(|(p, _)| *p)
-        .collect();
-    findings.push(if lacking.is_empty() {
-        Finding::ok(
-            "table privileges",
-            format!("role {user} may {}", needed.join(", ")),
-        )
-    } else {
-        Finding::fail(
-            "table privileges",
-            format!("role {user} lacks {}", lacking.join(", ")),
-            format!(
-                "GRANT {} ON {} TO {};",
-                lacking.join(", "),
-                outbox.quoted_name(),
-                escape_identifier(&user)
-            ),
-        )
-    });
-    let (trigger, owner): (bool, Option<bool>) = (row.get(4), row.get(5));
+    let (trigger, owner): (bool, Option<bool>) = (row.get(0), row.get(1));
     findings.push(if trigger {
         Finding::ok("notify trigger", "present: inserts wake the relay")
     } else if config.polling.install_trigger && owner == Some(true) {

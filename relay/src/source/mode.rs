@@ -131,24 +131,18 @@ pub async fn polling_blocker(
     let table = outbox.quoted_name();
     let row = client
         .query_one(
-            "SELECT to_regclass($1) IS NOT NULL, current_user::text",
-            &[&table],
-        )
-        .await?;
-    let (exists, user): (bool, String) = (row.get(0), row.get(1));
-    if !exists {
-        return Ok(None);
-    }
-    let row = client
-        .query_one(
-            "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = $1::text::regclass
-                        AND attname IN ($2, $3) AND attnum > 0 AND NOT attisdropped)::int,
-                    has_table_privilege($1, 'SELECT'), has_table_privilege($1, 'UPDATE'),
-                    has_table_privilege($1, 'DELETE')",
+            "SELECT to_regclass($1) IS NOT NULL
+                    AND (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1)
+                         AND attname IN ($2, $3) AND attnum > 0 AND NOT attisdropped) < 2,
+                    to_regclass($1) IS NOT NULL",
             &[&table, &c.sequence, &c.published_at],
         )
         .await?;
-    if row.get::<_, i32>(0) < 2 {
+    let (lacks_columns, exists): (bool, bool) = (row.get(0), row.get(1));
+    if !exists {
+        return Ok(None);
+    }
+    if lacks_columns {
         return Ok(Some(Blocker {
             problem: format!(
                 "{} lacks polling's columns {} and {}",
@@ -160,30 +154,64 @@ pub async fn polling_blocker(
             ),
         }));
     }
-    let mut needed = vec![("SELECT", row.get::<_, bool>(1)), ("UPDATE", row.get(2))];
-    if cleanup == CleanupMode::Delete {
-        needed.push(("DELETE", row.get(3)));
-    }
-    let lacking: Vec<&str> = needed
-        .into_iter()
-        .filter(|(_, granted)| !granted)
-        .map(|(privilege, _)| privilege)
-        .collect();
-    if lacking.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(Blocker {
+    let privileges = polling_privileges(client, outbox, cleanup).await?;
+    Ok((!privileges.lacking.is_empty()).then(|| Blocker {
         problem: format!(
-            "role {user} lacks {} on {}",
-            lacking.join(", "),
+            "role {} lacks {} on {}",
+            privileges.user,
+            privileges.lacking.join(", "),
             outbox.table
         ),
-        fix: format!(
-            "run `GRANT {} ON {table} TO {};`",
-            lacking.join(", "),
-            escape_identifier(&user)
-        ),
+        fix: format!("run `{}`", privileges.grant(outbox)),
     }))
+}
+
+/// What polling needs of the role on the outbox: SELECT and UPDATE, and DELETE when it deletes
+/// relayed rows.
+pub struct PollingPrivileges {
+    pub user: String,
+    pub needed: Vec<&'static str>,
+    pub lacking: Vec<&'static str>,
+}
+
+impl PollingPrivileges {
+    /// The statement that grants what is lacking.
+    pub fn grant(&self, outbox: &OutboxTable) -> String {
+        format!(
+            "GRANT {} ON {} TO {};",
+            self.lacking.join(", "),
+            outbox.quoted_name(),
+            escape_identifier(&self.user)
+        )
+    }
+}
+
+/// The session's role and the privileges it holds and lacks for polling the existing outbox.
+pub async fn polling_privileges(
+    client: &Client,
+    outbox: &OutboxTable,
+    cleanup: CleanupMode,
+) -> Result<PollingPrivileges, CatalogError> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, has_table_privilege($1, 'SELECT'),
+                    has_table_privilege($1, 'UPDATE'), has_table_privilege($1, 'DELETE')",
+            &[&outbox.quoted_name()],
+        )
+        .await?;
+    let mut checked = vec![("SELECT", row.get::<_, bool>(1)), ("UPDATE", row.get(2))];
+    if cleanup == CleanupMode::Delete {
+        checked.push(("DELETE", row.get(3)));
+    }
+    Ok(PollingPrivileges {
+        user: row.get(0),
+        needed: checked.iter().map(|(privilege, _)| *privilege).collect(),
+        lacking: checked
+            .iter()
+            .filter(|(_, granted)| !granted)
+            .map(|(privilege, _)| *privilege)
+            .collect(),
+    })
 }
 
 /// Marks the publication while polling relays the rows committed before the slot existed: the slot
