@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 
 TANSU_BIN="$(scripts/install-tansu.sh | tail -n 1)"
 export TANSU_BIN
+# A Python with kafka-python, the Java-partitioning client the partitioning cutover test writes with.
+KAFKA_PYTHON="$(scripts/install-kafka-python.sh | tail -n 1)"
+export KAFKA_PYTHON
 scripts/services.sh
 # The PostgreSQL majors the tests run against besides the system's (harness/src/postgres/installation.rs).
 for major in 13 17; do

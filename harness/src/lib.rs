@@ -6,6 +6,7 @@
 //! are also killed if the test binary itself is killed (see `spawner`).
 
 mod certificates;
+pub mod java_partitioner;
 mod kafka;
 mod port;
 mod postgres;

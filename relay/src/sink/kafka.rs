@@ -7,6 +7,7 @@
 
 mod broker_errors;
 mod known_topics;
+mod partitioner;
 pub mod publish_check;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,6 +93,7 @@ pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
         .set("message.max.bytes", "16777216")
         // Not snappy: Tansu's sqlite storage cannot serve snappy batches back to consumers.
         .set("compression.type", "lz4")
+        .set("partitioner", partitioner::PARTITIONER)
         .set(
             "message.timeout.ms",
             config.message_timeout.as_millis().to_string(),

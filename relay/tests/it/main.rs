@@ -24,6 +24,7 @@ mod majors;
 mod metrics;
 mod multi_host;
 mod otlp;
+mod partitioning;
 mod password;
 mod polling;
 mod readme;
