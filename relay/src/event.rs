@@ -74,31 +74,6 @@ impl Event {
             + self.event_type.len()
     }
 
-    /// Headers every sink attaches: the event's identity first, then the row's own headers.
-    pub fn message_headers(&self) -> Vec<(&str, &str)> {
-        let mut headers = vec![
-            ("id", self.id.as_str()),
-            ("type", self.event_type.as_str()),
-            ("aggregatetype", self.aggregate_type.as_str()),
-            ("aggregateid", self.aggregate_id.as_str()),
-        ];
-        if let Some(created_at) = &self.created_at {
-            headers.push(("created_at", created_at));
-        }
-        headers.extend(self.row_headers());
-        headers
-    }
-
-    /// The row's headers, less any named like a header the relay sets: consumers dedup on `id` and
-    /// order by `outbox_position`, and take a message with `dlq_` headers for a dead letter, so a
-    /// service must not be able to set any of them by accident.
-    fn row_headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| !is_reserved(k))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
     /// A header the service put in the row, by name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -120,39 +95,7 @@ impl Event {
             .find(|(key, _)| NAMES.contains(&key.as_str()))
             .map(|(_, value)| value.as_str())
     }
-
-    /// The row's headers as one JSON object (Redis Streams and stdout carry them as a field).
-    pub fn headers_json(&self) -> String {
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .row_headers()
-            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
-            .collect();
-        serde_json::Value::Object(map).to_string()
-    }
 }
-
-/// Header names only the relay sets; a row header of one of these names is dropped.
-fn is_reserved(name: &str) -> bool {
-    const RESERVED: [&str; 7] = [
-        "id",
-        "type",
-        "aggregatetype",
-        "aggregateid",
-        "created_at",
-        POSITION_HEADER,
-        REPLAYED_HEADER,
-    ];
-    RESERVED.contains(&name) || name.starts_with(DEAD_LETTER_PREFIX)
-}
-
-/// The header carrying [`Routed::position`].
-pub const POSITION_HEADER: &str = "outbox_position";
-
-/// The header, set to `true`, of events `outbox-relay replay` republished.
-pub const REPLAYED_HEADER: &str = "replayed";
-
-/// Headers of dead letters start with this.
-const DEAD_LETTER_PREFIX: &str = "dlq_";
 
 /// An event with the broker destination the router chose for it.
 #[derive(Debug, Clone)]
@@ -171,10 +114,6 @@ pub struct DeadLetter {
     /// Where the event was meant to go.
     pub destination: String,
 }
-
-/// A dead-lettered copy keeps payloads up to this size; larger ones may be why the broker refused
-/// the event, and the row itself still holds them.
-pub const DEAD_LETTER_MAX_PAYLOAD: usize = 64 * 1024;
 
 impl Routed {
     pub fn new(destination: String, event: Event) -> Routed {
@@ -210,42 +149,6 @@ impl Routed {
         });
         self
     }
-
-    /// The event's headers and its position, plus the relay's marks (see [`Routed::marks`]).
-    pub fn headers(&self) -> Vec<(&str, &str)> {
-        let mut headers = self.event.message_headers();
-        headers.push((POSITION_HEADER, &self.position));
-        headers.extend(self.marks());
-        headers
-    }
-
-    /// What the relay says about this delivery: `replayed` for a republished event, and a dead
-    /// letter's reason and original destination; none for an ordinary event.
-    pub fn marks(&self) -> Vec<(&'static str, &str)> {
-        let mut headers = Vec::new();
-        if self.event.origin.is_replayed() {
-            headers.push((REPLAYED_HEADER, "true"));
-        }
-        let Some(dead_letter) = &self.dead_letter else {
-            return headers;
-        };
-        headers.extend([
-            ("dlq_reason", dead_letter.reason.as_str()),
-            ("dlq_destination", dead_letter.destination.as_str()),
-        ]);
-        if self.event.payload.len() > DEAD_LETTER_MAX_PAYLOAD {
-            headers.push(("dlq_payload_omitted", "true"));
-        }
-        headers
-    }
-
-    /// The payload to send: the event's, except an oversized one in a dead letter.
-    pub fn payload(&self) -> &str {
-        match &self.dead_letter {
-            Some(_) if self.event.payload.len() > DEAD_LETTER_MAX_PAYLOAD => "",
-            _ => &self.event.payload,
-        }
-    }
 }
 
 /// Fixed-width hexadecimal for the commit LSN and index, zero-padded decimal for the sequence. A
@@ -265,17 +168,14 @@ fn position(origin: Origin, index: u32) -> String {
 mod tests {
     use super::*;
 
-    fn event(origin: Origin, headers: &[(&str, &str)]) -> Event {
+    fn event(origin: Origin) -> Event {
         Event {
             id: "e-1".to_owned(),
             aggregate_type: "order".to_owned(),
             aggregate_id: "o-1".to_owned(),
             event_type: "Changed".to_owned(),
             payload: "{}".to_owned(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers: Vec::new(),
             created_at: None,
             origin,
             committed_at: SystemTime::UNIX_EPOCH,
@@ -285,7 +185,7 @@ mod tests {
     #[test]
     fn positions_compare_as_strings_in_outbox_order() {
         let at = |lsn: u64, index: u32| {
-            Routed::new("d".to_owned(), event(Origin::Commit(Lsn(lsn)), &[]))
+            Routed::new("d".to_owned(), event(Origin::Commit(Lsn(lsn))))
                 .with_index(index)
                 .position()
                 .to_owned()
@@ -294,7 +194,7 @@ mod tests {
         assert!(at(0x16B3748, 9) < at(0x16B3748, 10));
         assert!(at(0xFFFF_FFFF, 1000) < at(0x1_0000_0000, 0));
         let seq = |n: i64| {
-            Routed::new("d".to_owned(), event(Origin::Sequence(n), &[]))
+            Routed::new("d".to_owned(), event(Origin::Sequence(n)))
                 .position()
                 .to_owned()
         };
@@ -303,54 +203,17 @@ mod tests {
     }
 
     #[test]
-    fn row_headers_cannot_pose_as_the_relays_own() {
-        let routed = Routed::new(
+    fn table_rows_sort_before_the_stream() {
+        let table = Routed::new(
             "d".to_owned(),
-            event(
-                Origin::Sequence(1),
-                &[
-                    ("dlq_reason", "forged"),
-                    ("outbox_position", "forged"),
-                    ("replayed", "forged"),
-                    ("id", "forged"),
-                    ("keep", "k"),
-                ],
-            ),
+            event(Origin::Table {
+                before: Lsn(0x16B3748),
+                row: 5,
+                replayed: false,
+            }),
         );
-        let headers = routed.headers();
-        assert_eq!(
-            headers,
-            vec![
-                ("id", "e-1"),
-                ("type", "Changed"),
-                ("aggregatetype", "order"),
-                ("aggregateid", "o-1"),
-                ("keep", "k"),
-                ("outbox_position", "0000000000000000001"),
-            ]
-        );
-        assert_eq!(routed.event.headers_json(), r#"{"keep":"k"}"#);
-    }
-
-    #[test]
-    fn replayed_rows_say_so_and_table_rows_sort_before_the_stream() {
-        let table = |replayed: bool| {
-            Routed::new(
-                "d".to_owned(),
-                event(
-                    Origin::Table {
-                        before: Lsn(0x16B3748),
-                        row: 5,
-                        replayed,
-                    },
-                    &[],
-                ),
-            )
-        };
-        assert_eq!(table(false).position(), "00000000016B3747/00000005");
-        assert!(table(false).marks().is_empty());
-        assert_eq!(table(true).marks(), vec![("replayed", "true")]);
-        let streamed = Routed::new("d".to_owned(), event(Origin::Commit(Lsn(0x16B3748)), &[]));
-        assert!(table(false).position() < streamed.position());
+        assert_eq!(table.position(), "00000000016B3747/00000005");
+        let streamed = Routed::new("d".to_owned(), event(Origin::Commit(Lsn(0x16B3748))));
+        assert!(table.position() < streamed.position());
     }
 }

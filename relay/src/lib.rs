@@ -1,6 +1,7 @@
 //! outbox-relay: streams committed outbox rows from PostgreSQL to a message broker.
 //!
-//! The pipeline is `source` (logical replication) → `router` (destination per event) → `sink` (broker),
+//! The pipeline is `source` (logical replication) → `router` (destination per event) → `encode`
+//! (the message per event) → `sink` (broker),
 //! with `pipeline` keeping the acknowledgement rule: the position confirmed to PostgreSQL never passes
 //! an event the broker has not confirmed.
 
@@ -11,6 +12,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod dead_letters;
+pub mod encode;
 pub mod event;
 pub mod gap_repair;
 pub mod http;

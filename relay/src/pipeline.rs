@@ -1,4 +1,4 @@
-//! One session: source → router → sink, with the acknowledgement rule.
+//! One session: source → router → encoder → sink, with the acknowledgement rule.
 //!
 //! Batches go to the sink without waiting for earlier ones (a bounded window of in-flight events),
 //! and their confirmations are awaited strictly in order. A position from the source is attached to
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cleanup::Cleaner;
 use crate::dead_letters::{DeadLetters, Verdict};
+use crate::encode::Encoder;
 use crate::event::{Event, Origin, Routed};
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
@@ -136,6 +137,7 @@ struct Window<'m> {
     /// whichever session reads it.
     transaction: Option<(Origin, u32)>,
     metrics: &'m Metrics,
+    encoder: &'m dyn Encoder,
     cleaner: Option<&'m Cleaner>,
     dead_letters: &'m DeadLetters,
 }
@@ -231,7 +233,11 @@ impl Window<'_> {
             None => Vec::new(),
         };
         self.metrics.observe_batch(events);
-        let delivery = sink.publish(batch).await?;
+        let messages = batch
+            .into_iter()
+            .map(|routed| self.encoder.encode(routed))
+            .collect();
+        let delivery = sink.publish(messages).await?;
         self.in_flight.push_back(InFlight {
             delivery,
             events,
@@ -295,9 +301,11 @@ impl Window<'_> {
 }
 
 /// Where events go: the destination template, except for events the broker refused for good,
-/// which go to the dead-letter destination (or nowhere once their dead letter is confirmed).
+/// which go to the dead-letter destination (or nowhere once their dead letter is confirmed); and
+/// how they are encoded for the sink.
 pub struct Routing<'a> {
     pub router: &'a Router,
+    pub encoder: &'a dyn Encoder,
     pub dead_letter_destination: &'a str,
     pub dead_letters: &'a DeadLetters,
     /// Deletes rows once relayed, when the configuration asks for it.
@@ -351,6 +359,7 @@ pub async fn run<S: Source>(
         acked: *acked,
         transaction: None,
         metrics,
+        encoder: routing.encoder,
         cleaner: routing.cleaner,
         dead_letters: routing.dead_letters,
     };

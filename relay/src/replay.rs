@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
 use crate::dead_letters::DeadLetters;
+use crate::encode;
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::pg::catalog::{self, CatalogError};
@@ -64,6 +65,7 @@ pub async fn run(
         key: "destination",
         reason: e.to_string(),
     })?;
+    let encoder = encode::from_config(config);
     let client = catalog::connect(&config.database()?).await?;
     let reading = TableReading::prepare(&client, &config.outbox, filter).await?;
     client
@@ -96,6 +98,7 @@ pub async fn run(
     let dead_letters = DeadLetters::default();
     let routing = Routing {
         router: &router,
+        encoder: encoder.as_ref(),
         dead_letter_destination: &config.dead_letter_destination,
         dead_letters: &dead_letters,
         cleaner: None,

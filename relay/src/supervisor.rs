@@ -13,6 +13,7 @@ use crate::checkpoint::recorder::{Recorder, Writer};
 use crate::cleanup::{Cleaner, CleanupMode};
 use crate::config::{Config, ConfigError};
 use crate::dead_letters::DeadLetters;
+use crate::encode;
 use crate::gap_repair::{self, Plan};
 use crate::lsn::Lsn;
 use crate::metrics::{FailureKind, Metrics};
@@ -203,6 +204,7 @@ async fn sessions(
         key: "destination",
         reason: e.to_string(),
     })?;
+    let encoder = encode::from_config(config);
     let polling = matches!(phase, Phase::Polling(_));
     let mode = if polling {
         Mode::Polling
@@ -233,6 +235,7 @@ async fn sessions(
         let mut acked = Lsn::ZERO;
         let routing = Routing {
             router: &router,
+            encoder: encoder.as_ref(),
             dead_letter_destination: &config.dead_letter_destination,
             dead_letters: &dead_letters,
             cleaner: cleaner.as_ref(),

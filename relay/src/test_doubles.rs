@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::event::{Event, Origin, Routed};
+use crate::encode::Message;
+use crate::event::{Event, Origin};
 use crate::lsn::Lsn;
 use crate::sink::{Delivery, Sink, SinkError};
 use crate::source::{Change, Source, SourceError};
@@ -130,7 +131,7 @@ impl Source for ScriptedSource {
 
 /// A batch the sink received, with the means to confirm or fail it.
 struct Received {
-    batch: Vec<Routed>,
+    batch: Vec<Message>,
     outcome: Option<oneshot::Sender<Result<(), SinkError>>>,
 }
 
@@ -157,7 +158,7 @@ pub fn hand_sink() -> (HandSink, Broker) {
 
 #[async_trait]
 impl Sink for HandSink {
-    async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
+    async fn publish(&mut self, batch: Vec<Message>) -> Result<Delivery, SinkError> {
         let (tx, rx) = oneshot::channel();
         self.received.lock().unwrap().push(Received {
             batch,
@@ -190,7 +191,7 @@ impl Broker {
         self.received.lock().unwrap()[n]
             .batch
             .iter()
-            .map(|r| (r.event.id.clone(), r.destination.clone()))
+            .map(|m| (m.id.clone(), m.destination.clone()))
             .collect()
     }
 
@@ -199,7 +200,7 @@ impl Broker {
         let received = self.received.lock().unwrap();
         received
             .iter()
-            .flat_map(|r| r.batch.iter().map(|routed| routed.event.id.clone()))
+            .flat_map(|r| r.batch.iter().map(|message| message.id.clone()))
             .collect()
     }
 

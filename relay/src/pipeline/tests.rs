@@ -8,8 +8,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{run, PipelineError, PipelineSettings, Routing};
+use crate::config::SinkKind;
 use crate::dead_letters::DeadLetters;
 use crate::dead_letters::Verdict;
+use crate::encode::Native;
 use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::pg::catalog::CatalogError;
@@ -48,8 +50,10 @@ where
     let (mut source, script) = scripted_source();
     let (mut sink, broker) = hand_sink();
     let router = Router::new("outbox.{aggregatetype}").expect("a valid template");
+    let encoder = Native::new(SinkKind::Kafka);
     let routing = Routing {
         router: &router,
+        encoder: &encoder,
         dead_letter_destination: "dead-letters",
         dead_letters,
         cleaner: None,

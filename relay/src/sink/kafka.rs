@@ -1,4 +1,5 @@
-//! Kafka sink: publishes each event to the topic named by its destination, keyed by aggregate id.
+//! Kafka sink: publishes each message to the topic named by its destination, with its key, value
+//! and headers.
 //!
 //! Order per aggregate holds because the key picks one partition and the producer is idempotent: the
 //! broker accepts a partition's batches only in sequence-number order, so librdkafka's retries and
@@ -22,7 +23,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 
 use super::{refused, Delivery, Refusal, Sink, SinkError};
-use crate::event::Routed;
+use crate::encode::Message;
 use broker_errors::BrokerErrors;
 use known_topics::KnownTopics;
 
@@ -166,10 +167,10 @@ pub async fn connect(config: &KafkaConfig) -> Result<KafkaSink, SinkError> {
 impl KafkaSink {
     /// Creates the batch's topics that are not known yet. Brokers often have topic auto-creation
     /// disabled (Tansu has none), and a produce to a missing topic would only fail at timeout.
-    async fn ensure_topics(&mut self, batch: &[Routed]) -> Result<(), SinkError> {
+    async fn ensure_topics(&mut self, batch: &[Message]) -> Result<(), SinkError> {
         let missing: BTreeSet<&str> = batch
             .iter()
-            .map(|routed| routed.destination.as_str())
+            .map(|message| message.destination.as_str())
             .filter(|topic| !self.known_topics.contains(topic))
             .collect();
         if missing.is_empty() {
@@ -204,7 +205,7 @@ impl KafkaSink {
                     let reason = format!("cannot create topic: {}", RDKafkaErrorCode::InvalidTopic);
                     refusals.extend(batch.iter().filter(|r| r.destination == topic).map(|r| {
                         Refusal {
-                            event_id: r.event.id.clone(),
+                            event_id: r.id.clone(),
                             destination: topic.clone(),
                             reason: reason.clone(),
                         }
@@ -214,8 +215,8 @@ impl KafkaSink {
                 Err((topic, code)) => {
                     let event_id = batch
                         .iter()
-                        .find(|routed| routed.destination == topic)
-                        .map(|routed| routed.event.id.clone())
+                        .find(|message| message.destination == topic)
+                        .map(|message| message.id.clone())
                         .unwrap_or_default();
                     return Err(SinkError::Rejected {
                         sink: NAME,
@@ -230,21 +231,24 @@ impl KafkaSink {
     }
 
     /// Hands one message to librdkafka's queue, waiting while the queue is full.
-    async fn enqueue(&self, routed: &Routed) -> Result<DeliveryFuture, SinkError> {
-        let event = &routed.event;
-        let headers = routed.headers().into_iter().fold(
-            OwnedHeaders::new_with_capacity(event.headers.len() + 4),
+    async fn enqueue(&self, message: &Message) -> Result<DeliveryFuture, SinkError> {
+        let headers = message.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(message.headers.len()),
             |headers, (key, value)| {
                 headers.insert(Header {
                     key,
-                    value: Some(value),
+                    value: Some(value.as_bytes()),
                 })
             },
         );
-        let mut record = FutureRecord::to(&routed.destination)
-            .key(&event.aggregate_id)
-            .payload(routed.payload())
-            .headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&message.destination).headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key);
+        }
+        if let Some(value) = &message.value {
+            record = record.payload(value);
+        }
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => return Ok(delivery),
@@ -255,8 +259,8 @@ impl KafkaSink {
                 Err((error, _)) => {
                     return Err(failure(
                         &error,
-                        event.id.clone(),
-                        routed.destination.clone(),
+                        message.id.clone(),
+                        message.destination.clone(),
                     ))
                 }
             }
@@ -266,15 +270,15 @@ impl KafkaSink {
 
 #[async_trait]
 impl Sink for KafkaSink {
-    async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
+    async fn publish(&mut self, batch: Vec<Message>) -> Result<Delivery, SinkError> {
         self.ensure_topics(&batch).await?;
         // Refusals for good do not stop the batch: every one of them is reported at once.
         let mut refusals = Vec::new();
         // Keep only what an error report needs; librdkafka holds its own copy of each message.
         let mut pending: Vec<(DeliveryFuture, String, String)> = Vec::with_capacity(batch.len());
-        for routed in batch {
-            match self.enqueue(&routed).await {
-                Ok(delivery) => pending.push((delivery, routed.event.id, routed.destination)),
+        for message in batch {
+            match self.enqueue(&message).await {
+                Ok(delivery) => pending.push((delivery, message.id, message.destination)),
                 Err(SinkError::Unacceptable {
                     refusals: mut r, ..
                 }) => refusals.append(&mut r),

@@ -1,4 +1,4 @@
-//! Sinks hand routed events to a broker and report when the broker has confirmed them.
+//! Sinks hand encoded messages to a broker and report when the broker has confirmed them.
 //!
 //! A sink keeps order within its one connection (Kafka's idempotent producer, one RabbitMQ channel with
 //! publisher confirms, one Redis connection), so the pipeline can keep several batches in flight and
@@ -15,7 +15,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 
-use crate::event::Routed;
+use crate::encode::Message;
 
 /// Resolves once the broker has confirmed every message of one batch, or with the first failure.
 pub type Delivery = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
@@ -25,7 +25,7 @@ pub trait Sink: Send {
     /// Hands a batch to the broker without waiting for its confirmation.
     ///
     /// Batches handed over later must not overtake earlier ones for the same key.
-    async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError>;
+    async fn publish(&mut self, batch: Vec<Message>) -> Result<Delivery, SinkError>;
 
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;

@@ -1,4 +1,5 @@
-//! RabbitMQ sink: publishes each event to one topic exchange, with the destination as routing key.
+//! RabbitMQ sink: publishes each message to one topic exchange, with the destination as routing key,
+//! its value as body and its headers as AMQP headers.
 //!
 //! All messages go through one channel in confirm mode. RabbitMQ keeps a channel's publishes in
 //! order, and confirms arrive in publish order, so several batches may be in flight at once.
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use super::{refused, Delivery, Refusal, Sink, SinkError};
 
-use crate::event::Routed;
+use crate::encode::{HeaderValue, Message};
 use crate::pg::redact_url;
 use tlsfiles::{self as tls, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 
@@ -186,10 +187,10 @@ fn connect_error(config: &RabbitMqConfig, reason: String) -> SinkError {
 
 /// AMQP short strings hold at most 255 bytes; a longer id, type, header name or routing key is a
 /// property of the event, so it is refused for good rather than failing the connection.
-fn short_string(routed: &Routed, what: &str, value: &str) -> Result<ShortString, Refusal> {
+fn short_string(message: &Message, what: &str, value: &str) -> Result<ShortString, Refusal> {
     ShortString::try_new(value).map_err(|e| Refusal {
-        event_id: routed.event.id.clone(),
-        destination: routed.destination.clone(),
+        event_id: message.id.clone(),
+        destination: message.destination.clone(),
         reason: format!("{what}: {e}"),
     })
 }
@@ -209,21 +210,24 @@ const SHORT_STRING_MAX: usize = 255;
 /// refused for an over-long short string, a dead letter gets its id and type cut to fit (the `id`
 /// and `type` headers, long strings, keep them whole) and leaves out header names that cannot fit,
 /// listing them in `dlq_omitted_headers`.
-fn properties(routed: &Routed) -> Result<BasicProperties, Refusal> {
-    let event = &routed.event;
-    let dead_letter = routed.dead_letter.is_some();
+fn properties(message: &Message) -> Result<BasicProperties, Refusal> {
+    let dead_letter = message.dead_letter;
     let mut headers = FieldTable::default();
     let mut omitted = Vec::new();
-    for (key, value) in routed.headers() {
-        let name = match short_string(routed, "header name", key) {
+    for (key, value) in &message.headers {
+        let name = match short_string(message, "header name", key) {
             Ok(name) => name,
             Err(_) if dead_letter => {
-                omitted.push(key);
+                omitted.push(key.as_str());
                 continue;
             }
             Err(refusal) => return Err(refusal),
         };
-        headers.insert(name, AMQPValue::LongString(LongString::from(value)));
+        let value = match value {
+            HeaderValue::Text(text) => AMQPValue::LongString(LongString::from(text.as_str())),
+            HeaderValue::Bytes(bytes) => AMQPValue::ByteArray(bytes.clone().into()),
+        };
+        headers.insert(name, value);
     }
     if !omitted.is_empty() {
         headers.insert(
@@ -231,20 +235,24 @@ fn properties(routed: &Routed) -> Result<BasicProperties, Refusal> {
             AMQPValue::LongString(LongString::from(omitted.join("\n"))),
         );
     }
-    let (message_id, event_type) = if dead_letter {
-        (fitted(&event.id), fitted(&event.event_type))
-    } else {
-        (
-            short_string(routed, "event id", &event.id)?,
-            short_string(routed, "event type", &event.event_type)?,
-        )
+    let fit = |what: &str, value: &str| {
+        if dead_letter {
+            Ok(fitted(value))
+        } else {
+            short_string(message, what, value)
+        }
     };
-    Ok(BasicProperties::default()
-        .with_message_id(message_id)
-        .with_type(event_type)
-        .with_content_type(ShortString::from("application/json"))
+    let mut properties = BasicProperties::default()
+        .with_message_id(fit("event id", &message.id)?)
         .with_delivery_mode(PERSISTENT)
-        .with_headers(headers))
+        .with_headers(headers);
+    if let Some(message_type) = &message.message_type {
+        properties = properties.with_type(fit("event type", message_type)?);
+    }
+    if let Some(content_type) = &message.content_type {
+        properties = properties.with_content_type(fit("content type", content_type)?);
+    }
+    Ok(properties)
 }
 
 /// A message handed to the channel, and what an error report needs (the payload is not kept).
@@ -348,7 +356,7 @@ impl RabbitMqSink {
     /// after [`ALONE_ATTEMPTS`], so that the session ends and a stop signal is heard.
     async fn publish_alone(
         &mut self,
-        routed: &Routed,
+        message: &Message,
         mut sent: Sent,
     ) -> Result<Outcome, SinkError> {
         let mut attempt = 1;
@@ -360,7 +368,7 @@ impl RabbitMqSink {
             }
             tokio::time::sleep(ALONE_RETRY_PAUSE).await;
             attempt += 1;
-            sent = match self.send(routed).await? {
+            sent = match self.send(message).await? {
                 Ok(sent) => sent,
                 Err(refusal) => return Ok(Outcome::Refused(refusal)),
             };
@@ -368,13 +376,13 @@ impl RabbitMqSink {
     }
 
     /// Hands one message to the channel; resolves once its frames are written.
-    async fn send(&mut self, routed: &Routed) -> Result<Result<Sent, Refusal>, SinkError> {
-        if routed.dead_letter.is_some() {
-            self.declare_dead_letter_queue(&routed.destination).await?;
+    async fn send(&mut self, message: &Message) -> Result<Result<Sent, Refusal>, SinkError> {
+        if message.dead_letter {
+            self.declare_dead_letter_queue(&message.destination).await?;
         }
-        let routing_key = match short_string(routed, "routing key", &routed.destination) {
+        let routing_key = match short_string(message, "routing key", &message.destination) {
             Ok(key) => key,
-            Err(refusal) if routed.dead_letter.is_some() => {
+            Err(refusal) if message.dead_letter => {
                 return Err(SinkError::Misconfigured {
                     sink: NAME,
                     reason: format!("dead_letter_destination: {}", refusal.reason),
@@ -382,7 +390,7 @@ impl RabbitMqSink {
             }
             Err(refusal) => return Ok(Err(refusal)),
         };
-        let properties = match properties(routed) {
+        let properties = match properties(message) {
             Ok(properties) => properties,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -395,18 +403,18 @@ impl RabbitMqSink {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                routed.payload().as_bytes(),
+                message.value.as_deref().unwrap_or_default(),
                 properties,
             )
             .await
             .map_err(|e| SinkError::Broker {
                 sink: NAME,
-                reason: format!("cannot publish event {}: {e}", routed.event.id),
+                reason: format!("cannot publish event {}: {e}", message.id),
             })?;
         Ok(Ok(Sent {
             confirm,
-            event_id: routed.event.id.clone(),
-            destination: routed.destination.clone(),
+            event_id: message.id.clone(),
+            destination: message.destination.clone(),
         }))
     }
 }
@@ -416,11 +424,11 @@ impl Sink for RabbitMqSink {
     /// Refusals for good (unroutable, over-long names) do not stop the batch: all are reported at
     /// once. While a nacked event is unconfirmed, each message's confirm is awaited before the
     /// next is published, and the batch stops at a nack.
-    async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
+    async fn publish(&mut self, batch: Vec<Message>) -> Result<Delivery, SinkError> {
         let mut refusals = Vec::new();
         let mut pending: Vec<Sent> = Vec::with_capacity(batch.len());
-        for routed in &batch {
-            let sent = match self.send(routed).await? {
+        for message in &batch {
+            let sent = match self.send(message).await? {
                 Ok(sent) => sent,
                 Err(refusal) => {
                     refusals.push(refusal);
@@ -431,7 +439,7 @@ impl Sink for RabbitMqSink {
                 pending.push(sent);
                 continue;
             }
-            match self.publish_alone(routed, sent).await? {
+            match self.publish_alone(message, sent).await? {
                 Outcome::Confirmed => {}
                 Outcome::Refused(refusal) => refusals.push(refusal),
                 Outcome::Failed(error) => return Ok(Box::pin(std::future::ready(Err(error)))),

@@ -1,4 +1,5 @@
-//! Redis Streams sink: appends each event to the stream named by its destination with `XADD`.
+//! Redis Streams sink: appends each message to the stream named by its destination with `XADD`:
+//! its headers as the entry's fields, then its value as field `payload`.
 //!
 //! One connection carries one transaction (`MULTI`/`EXEC`) per batch, sent only once the previous
 //! batch's reply is in. Redis executes a connection's commands in the order they arrive, and a
@@ -20,7 +21,7 @@ use redis::{AsyncConnectionConfig, RedisResult};
 use serde::{Deserialize, Serialize};
 
 use super::{refused, Delivery, Refusal, Sink, SinkError};
-use crate::event::{Routed, POSITION_HEADER};
+use crate::encode::{Message, VALUE_FIELD};
 use crate::pg::redact_url;
 use tlsfiles::{self as tls, TlsFileError, TlsFiles, TlsKeys, TlsMaterial};
 
@@ -129,32 +130,24 @@ impl Sink for RedisSink {
     /// `noeviction`, BUSY, NOREPLICAS, READONLY) aborts the whole transaction: none of its events
     /// lands, so none can land ahead of one that must be retried. Only errors when a command
     /// runs (WRONGTYPE) leave the others applied, and those are refusals for good.
-    async fn publish(&mut self, batch: Vec<Routed>) -> Result<Delivery, SinkError> {
+    async fn publish(&mut self, batch: Vec<Message>) -> Result<Delivery, SinkError> {
         let mut pipe = redis::pipe();
         // Report which event an error when a command runs (WRONGTYPE) belongs to.
         pipe.atomic().ignore_errors();
-        for routed in &batch {
-            let event = &routed.event;
-            let headers = event.headers_json();
-            let mut fields = vec![
-                ("id", event.id.as_str()),
-                ("aggregatetype", &event.aggregate_type),
-                ("aggregateid", &event.aggregate_id),
-                ("type", &event.event_type),
-                ("payload", routed.payload()),
-                ("headers", &headers),
-                (POSITION_HEADER, routed.position()),
-            ];
-            if let Some(created_at) = &event.created_at {
-                fields.push(("created_at", created_at));
+        for message in &batch {
+            let mut fields: Vec<(&str, &[u8])> = message
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes()))
+                .collect();
+            if let Some(value) = &message.value {
+                fields.push((VALUE_FIELD, value));
             }
-            // Top-level fields are the relay's own: the row's headers stay inside `headers`.
-            fields.extend(routed.marks());
             match self.maxlen {
                 Some(n) => {
-                    pipe.xadd_maxlen(&routed.destination, StreamMaxlen::Approx(n), "*", &fields)
+                    pipe.xadd_maxlen(&message.destination, StreamMaxlen::Approx(n), "*", &fields)
                 }
-                None => pipe.xadd(&routed.destination, "*", &fields),
+                None => pipe.xadd(&message.destination, "*", &fields),
             };
         }
         // A queue-time refusal comes back as the aborted transaction's error (EXECABORT), naming
@@ -167,9 +160,9 @@ impl Sink for RedisSink {
                 reason: format!("the batch's transaction failed: {e}"),
             })?;
         let mut refusals = Vec::new();
-        for (routed, reply) in batch.iter().zip(replies) {
+        for (message, reply) in batch.iter().zip(replies) {
             let Err(error) = reply else { continue };
-            let (event_id, destination) = (routed.event.id.clone(), routed.destination.clone());
+            let (event_id, destination) = (message.id.clone(), message.destination.clone());
             let reason = error.to_string();
             // A key of another type stays so whatever is retried; any other error passes.
             if error.code() != Some("WRONGTYPE") {

@@ -5,6 +5,7 @@ use crate::sink_common;
 
 use std::time::{Duration, Instant};
 
+use outbox_relay::config::SinkKind;
 use outbox_relay::sink::kafka::{connect, KafkaConfig};
 use outbox_relay::sink::SinkError;
 use sink_common::{assert_delivered_in_order, events, publish_all, unique, Received};
@@ -35,7 +36,9 @@ async fn kafka_delivers_overlapping_batches_in_order_per_key() {
     let mut sink = connect(&config(kafka.brokers())).await.unwrap();
     let sent = events(&topics, 6, 50);
 
-    publish_all(&mut sink, sent.clone(), 25, 4).await.unwrap();
+    publish_all(&mut sink, SinkKind::Kafka, sent.clone(), 25, 4)
+        .await
+        .unwrap();
 
     let received = receive(&kafka.brokers(), &topics, sent.len()).await;
     assert_delivered_in_order(&sent, &received);
@@ -50,7 +53,9 @@ async fn kafka_publishes_to_topic_created_after_connect() {
     kafka.create_topic(&topic, 1).unwrap();
     let sent = events(std::slice::from_ref(&topic), 3, 10);
 
-    publish_all(&mut sink, sent.clone(), 10, 2).await.unwrap();
+    publish_all(&mut sink, SinkKind::Kafka, sent.clone(), 10, 2)
+        .await
+        .unwrap();
 
     let received = receive(&kafka.brokers(), std::slice::from_ref(&topic), sent.len()).await;
     assert_delivered_in_order(&sent, &received);
@@ -86,7 +91,9 @@ async fn kafka_throughput() {
     let mut sink = connect(&config(kafka.brokers())).await.unwrap();
     let sent = events(std::slice::from_ref(&topic), 100, 500);
 
-    let elapsed = publish_all(&mut sink, sent, 500, 8).await.unwrap();
+    let elapsed = publish_all(&mut sink, SinkKind::Kafka, sent, 500, 8)
+        .await
+        .unwrap();
 
     println!(
         "kafka: 50000 events in {elapsed:?}: {:.0} events/s",

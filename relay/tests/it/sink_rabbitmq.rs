@@ -11,6 +11,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
+use outbox_relay::config::SinkKind;
 use outbox_relay::sink::rabbitmq::{connect, RabbitMqConfig};
 use outbox_relay::sink::SinkError;
 use sink_common::{assert_delivered_in_order, events, publish_all, unique, Received};
@@ -121,7 +122,9 @@ async fn rabbitmq_delivers_overlapping_batches_in_order_per_key() {
     let queue = bind_queue(&consumer, &exchange, &destinations).await;
     let sent = events(&destinations, 6, 50);
 
-    publish_all(&mut sink, sent.clone(), 25, 4).await.unwrap();
+    publish_all(&mut sink, SinkKind::Rabbitmq, sent.clone(), 25, 4)
+        .await
+        .unwrap();
 
     let received = receive(&consumer, &queue, sent.len()).await;
     delete_exchange(&consumer, &exchange).await;
@@ -141,7 +144,7 @@ async fn rabbitmq_refuses_unroutable_message_for_good() {
     .unwrap();
     let sent = events(&[unique("outbox.event.nobody")], 1, 3);
 
-    let error = publish_all(&mut sink, sent.clone(), 10, 1)
+    let error = publish_all(&mut sink, SinkKind::Rabbitmq, sent.clone(), 10, 1)
         .await
         .unwrap_err();
 
@@ -198,7 +201,9 @@ async fn rabbitmq_throughput() {
     bind_queue(&consumer, &exchange, std::slice::from_ref(&destination)).await;
     let sent = events(std::slice::from_ref(&destination), 100, 500);
 
-    let elapsed = publish_all(&mut sink, sent, 500, 8).await.unwrap();
+    let elapsed = publish_all(&mut sink, SinkKind::Rabbitmq, sent, 500, 8)
+        .await
+        .unwrap();
 
     delete_exchange(&consumer, &exchange).await;
     println!(

@@ -2,6 +2,7 @@
 
 use crate::sink_common;
 
+use outbox_relay::config::SinkKind;
 use outbox_relay::sink::redis::{connect, RedisConfig};
 use outbox_relay::sink::SinkError;
 use sink_common::{assert_delivered_in_order, events, publish_all, unique, Received};
@@ -36,7 +37,9 @@ async fn redis_delivers_overlapping_batches_in_order_per_key() {
     .unwrap();
     let sent = events(&streams, 6, 50);
 
-    publish_all(&mut sink, sent.clone(), 25, 4).await.unwrap();
+    publish_all(&mut sink, SinkKind::Redis, sent.clone(), 25, 4)
+        .await
+        .unwrap();
 
     let received = read_streams(&url, &streams).await;
     delete(&url, &streams).await;
@@ -58,6 +61,7 @@ async fn redis_trims_streams_to_about_maxlen() {
 
     publish_all(
         &mut sink,
+        SinkKind::Redis,
         events(std::slice::from_ref(&stream), 1, 2000),
         500,
         2,
@@ -97,7 +101,7 @@ async fn redis_refuses_event_for_key_of_another_type_for_good() {
     .unwrap();
     let sent = events(std::slice::from_ref(&key), 1, 1);
 
-    let error = publish_all(&mut sink, sent.clone(), 10, 1)
+    let error = publish_all(&mut sink, SinkKind::Redis, sent.clone(), 10, 1)
         .await
         .unwrap_err();
 
@@ -144,7 +148,9 @@ async fn redis_throughput() {
     .unwrap();
     let sent = events(std::slice::from_ref(&stream), 100, 500);
 
-    let elapsed = publish_all(&mut sink, sent, 500, 8).await.unwrap();
+    let elapsed = publish_all(&mut sink, SinkKind::Redis, sent, 500, 8)
+        .await
+        .unwrap();
 
     delete(&url, std::slice::from_ref(&stream)).await;
     println!(

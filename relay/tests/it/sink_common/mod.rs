@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use harness::Received;
+use outbox_relay::config::SinkKind;
+use outbox_relay::encode::{Encoder, Native};
 use outbox_relay::event::{Event, Origin, Routed};
 use outbox_relay::lsn::Lsn;
 use outbox_relay::sink::{Delivery, Sink, SinkError};
@@ -38,14 +40,17 @@ pub fn events(destinations: &[String], keys: usize, per_key: usize) -> Vec<Route
         .collect()
 }
 
-/// Publishes `batch_size` events at a time with up to `in_flight` deliveries outstanding, awaiting
-/// them oldest first (as the pipeline acknowledges). Returns how long it took.
+/// Publishes `batch_size` events at a time, encoded in the default format for `kind`, with up to
+/// `in_flight` deliveries outstanding, awaiting them oldest first (as the pipeline acknowledges).
+/// Returns how long it took.
 pub async fn publish_all(
     sink: &mut dyn Sink,
+    kind: SinkKind,
     events: Vec<Routed>,
     batch_size: usize,
     in_flight: usize,
 ) -> Result<Duration, SinkError> {
+    let encoder = Native::new(kind);
     let started = Instant::now();
     let mut pending: VecDeque<Delivery> = VecDeque::new();
     let mut events = events.into_iter().peekable();
@@ -53,7 +58,11 @@ pub async fn publish_all(
         if pending.len() == in_flight {
             pending.pop_front().expect("in flight").await?;
         }
-        let batch: Vec<Routed> = events.by_ref().take(batch_size).collect();
+        let batch = events
+            .by_ref()
+            .take(batch_size)
+            .map(|routed| encoder.encode(routed))
+            .collect();
         pending.push_back(sink.publish(batch).await?);
     }
     for delivery in pending {
@@ -88,9 +97,19 @@ pub fn assert_delivered_in_order(sent: &[Routed], received: &[Received]) {
             "out of order for key {}",
             message.key
         );
-        for (name, value) in event.message_headers() {
+        let identity = [
+            ("id", &event.id),
+            ("type", &event.event_type),
+            ("aggregatetype", &event.aggregate_type),
+            ("aggregateid", &event.aggregate_id),
+        ];
+        let row = event
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value));
+        for (name, value) in identity.into_iter().chain(row) {
             assert_eq!(
-                message.headers.get(name).map(String::as_str),
+                message.headers.get(name),
                 Some(value),
                 "header {name} of {message:?}"
             );

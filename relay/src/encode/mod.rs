@@ -1,0 +1,112 @@
+//! Encoding: turns a routed event into the message a sink transports (destination, key, value,
+//! headers), once, in the pipeline, so that sinks only carry bytes and a new format is one encoder.
+//!
+//! A format decides names and bytes; a sink decides how its broker carries them: Kafka record
+//! headers, AMQP properties and headers, Redis stream fields, a line on stdout. Some formats lay a
+//! message out differently per broker (stdout prints one JSON document), so an encoder is built for
+//! the configured sink.
+
+pub mod marks;
+mod native;
+
+pub use native::Native;
+
+use crate::config::{Config, SinkKind};
+use crate::event::Routed;
+
+/// One outbound message, as the sink hands it to its broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Kafka topic, RabbitMQ routing key, Redis stream key.
+    pub destination: String,
+    /// Kafka's record key (picks the partition); `None` sends a record without a key.
+    pub key: Option<Vec<u8>>,
+    /// The body; `None` is a Kafka tombstone.
+    pub value: Option<Vec<u8>>,
+    /// In order: Kafka record headers, AMQP headers, Redis stream fields.
+    pub headers: Vec<(String, HeaderValue)>,
+    /// The event's id: RabbitMQ's `message_id`, and how error reports name the message.
+    pub id: String,
+    /// RabbitMQ's `type` property.
+    pub message_type: Option<String>,
+    /// RabbitMQ's `content_type` property.
+    pub content_type: Option<String>,
+    /// A dead letter: brokers must take it even where they would refuse the event (RabbitMQ cuts
+    /// over-long names to fit), and it goes to a destination the sink may have to declare.
+    pub dead_letter: bool,
+}
+
+/// A header's value: text for what the relay and the row's `headers` say, bytes for binary
+/// columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl HeaderValue {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderValue::Text(text) => text.as_bytes(),
+            HeaderValue::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+impl From<&str> for HeaderValue {
+    fn from(text: &str) -> HeaderValue {
+        HeaderValue::Text(text.to_owned())
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(text: String) -> HeaderValue {
+        HeaderValue::Text(text)
+    }
+}
+
+impl Message {
+    /// A header by name, for tests and log lines.
+    pub fn header(&self, name: &str) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+}
+
+/// A message format.
+pub trait Encoder: Send + Sync {
+    /// The message for `routed`, a dead letter included (its marks are on `routed`): a dead letter
+    /// is encoded again for the dead-letter destination each time it is sent.
+    fn encode(&self, routed: Routed) -> Message;
+}
+
+/// The encoder the configuration selects, laid out for its sink.
+pub fn from_config(config: &Config) -> Box<dyn Encoder> {
+    Box::new(Native::new(config.sink))
+}
+
+/// How a sink carries a message, which some formats lay out differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// Value plus named headers (Kafka record headers, AMQP headers).
+    Headers,
+    /// One flat list of fields (Redis Streams); the value goes in as field `payload`.
+    Fields,
+    /// One self-describing document per message (stdout's JSON lines).
+    Document,
+}
+
+impl Carrier {
+    pub fn of(sink: SinkKind) -> Carrier {
+        match sink {
+            SinkKind::Kafka | SinkKind::Rabbitmq => Carrier::Headers,
+            SinkKind::Redis => Carrier::Fields,
+            SinkKind::Stdout => Carrier::Document,
+        }
+    }
+}
+
+/// The name of the field a [`Carrier::Fields`] sink stores the value under.
+pub const VALUE_FIELD: &str = "payload";

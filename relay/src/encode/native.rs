@@ -1,0 +1,305 @@
+//! The relay's own format, the default: the payload as the value, keyed by aggregate id, with the
+//! event's identity, the row's `headers` and the relay's marks as headers (Kafka, RabbitMQ); as
+//! stream fields with the row's headers in one JSON field (Redis); as one JSON line (stdout).
+
+use serde::{Serialize, Serializer};
+
+use super::marks::{self, is_reserved, POSITION_HEADER};
+use super::{Carrier, Encoder, HeaderValue, Message};
+use crate::config::SinkKind;
+use crate::event::{Event, Routed};
+
+const CONTENT_TYPE: &str = "application/json";
+
+#[derive(Debug, Clone)]
+pub struct Native {
+    carrier: Carrier,
+}
+
+impl Native {
+    pub fn new(sink: SinkKind) -> Native {
+        Native {
+            carrier: Carrier::of(sink),
+        }
+    }
+}
+
+impl Encoder for Native {
+    fn encode(&self, routed: Routed) -> Message {
+        let headers = match self.carrier {
+            Carrier::Headers => headers(&routed),
+            Carrier::Fields => fields(&routed),
+            Carrier::Document => Vec::new(),
+        };
+        let value = match self.carrier {
+            Carrier::Document => line(&routed),
+            Carrier::Headers | Carrier::Fields if marks::payload_omitted(&routed) => Vec::new(),
+            Carrier::Headers | Carrier::Fields => routed.event.payload.into_bytes(),
+        };
+        Message {
+            destination: routed.destination,
+            key: Some(routed.event.aggregate_id.into_bytes()),
+            value: Some(value),
+            headers,
+            id: routed.event.id,
+            message_type: Some(routed.event.event_type),
+            content_type: Some(CONTENT_TYPE.to_owned()),
+            dead_letter: routed.dead_letter.is_some(),
+        }
+    }
+}
+
+/// The event's identity, then the row's headers, then the relay's position and marks.
+fn headers(routed: &Routed) -> Vec<(String, HeaderValue)> {
+    let event = &routed.event;
+    let mut headers = identity(event);
+    if let Some(created_at) = &event.created_at {
+        headers.push(("created_at", created_at));
+    }
+    headers.extend(row_headers(event));
+    headers.push((POSITION_HEADER, routed.position()));
+    headers.extend(marks::marks(routed));
+    owned(headers)
+}
+
+/// Top-level fields are the relay's own: the row's headers stay inside one `headers` field.
+fn fields(routed: &Routed) -> Vec<(String, HeaderValue)> {
+    let event = &routed.event;
+    let row_headers: serde_json::Map<String, serde_json::Value> = row_headers(event)
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+        .collect();
+    let row_headers = serde_json::Value::Object(row_headers).to_string();
+    let mut fields = vec![
+        ("id", event.id.as_str()),
+        ("aggregatetype", &event.aggregate_type),
+        ("aggregateid", &event.aggregate_id),
+        ("type", &event.event_type),
+        ("headers", &row_headers),
+        (POSITION_HEADER, routed.position()),
+    ];
+    if let Some(created_at) = &event.created_at {
+        fields.push(("created_at", created_at));
+    }
+    fields.extend(marks::marks(routed));
+    owned(fields)
+}
+
+fn identity(event: &Event) -> Vec<(&'static str, &str)> {
+    vec![
+        ("id", event.id.as_str()),
+        ("type", event.event_type.as_str()),
+        ("aggregatetype", event.aggregate_type.as_str()),
+        ("aggregateid", event.aggregate_id.as_str()),
+    ]
+}
+
+/// The row's headers, less any named like a header the relay sets.
+fn row_headers(event: &Event) -> impl Iterator<Item = (&str, &str)> {
+    event
+        .headers
+        .iter()
+        .filter(|(k, _)| !is_reserved(k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+fn owned(headers: Vec<(&str, &str)>) -> Vec<(String, HeaderValue)> {
+    headers
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), HeaderValue::from(value)))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    destination: &'a str,
+    id: &'a str,
+    aggregatetype: &'a str,
+    aggregateid: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    payload: Payload<'a>,
+    headers: Headers<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<&'a str>,
+    outbox_position: &'a str,
+    /// Only on events `replay` republished.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replayed: bool,
+}
+
+/// A JSON payload is embedded as JSON; anything else as a string.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    /// Compacted but otherwise as written: numbers keep every digit.
+    Json(Box<serde_json::value::RawValue>),
+    Text(&'a str),
+}
+
+/// The row's headers as a JSON object, in the row's order.
+struct Headers<'a>(&'a [(String, String)]);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, value)| (key, value)))
+    }
+}
+
+/// One JSON object; serde_json's compact output escapes newlines inside strings, so it stays on
+/// one line.
+fn line(routed: &Routed) -> Vec<u8> {
+    let event = &routed.event;
+    let payload = match crate::json_text::embeddable(&event.payload) {
+        Some(json) => Payload::Json(json),
+        None => Payload::Text(&event.payload),
+    };
+    serde_json::to_vec(&Line {
+        destination: &routed.destination,
+        id: &event.id,
+        aggregatetype: &event.aggregate_type,
+        aggregateid: &event.aggregate_id,
+        event_type: &event.event_type,
+        payload,
+        headers: Headers(&event.headers),
+        created_at: event.created_at.as_deref(),
+        outbox_position: routed.position(),
+        replayed: event.origin.is_replayed(),
+    })
+    .expect("strings and validated JSON text always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Origin;
+    use crate::lsn::Lsn;
+
+    fn event(headers: &[(&str, &str)], payload: &str, created_at: Option<&str>) -> Event {
+        Event {
+            id: "e-1".to_owned(),
+            aggregate_type: "order".to_owned(),
+            aggregate_id: "o-1".to_owned(),
+            event_type: "Changed".to_owned(),
+            payload: payload.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            created_at: created_at.map(str::to_owned),
+            origin: Origin::Sequence(1),
+            committed_at: std::time::SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn names(message: &Message) -> Vec<(&str, &str)> {
+        message
+            .headers
+            .iter()
+            .map(|(name, value)| match value {
+                HeaderValue::Text(text) => (name.as_str(), text.as_str()),
+                HeaderValue::Bytes(_) => panic!("{name} is bytes"),
+            })
+            .collect()
+    }
+
+    const FORGED: [(&str, &str); 5] = [
+        ("dlq_reason", "forged"),
+        ("outbox_position", "forged"),
+        ("replayed", "forged"),
+        ("id", "forged"),
+        ("keep", "k"),
+    ];
+
+    #[test]
+    fn headers_carry_identity_row_headers_and_position_and_no_row_can_pose_as_the_relay() {
+        let routed = Routed::new("d".to_owned(), event(&FORGED, "{}", None));
+        let message = Native::new(SinkKind::Kafka).encode(routed);
+        assert_eq!(
+            names(&message),
+            vec![
+                ("id", "e-1"),
+                ("type", "Changed"),
+                ("aggregatetype", "order"),
+                ("aggregateid", "o-1"),
+                ("keep", "k"),
+                ("outbox_position", "0000000000000000001"),
+            ]
+        );
+        assert_eq!(message.key.as_deref(), Some(&b"o-1"[..]));
+        assert_eq!(message.value.as_deref(), Some(&b"{}"[..]));
+        assert_eq!(message.destination, "d");
+        assert_eq!(message.id, "e-1");
+        assert_eq!(message.message_type.as_deref(), Some("Changed"));
+        assert!(!message.dead_letter);
+    }
+
+    #[test]
+    fn redis_fields_keep_row_headers_in_one_json_field() {
+        let routed = Routed::new(
+            "d".to_owned(),
+            event(&FORGED, "{}", Some("2026-11-25 12:00:00+00")),
+        );
+        let message = Native::new(SinkKind::Redis).encode(routed);
+        assert_eq!(
+            names(&message),
+            vec![
+                ("id", "e-1"),
+                ("aggregatetype", "order"),
+                ("aggregateid", "o-1"),
+                ("type", "Changed"),
+                ("headers", r#"{"keep":"k"}"#),
+                ("outbox_position", "0000000000000000001"),
+                ("created_at", "2026-11-25 12:00:00+00"),
+            ]
+        );
+        assert_eq!(message.value.as_deref(), Some(&b"{}"[..]));
+    }
+
+    #[test]
+    fn a_dead_letter_is_encoded_for_its_destination_and_leaves_an_oversized_payload_out() {
+        let large = format!("\"{}\"", "x".repeat(marks::DEAD_LETTER_MAX_PAYLOAD));
+        for sink in [SinkKind::Kafka, SinkKind::Rabbitmq, SinkKind::Redis] {
+            let routed = Routed::new("orders".to_owned(), event(&[], &large, None))
+                .dead_lettered("outbox.dlq", "too large");
+            let message = Native::new(sink).encode(routed);
+            assert_eq!(message.destination, "outbox.dlq");
+            assert!(message.dead_letter);
+            assert_eq!(message.value.as_deref(), Some(&b""[..]), "{sink:?}");
+            let tail: Vec<_> = names(&message).into_iter().rev().take(3).collect();
+            assert_eq!(
+                tail,
+                vec![
+                    ("dlq_payload_omitted", "true"),
+                    ("dlq_destination", "orders"),
+                    ("dlq_reason", "too large"),
+                ],
+                "{sink:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stdout_gets_one_json_object_per_line() {
+        let routed = |id: &str, payload: &str, created_at: Option<&str>| {
+            let mut event = event(
+                &[("trace", "t-1"), ("a", "line\nbreak")],
+                payload,
+                created_at,
+            );
+            event.id = id.to_owned();
+            event.origin = Origin::Commit(Lsn(1));
+            let message = Native::new(SinkKind::Stdout)
+                .encode(Routed::new("outbox.event.order".to_owned(), event));
+            assert!(message.headers.is_empty());
+            String::from_utf8(message.value.unwrap()).unwrap()
+        };
+        assert_eq!(
+            routed("1", r#"{"total": 3}"#, Some("2026-11-25 12:00:00+00")),
+            r#"{"destination":"outbox.event.order","id":"1","aggregatetype":"order","aggregateid":"o-1","type":"Changed","payload":{"total":3},"headers":{"trace":"t-1","a":"line\nbreak"},"created_at":"2026-11-25 12:00:00+00","outbox_position":"0000000000000001/00000000"}"#
+        );
+        assert_eq!(
+            routed("2", "not json\nat all", None),
+            r#"{"destination":"outbox.event.order","id":"2","aggregatetype":"order","aggregateid":"o-1","type":"Changed","payload":"not json\nat all","headers":{"trace":"t-1","a":"line\nbreak"},"outbox_position":"0000000000000001/00000000"}"#
+        );
+    }
+}
