@@ -22,6 +22,7 @@ use crate::sink::kafka::KafkaConfig;
 use crate::sink::rabbitmq::RabbitMqConfig;
 use crate::sink::redis::RedisConfig;
 use crate::source::logical::LogicalSettings;
+use crate::source::message::MessageSettings;
 use crate::source::mode::Mode;
 use crate::source::polling::PollingSettings;
 use crate::source::snapshot::Snapshot;
@@ -69,6 +70,8 @@ pub struct Config {
     /// `all`, `since=<RFC 3339>` (by `created_at`) or `unpublished` (polling's `published_at IS NULL`).
     pub snapshot: Snapshot,
     pub outbox: OutboxTable,
+    /// Events a service emits with `pg_logical_emit_message` instead of an outbox row.
+    pub messages: MessageSettings,
     /// Destination template: `{aggregatetype}` and `{type}` are replaced per event.
     pub destination: String,
     /// Where events the broker refuses for good go (Kafka topic, Redis stream, RabbitMQ routing key
@@ -122,6 +125,7 @@ impl Default for Config {
             publication: "outbox_relay_pub".into(),
             snapshot: Snapshot::Never,
             outbox: OutboxTable::default(),
+            messages: MessageSettings::default(),
             destination: "outbox.event.{aggregatetype}".into(),
             dead_letter_destination: "outbox.dlq".into(),
             sink: SinkKind::Kafka,
@@ -375,6 +379,7 @@ impl Config {
             checkpoint_table: self.checkpoint_table.clone(),
             gap_repair_margin: self.gap_repair_margin,
             slot_create: self.slot_create,
+            messages: self.messages.clone(),
         })
     }
 }
@@ -621,6 +626,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("cannot read"), "{err}");
+    }
+
+    #[test]
+    fn message_events_need_logical_replication_and_a_prefix() {
+        let config = load(
+            None,
+            json!({"database_url": "postgres://u@h/db", "messages": {"enabled": true}}),
+        )
+        .unwrap();
+        assert_eq!(config.messages.prefix, "outbox");
+        let err = load(
+            None,
+            json!({"database_url": "postgres://u@h/db", "mode": "polling", "messages": {"enabled": true}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("invalid value for `messages.enabled`") && err.contains("polling"),
+            "{err}"
+        );
+        let err = load(
+            None,
+            json!({"database_url": "postgres://u@h/db", "messages": {"prefix": ""}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`messages.prefix`"), "{err}");
     }
 
     #[test]

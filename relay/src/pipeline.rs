@@ -91,7 +91,7 @@ struct InFlight {
     commits: Vec<(SystemTime, u64)>,
     /// Ids of the dead letters, recorded as confirmed so that later sessions skip them.
     dead_lettered: Vec<String>,
-    /// Ids of the relayed (not dead-lettered) events, kept only when rows are cleaned up.
+    /// Ids of the relayed rows, kept only when rows are cleaned up.
     cleanup_ids: Vec<String>,
 }
 
@@ -131,6 +131,9 @@ struct Window<'m> {
     in_flight_events: usize,
     in_flight_bytes: usize,
     batch_bytes: usize,
+    /// Ids of the batch's relayed rows (not dead letters, not messages), kept only when rows are
+    /// cleaned up.
+    batch_cleanup: Vec<String>,
     acked: Lsn,
     /// The transaction of the last event pushed and how many of its events came before: the
     /// source resumes at a transaction's start, so each event's index within it is the same
@@ -165,7 +168,11 @@ impl Window<'_> {
         index
     }
 
-    fn push(&mut self, routed: Routed) {
+    /// Adds an event to the batch; `row` when an outbox row stands behind it, which cleanup deletes.
+    fn push(&mut self, routed: Routed, row: bool) {
+        if row && self.cleaner.is_some() && routed.dead_letter.is_none() {
+            self.batch_cleanup.push(routed.event.id.clone());
+        }
         self.batch_bytes += routed.event.size();
         self.batch.push(routed);
         self.tail_open = true;
@@ -224,14 +231,7 @@ impl Window<'_> {
             .filter(|r| r.dead_letter.is_some())
             .map(|r| r.event.id.clone())
             .collect();
-        let cleanup_ids = match self.cleaner {
-            Some(_) => batch
-                .iter()
-                .filter(|r| r.dead_letter.is_none())
-                .map(|r| r.event.id.clone())
-                .collect(),
-            None => Vec::new(),
-        };
+        let cleanup_ids = std::mem::take(&mut self.batch_cleanup);
         self.metrics.observe_batch(events);
         let messages = batch
             .into_iter()
@@ -317,22 +317,37 @@ impl Routing<'_> {
         let routed = self.router.route(event).with_index(index);
         Some(match self.dead_letters.verdict(&routed.event.id) {
             Verdict::Skip => return None,
-            Verdict::DeadLetter(reason) => {
-                let event = &routed.event;
-                tracing::warn!(
-                    event_id = %event.id,
-                    aggregate_id = %event.aggregate_id,
-                    correlation_id = event.correlation_id().unwrap_or(""),
-                    lsn = event.origin.lsn().map(tracing::field::display),
-                    seq = event.origin.sequence(),
-                    destination = %routed.destination,
-                    reason = %reason,
-                    "dead-lettering the event"
-                );
-                routed.dead_lettered(self.dead_letter_destination, &reason)
-            }
+            Verdict::DeadLetter(reason) => self.dead_letter(routed, &reason),
             Verdict::Relay => routed,
         })
+    }
+
+    /// Routes an emitted message: like a row's event, or to the dead letters when the source
+    /// rejected it. A rejected message is dead-lettered by every session that reads it, as its
+    /// content will not change.
+    fn route_message(&self, event: Event, index: u32, rejected: Option<String>) -> Option<Routed> {
+        match rejected {
+            None => self.route(event, index),
+            Some(reason) => {
+                let routed = self.router.route(event).with_index(index);
+                Some(self.dead_letter(routed, &reason))
+            }
+        }
+    }
+
+    fn dead_letter(&self, routed: Routed, reason: &str) -> Routed {
+        let event = &routed.event;
+        tracing::warn!(
+            event_id = %event.id,
+            aggregate_id = %event.aggregate_id,
+            correlation_id = event.correlation_id().unwrap_or(""),
+            lsn = event.origin.lsn().map(tracing::field::display),
+            seq = event.origin.sequence(),
+            destination = %routed.destination,
+            reason = %reason,
+            "dead-lettering the event"
+        );
+        routed.dead_lettered(self.dead_letter_destination, reason)
     }
 }
 
@@ -356,6 +371,7 @@ pub async fn run<S: Source>(
         in_flight_events: 0,
         in_flight_bytes: 0,
         batch_bytes: 0,
+        batch_cleanup: Vec::new(),
         acked: *acked,
         transaction: None,
         metrics,
@@ -420,7 +436,17 @@ pub async fn run<S: Source>(
                     let Some(routed) = routing.route(event, index) else {
                         continue;
                     };
-                    window.push(routed);
+                    window.push(routed, true);
+                    if window.batch.len() >= settings.batch_size {
+                        window.publish(sink).await?;
+                    }
+                }
+                Ok(Change::Message { event, rejected }) => {
+                    let index = window.index(event.origin);
+                    let Some(routed) = routing.route_message(event, index, rejected) else {
+                        continue;
+                    };
+                    window.push(routed, false);
                     if window.batch.len() >= settings.batch_size {
                         window.publish(sink).await?;
                     }

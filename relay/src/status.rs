@@ -70,6 +70,7 @@ pub async fn read(client: &Client, config: &Config) -> Result<Status, CatalogErr
         &config.slot,
         &config.outbox,
         config.cleanup,
+        config.messages.enabled,
     )
     .await?;
     if mode == Mode::Polling {

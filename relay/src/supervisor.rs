@@ -453,6 +453,7 @@ async fn choose_mode(
                 &config.slot,
                 &config.outbox,
                 config.cleanup,
+                config.messages.enabled,
             )
             .await?;
             if mode != Mode::Logical {

@@ -11,6 +11,7 @@ use rdkafka::error::KafkaError;
 
 use super::{Config, ConfigError, SinkKind};
 use crate::pg::redact_url;
+use crate::source::mode::Mode;
 use crate::source::snapshot::Snapshot;
 
 /// Events per batch: the pipeline allocates a batch of this many up front.
@@ -118,7 +119,20 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
         GAP_REPAIR_MARGIN,
     )?;
     outbox(config)?;
+    messages(config)?;
     sink(config)
+}
+
+/// Messages are read from the replication stream only: polling reads the table and never sees one.
+fn messages(config: &Config) -> Result<(), ConfigError> {
+    not_empty("messages.prefix", &config.messages.prefix)?;
+    if config.messages.enabled && config.mode == Mode::Polling {
+        return Err(ConfigError::Invalid {
+            key: "messages.enabled",
+            reason: "pg_logical_emit_message events are read from the replication stream, which mode polling does not read; set mode to logical or auto, or turn messages off".into(),
+        });
+    }
+    Ok(())
 }
 
 /// `snapshot`'s form is checked as it is read; a start time still to come would pick no row.

@@ -1,8 +1,9 @@
 //! Decoder for the pgoutput logical decoding plugin's messages (protocol version 1).
 //!
-//! Only what an outbox needs is decoded: Begin, Commit, Relation and Insert. Updates, deletes,
-//! truncates, origins and types are recognised and skipped, so a service may delete its outbox row
-//! in the same transaction that inserted it.
+//! Only what an outbox needs is decoded: Begin, Commit, Relation, Insert and Message (what
+//! `pg_logical_emit_message` writes, sent with the `messages` option). Updates, deletes, truncates,
+//! origins and types are recognised and skipped, so a service may delete its outbox row in the same
+//! transaction that inserted it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +40,18 @@ pub enum LogicalMessage {
         relation_id: u32,
         values: Vec<Value>,
     },
-    /// Update, Delete, Truncate, Origin, Type or Message: nothing the relay acts on.
+    /// A `pg_logical_emit_message` call. A transactional one arrives inside its transaction, in
+    /// the order of the transaction's other changes; a non-transactional one between transactions.
+    Message {
+        transactional: bool,
+        /// Where the message was written.
+        lsn: Lsn,
+        /// Read lossily: it is only compared with the configured prefix, which is UTF-8, and a
+        /// stray byte must not stop the stream.
+        prefix: String,
+        content: Bytes,
+    },
+    /// Update, Delete, Truncate, Origin or Type: nothing the relay acts on.
     Ignored(char),
 }
 
@@ -118,7 +130,23 @@ pub fn decode(mut buf: Bytes) -> Result<LogicalMessage, DecodeError> {
                 values: take_tuple(&mut buf)?,
             })
         }
-        b'U' | b'D' | b'T' | b'O' | b'Y' | b'M' => Ok(LogicalMessage::Ignored(tag as char)),
+        b'M' => {
+            // Protocol 1 without streaming: no xid before the flags.
+            let transactional = take_u8(&mut buf, "Message flags")? & 1 == 1;
+            let lsn = Lsn(take_u64(&mut buf, "Message")?);
+            let prefix = take_raw_cstr(&mut buf, "message prefix")?;
+            let len = take_u32(&mut buf, "message length")? as usize;
+            if buf.remaining() < len {
+                return Err(DecodeError::Truncated("message content"));
+            }
+            Ok(LogicalMessage::Message {
+                transactional,
+                lsn,
+                prefix: String::from_utf8_lossy(&prefix).into_owned(),
+                content: buf.split_to(len),
+            })
+        }
+        b'U' | b'D' | b'T' | b'O' | b'Y' => Ok(LogicalMessage::Ignored(tag as char)),
         other => Err(DecodeError::UnknownTag(other as char)),
     }
 }
@@ -160,13 +188,18 @@ fn take_u64(buf: &mut Bytes, what: &'static str) -> Result<u64, DecodeError> {
 }
 
 fn take_cstr(buf: &mut Bytes, what: &'static str) -> Result<String, DecodeError> {
+    let raw = take_raw_cstr(buf, what)?;
+    String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::NotUtf8(what))
+}
+
+fn take_raw_cstr(buf: &mut Bytes, what: &'static str) -> Result<Bytes, DecodeError> {
     let end = buf
         .iter()
         .position(|&b| b == 0)
         .ok_or(DecodeError::Truncated(what))?;
     let raw = buf.split_to(end);
     buf.advance(1);
-    String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::NotUtf8(what))
+    Ok(raw)
 }
 
 #[cfg(test)]
@@ -283,6 +316,61 @@ mod tests {
                 "prefix of {len} bytes decoded"
             );
         }
+    }
+
+    fn message(flags: u8, prefix: &[u8], content: &[u8]) -> BytesMut {
+        let mut m = BytesMut::new();
+        m.put_u8(b'M');
+        m.put_u8(flags);
+        m.put_u64(0x16B3748);
+        m.put_slice(prefix);
+        m.put_u8(0);
+        m.put_u32(content.len() as u32);
+        m.put_slice(content);
+        m
+    }
+
+    #[test]
+    fn decodes_messages_transactional_or_not() {
+        assert_eq!(
+            decode(message(1, b"outbox", b"{\"id\":1}").freeze()).unwrap(),
+            LogicalMessage::Message {
+                transactional: true,
+                lsn: Lsn(0x16B3748),
+                prefix: "outbox".into(),
+                content: Bytes::from_static(b"{\"id\":1}"),
+            }
+        );
+        let LogicalMessage::Message {
+            transactional,
+            prefix,
+            content,
+            ..
+        } = decode(message(0, b"caf\xe9", b"").freeze()).unwrap()
+        else {
+            panic!("not a message");
+        };
+        assert!(!transactional);
+        assert_eq!(prefix, "caf\u{fffd}");
+        assert!(content.is_empty());
+    }
+
+    #[test]
+    fn every_truncated_message_is_an_error_not_a_panic() {
+        let full = message(1, b"outbox", b"{}").freeze();
+        for len in 0..full.len() {
+            assert!(
+                decode(full.slice(..len)).is_err(),
+                "prefix of {len} bytes decoded"
+            );
+        }
+        let mut lying = message(1, b"outbox", b"");
+        lying.truncate(lying.len() - 4);
+        lying.put_u32(u32::MAX);
+        assert_eq!(
+            decode(lying.freeze()),
+            Err(DecodeError::Truncated("message content"))
+        );
     }
 
     #[test]

@@ -394,6 +394,45 @@ async fn events_refused_for_good_earlier_go_to_the_dead_letter_destination() {
     outcome.result.expect("a clean shutdown");
 }
 
+/// Emitted messages keep their place among the transaction's rows; one the source rejected goes to
+/// the dead letters, and the transaction is acknowledged once all of them are confirmed.
+#[tokio::test]
+async fn messages_go_in_order_with_rows_and_rejected_ones_to_the_dead_letters() {
+    let outcome = session(
+        settings(100, 1000),
+        &DeadLetters::default(),
+        |script, broker, stop| async move {
+            script.event(event("row-1", "a", 100));
+            script.send(Change::Message {
+                event: event("message-1", "a", 100),
+                rejected: None,
+            });
+            script.send(Change::Message {
+                event: event("message-2", "a", 100),
+                rejected: Some("not transactional".into()),
+            });
+            script.event(event("row-2", "a", 100));
+            script.commit(100);
+            broker.until_batches(1).await;
+            let routed: Vec<(String, String)> = [
+                ("row-1", "outbox.order"),
+                ("message-1", "outbox.order"),
+                ("message-2", "dead-letters"),
+                ("row-2", "outbox.order"),
+            ]
+            .iter()
+            .map(|(id, to)| (id.to_string(), to.to_string()))
+            .collect();
+            assert_eq!(broker.batch(0), routed);
+            broker.confirm(0);
+            script.until_acked(100).await;
+            stop.cancel();
+        },
+    )
+    .await;
+    outcome.result.expect("a clean shutdown");
+}
+
 fn unacceptable(id: &str) -> SinkError {
     SinkError::unacceptable(
         "hand",

@@ -10,6 +10,10 @@
 //! and not yet in the publication, or a publication that stopped publishing inserts. So no position
 //! is acknowledged past WAL the source received before it last read from the catalog that the
 //! publication streams the outbox's inserts.
+//!
+//! With `messages.enabled`, pgoutput also sends what `pg_logical_emit_message` wrote, in each
+//! transaction's order among its rows; those with the configured prefix become events too
+//! ([`crate::source::message`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
@@ -29,6 +33,7 @@ use crate::pg::publication::{self, Coverage};
 use crate::pg::replication::{
     ReplicationConnection, ReplicationError, ReplicationMessage, ReplicationStream,
 };
+use crate::source::message::{self, MessageSettings};
 use crate::source::{Change, Source, SourceError};
 
 #[derive(Debug, Clone)]
@@ -43,6 +48,7 @@ pub struct LogicalSettings {
     pub checkpoint_table: Option<String>,
     pub gap_repair_margin: Duration,
     pub slot_create: SlotCreate,
+    pub messages: MessageSettings,
 }
 
 /// Fails when the outbox or the publication cannot feed the slot, and creates the publication
@@ -127,9 +133,20 @@ impl LogicalSource {
             checkpoint_table,
             gap_repair_margin,
             slot_create,
+            messages,
         } = settings;
         let client = catalog::connect(database).await?;
         catalog::check_logical_replication(&client).await?;
+        if messages.enabled {
+            let version = failover::server_version(&client).await?;
+            if version < message::FIRST_VERSION {
+                return Err(catalog::CatalogError::misconfigured(
+                    format!("messages.enabled is on, but this server runs PostgreSQL {}: its pgoutput cannot send pg_logical_emit_message messages (PostgreSQL 14 or later can)", version / 10_000),
+                    "upgrade the server to PostgreSQL 14 or later, or set messages.enabled = false and write events to the outbox table",
+                )
+                .into());
+            }
+        }
         let coverage_query = Coverage::prepare(&client).await?;
         let flushed_query = client
             .prepare(
@@ -181,13 +198,18 @@ impl LogicalSource {
             connection.execute(&failover::enable_command(slot)).await?;
             tracing::info!(slot = %slot, "turned on failover for the slot: standbys that sync slots now keep a copy of it");
         }
-        let options = [
+        let mut options = vec![
             ("proto_version", "1".to_owned()),
             (
                 "publication_names",
                 format!("\"{}\"", publication.replace('"', "\"\"")),
             ),
         ];
+        // Only where asked: PostgreSQL 13 refuses the option, and every message of every prefix
+        // would otherwise cross the network for nothing.
+        if messages.enabled {
+            options.push(("messages", "true".to_owned()));
+        }
         let stream = connection.start(slot, Lsn::ZERO, &options).await?;
         tracing::debug!(slot = %slot, from = %confirmed, "replication started");
         let source = LogicalSource {
@@ -284,6 +306,34 @@ impl LogicalSource {
                         tracing::warn!(event_id = %event.id, lsn = %commit_lsn, "{warning}");
                     }
                     Ok(Step::Change(Change::Event(event)))
+                }
+                LogicalMessage::Message {
+                    transactional,
+                    lsn,
+                    prefix,
+                    content,
+                } => {
+                    if prefix != self.settings.messages.prefix {
+                        return Ok(Step::Nothing);
+                    }
+                    if transactional && self.open_transaction.is_none() {
+                        return Err(ReplicationError::Protocol(
+                            "transactional message outside a transaction".into(),
+                        )
+                        .into());
+                    }
+                    Ok(Step::Change(
+                        match message::event(transactional, lsn, &content, self.open_transaction) {
+                            Ok(event) => Change::Message {
+                                event,
+                                rejected: None,
+                            },
+                            Err(rejected) => Change::Message {
+                                event: rejected.event,
+                                rejected: Some(rejected.reason),
+                            },
+                        },
+                    ))
                 }
                 LogicalMessage::Ignored(_) => Ok(Step::Nothing),
             },

@@ -3,6 +3,7 @@
 
 pub mod leader_lock;
 pub mod logical;
+pub mod message;
 pub mod mode;
 pub mod polling;
 pub mod snapshot;
@@ -21,6 +22,13 @@ use crate::pg::replication::ReplicationError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Event(Event),
+    /// An event a service emitted with `pg_logical_emit_message` ([`message`]): relayed like a
+    /// row's, but no row stands behind it to clean up. `rejected` says why the message goes to the
+    /// dead-letter destination instead.
+    Message {
+        event: Event,
+        rejected: Option<String>,
+    },
     /// Everything before this position has been yielded: once those events are confirmed by the
     /// broker, the position may be acknowledged to the source.
     Position(Lsn),

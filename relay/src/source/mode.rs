@@ -46,13 +46,16 @@ pub struct Blocker {
 /// Resolves `auto` to the mode this database allows, with the reason; other modes stand as given.
 /// `auto` chooses polling only when polling can run: a database set up for neither (say, the Quick
 /// Start's replication role, no table privileges, and `wal_level` still `replica`) stops the relay
-/// with both fixes, logical replication's first, instead of failing later inside polling.
+/// with both fixes, logical replication's first, instead of failing later inside polling. With
+/// `messages` (`messages.enabled`) it never chooses polling, which cannot see a message: every one
+/// emitted while it polled would be lost.
 pub async fn resolve(
     mode: Mode,
     client: &Client,
     slot: &str,
     outbox: &OutboxTable,
     cleanup: CleanupMode,
+    messages: bool,
 ) -> Result<(Mode, String), CatalogError> {
     if mode != Mode::Auto {
         return Ok((mode, "configured".into()));
@@ -63,6 +66,12 @@ pub async fn resolve(
             "wal_level is logical, the role may replicate and the slot is available".into(),
         ));
     };
+    if messages {
+        return Err(CatalogError::misconfigured(
+            format!("mode auto cannot poll while messages.enabled is on (polling never sees a pg_logical_emit_message message), and logical replication cannot run: {}", logical.problem),
+            logical.fix,
+        ));
+    }
     if let Some(polling) = polling_blocker(client, outbox, cleanup).await? {
         let Blocker { problem, fix } = neither(&logical, &polling);
         return Err(CatalogError::misconfigured(problem, fix));
