@@ -140,10 +140,14 @@ impl LogicalSource {
         if messages.enabled {
             let version = failover::server_version(&client).await?;
             if version < message::FIRST_VERSION {
-                return Err(catalog::CatalogError::misconfigured(
-                    format!("messages.enabled is on, but this server runs PostgreSQL {}: its pgoutput cannot send pg_logical_emit_message messages (PostgreSQL 14 or later can)", version / 10_000),
-                    "upgrade the server to PostgreSQL 14 or later, or set messages.enabled = false and write events to the outbox table",
-                )
+                return Err(catalog::CatalogError::Unsupported {
+                    key: "messages.enabled",
+                    reason: format!(
+                        "true, but the pgoutput of PostgreSQL {} cannot send pg_logical_emit_message messages (14 and later can): \
+                         set messages.enabled = false and write events to the outbox table, or upgrade the server",
+                        version / 10_000
+                    ),
+                }
                 .into());
             }
         }

@@ -21,6 +21,7 @@ mod kafka_unreachable;
 mod least_privilege;
 mod lifecycle;
 mod majors;
+mod messages;
 mod metrics;
 mod multi_host;
 mod otlp;
