@@ -177,6 +177,8 @@ const KEYS: &[(&str, &str)] = &[
     ("outbox.columns", "sequence"),
     ("outbox.columns", "published_at"),
     ("outbox.columns", "created_at"),
+    ("messages", "enabled"),
+    ("messages", "prefix"),
 ];
 
 /// Edge values, as TOML literals: zeros, negatives, huge numbers, odd floats, durations from

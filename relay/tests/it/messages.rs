@@ -55,6 +55,13 @@ async fn mixed_transaction(pg: &Postgres) -> Vec<String> {
     vec![row_id(1), "m-1".into(), row_id(2), "m-2".into()]
 }
 
+/// The SQL docs/MESSAGES.md shows a service running.
+fn documented_sql() -> String {
+    let doc = include_str!("../../../docs/MESSAGES.md");
+    let start = doc.find("```sql\n").expect("an SQL block") + "```sql\n".len();
+    doc[start..][..doc[start..].find("```").unwrap()].to_owned()
+}
+
 fn ids(received: &[Received], destination: &str) -> Vec<String> {
     received
         .iter()
@@ -119,14 +126,35 @@ async fn redis_relays_messages_among_rows_and_dead_letters_bad_ones() {
         .await
         .unwrap();
     expected.push(row_id(3));
+    client
+        .batch_execute("CREATE TABLE orders (id int PRIMARY KEY, status text); INSERT INTO orders VALUES (42, 'new');")
+        .await
+        .unwrap();
+    client.batch_execute(&documented_sql()).await.unwrap();
 
     let mut reader = Reader::redis(&url, &[events.clone(), dlq.clone()]);
     let received = reader
         .collect_until(DEADLINE, |r| {
-            ids(r, &events).len() >= expected.len() && ids(r, &dlq).len() >= 2
+            ids(r, &events).len() > expected.len() && ids(r, &dlq).len() >= 2
         })
         .await;
-    assert_eq!(ids(&received, &events), expected, "{}", relay.log());
+    let mut relayed = ids(&received, &events);
+    let documented = relayed.pop().unwrap();
+    assert_eq!(relayed, expected, "{}", relay.log());
+    let confirmed = received
+        .iter()
+        .find(|m| m.headers["id"] == documented)
+        .unwrap();
+    assert_eq!(
+        (
+            confirmed.headers["type"].as_str(),
+            confirmed.headers["aggregateid"].as_str(),
+            confirmed.headers["correlation_id"].as_str(),
+            confirmed.payload.as_str()
+        ),
+        ("OrderConfirmed", "42", "c-1", r#"{"total" : 10.00}"#)
+    );
+    expected.push(documented);
     let m1 = received.iter().find(|m| m.headers["id"] == "m-1").unwrap();
     assert_eq!(m1.payload, r#"{"n": 2}"#);
     assert_eq!(m1.headers["type"], "Emitted");
