@@ -17,6 +17,7 @@ use crate::lsn::Lsn;
 use crate::pg::catalog::CatalogError;
 use crate::pg::failover::{self, SlotFailover};
 use crate::pg::pgoutput::{self, LogicalMessage};
+use crate::source::message;
 use crate::source::mode::{self, Mode};
 
 /// Peeking decodes the backlog; past this many changes the count is reported as a lower bound.
@@ -171,11 +172,24 @@ async fn unpublished(client: &Client, config: &Config) -> Result<Status, Catalog
     })
 }
 
+/// Counts the outbox's inserts and, with `messages.enabled`, the messages of its prefix (events or
+/// dead letters, both relayed).
 async fn peek(client: &Client, config: &Config) -> Result<Pending, CatalogError> {
+    let messages = config.messages.enabled
+        && failover::server_version(client).await? >= message::FIRST_VERSION;
+    let query = if messages {
+        "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, 'proto_version', '1', 'publication_names', $3, 'messages', 'true')"
+    } else {
+        "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, 'proto_version', '1', 'publication_names', $3)"
+    };
     let rows = client
         .query(
-            "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, 'proto_version', '1', 'publication_names', $3)",
-            &[&config.slot, &PEEK_LIMIT, &format!("\"{}\"", config.publication.replace('"', "\"\""))],
+            query,
+            &[
+                &config.slot,
+                &PEEK_LIMIT,
+                &format!("\"{}\"", config.publication.replace('"', "\"\"")),
+            ],
         )
         .await?;
     let (schema, table) = config.outbox.qualified_name();
@@ -185,22 +199,34 @@ async fn peek(client: &Client, config: &Config) -> Result<Pending, CatalogError>
     let mut transaction_commit = None;
     for row in &rows {
         let data: Vec<u8> = row.get(0);
-        match pgoutput::decode(data.into()) {
-            Ok(LogicalMessage::Begin { commit_time, .. }) => transaction_commit = Some(commit_time),
+        let event = match pgoutput::decode(data.into()) {
+            Ok(LogicalMessage::Begin { commit_time, .. }) => {
+                transaction_commit = Some(commit_time);
+                false
+            }
+            // A non-transactional message, between transactions, has no commit time.
+            Ok(LogicalMessage::Commit { .. }) => {
+                transaction_commit = None;
+                false
+            }
             Ok(LogicalMessage::Relation(relation))
                 if relation.namespace == schema && relation.name == table =>
             {
                 outbox_relations.push(relation.id);
+                false
             }
-            Ok(LogicalMessage::Insert { relation_id, .. })
-                if outbox_relations.contains(&relation_id) =>
-            {
-                events += 1;
-                if oldest_commit.is_none() {
-                    oldest_commit = transaction_commit.map(pgoutput::to_system_time);
-                }
+            Ok(LogicalMessage::Insert { relation_id, .. }) => {
+                outbox_relations.contains(&relation_id)
             }
-            _ => {}
+            Ok(LogicalMessage::Message { prefix, .. }) => prefix == config.messages.prefix,
+            _ => false,
+        };
+        if !event {
+            continue;
+        }
+        events += 1;
+        if oldest_commit.is_none() {
+            oldest_commit = transaction_commit.map(pgoutput::to_system_time);
         }
     }
     Ok(Pending::Counted {

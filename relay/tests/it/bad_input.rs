@@ -11,10 +11,11 @@ use outbox_relay::pg::pgoutput::{decode, LogicalMessage, Value};
 use outbox_relay::pg::redact_url;
 use outbox_relay::pg::wire::Codec;
 use outbox_relay::router::Router;
+use outbox_relay::source::message;
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
 
-/// Inputs per property; 9 properties, so about 90,000 inputs per run.
+/// Inputs per property; 10 properties, so about 100,000 inputs per run.
 const CASES: u32 = 10_000;
 
 fn config() -> ProptestConfig {
@@ -106,6 +107,38 @@ proptest! {
             .collect();
         let (event, _) = layout.event(&values, Origin::Commit(Lsn(1)), std::time::SystemTime::UNIX_EPOCH);
         prop_assert_eq!(event.origin, Origin::Commit(Lsn(1)));
+    }
+
+    /// Documents of any members, of any of these values: an event carrying the payload as written,
+    /// or a dead letter carrying the content as written, with a reason.
+    #[test]
+    fn emitted_messages_become_events_or_dead_letters(
+        members in proptest::collection::vec((
+            prop::sample::select(vec!["id", "aggregatetype", "aggregateid", "type", "payload", "headers", "created_at", "other"]),
+            prop::sample::select(vec!["\"s\"", "\"\"", "1", "null", "[1]", "{}", "{\"a\": 1.50}", "true", "\"\\u00e9\""]),
+        ), 0..9),
+        transactional in any::<bool>(),
+        truncate in any::<prop::sample::Index>(),
+    ) {
+        let mut content = format!(
+            "{{{}}}",
+            members.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect::<Vec<_>>().join(", ")
+        );
+        if members.len() % 3 == 0 {
+            content.truncate(truncate.index(content.len() + 1));
+        }
+        let commit = Some((Lsn(2), std::time::SystemTime::UNIX_EPOCH));
+        match message::event(transactional, Lsn(1), &Bytes::from(content.clone()), commit) {
+            Ok(event) => {
+                prop_assert!(transactional && !event.id.is_empty());
+                let payload = members.iter().rev().find(|(k, _)| *k == "payload").map(|(_, v)| *v);
+                prop_assert_eq!(Some(event.payload.as_str()), payload);
+            }
+            Err(rejected) => {
+                prop_assert!(!rejected.reason.is_empty());
+                prop_assert_eq!(rejected.event.payload, content);
+            }
+        }
     }
 
     #[test]

@@ -359,3 +359,31 @@ async fn messages_on_postgres_13_exit_2_naming_the_key() {
         "0"
     );
 }
+
+/// `status` counts the messages of the prefix waiting behind a stopped relay, as it counts rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_pending_messages() {
+    let pg = support::outbox_database().await;
+    let config = messages_on();
+    let config_path = config.path().to_str().unwrap();
+    let mut relay = start_relay(&pg, &["--config", config_path, "--sink", "stdout"]);
+    scenarios::wait_streaming(&relay);
+    stop_relay(&mut relay);
+    mixed_transaction(&pg).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+        .args([
+            "status",
+            "--config",
+            config_path,
+            "--database-url",
+            &pg.url(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("pending events     4\n"),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
