@@ -387,3 +387,36 @@ async fn status_counts_pending_messages() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `auto` on a server without logical decoding would poll, and polling never sees a message: with
+/// messages on, the relay stops with logical replication's fix instead of relaying only rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_with_messages_on_never_falls_back_to_polling() {
+    let pg = Postgres::builder()
+        .setting("wal_level=replica")
+        .start()
+        .unwrap();
+    support::create_outbox(&pg).await;
+    let config = messages_on();
+    let mut relay = start_relay(
+        &pg,
+        &[
+            "--config",
+            config.path().to_str().unwrap(),
+            "--sink",
+            "stdout",
+        ],
+    );
+    let status = relay
+        .wait_timeout(Duration::from_secs(60))
+        .unwrap()
+        .expect("the relay stops instead of polling");
+    let log = relay.log();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("mode auto cannot poll while messages.enabled is on")
+            && log.contains("wal_level")
+            && !log.contains("streaming the outbox"),
+        "{log}"
+    );
+}
