@@ -12,12 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::BackoffSettings;
 use crate::cleanup::CleanupMode;
+use crate::encode::FormatConfig;
 use crate::gap_repair::SlotCreate;
 use crate::http::Endpoint;
 use crate::outbox::OutboxTable;
 use crate::pg::database::Database;
 use crate::pipeline::PipelineSettings;
-use crate::router::Router;
+use crate::router::{Router, RoutingConfig};
 use crate::sink::kafka::KafkaConfig;
 use crate::sink::rabbitmq::RabbitMqConfig;
 use crate::sink::redis::RedisConfig;
@@ -72,8 +73,13 @@ pub struct Config {
     pub outbox: OutboxTable,
     /// Events a service emits with `pg_logical_emit_message` instead of an outbox row.
     pub messages: MessageSettings,
-    /// Destination template: `{aggregatetype}` and `{type}` are replaced per event.
+    /// Destination template: `{aggregatetype}` and `{type}` are replaced per event by those
+    /// columns, any other `{name}` by the outbox column of that name.
     pub destination: String,
+    /// Per-row destinations and the message key.
+    pub routing: RoutingConfig,
+    /// Names in the messages the relay writes.
+    pub format: FormatConfig,
     /// Where events the broker refuses for good go (Kafka topic, Redis stream, RabbitMQ routing key
     /// and queue), with the reason in headers.
     pub dead_letter_destination: String,
@@ -127,6 +133,8 @@ impl Default for Config {
             outbox: OutboxTable::default(),
             messages: MessageSettings::default(),
             destination: "outbox.event.{aggregatetype}".into(),
+            routing: RoutingConfig::default(),
+            format: FormatConfig::default(),
             dead_letter_destination: "outbox.dlq".into(),
             sink: SinkKind::Kafka,
             cleanup: CleanupMode::Keep,
@@ -289,10 +297,7 @@ impl Config {
         }
         self.database()?;
         self.endpoint()?;
-        Router::new(&self.destination).map_err(|e| ConfigError::Invalid {
-            key: "destination",
-            reason: e.to_string(),
-        })?;
+        self.router()?;
         ranges::check(self)?;
         let tls = match self.sink {
             SinkKind::Rabbitmq => self.rabbitmq.tls().map(drop),
@@ -355,10 +360,32 @@ impl Config {
         })
     }
 
+    /// The router of `destination` and `routing`.
+    pub fn router(&self) -> Result<Router, ConfigError> {
+        let router = Router::new(&self.destination).map_err(|e| ConfigError::Invalid {
+            key: "destination",
+            reason: e.to_string(),
+        })?;
+        Ok(router.with_destination_column(self.routing.destination_column.clone()))
+    }
+
+    /// The outbox table with the further columns the routing reads from each row: a missing one
+    /// stops the relay at start, naming it.
+    pub fn outbox_table(&self) -> Result<OutboxTable, ConfigError> {
+        let mut outbox = self.outbox.clone();
+        outbox.extra_columns = self.router()?.columns();
+        for column in self.routing.key_column.iter() {
+            if !outbox.extra_columns.contains(column) {
+                outbox.extra_columns.push(column.clone());
+            }
+        }
+        Ok(outbox)
+    }
+
     pub fn polling(&self) -> Result<PollingSettings, ConfigError> {
         Ok(PollingSettings {
             database: self.database()?,
-            outbox: self.outbox.clone(),
+            outbox: self.outbox_table()?,
             cleanup: self.cleanup,
             claim_size: self.pipeline.batch_size,
             claims_in_flight: self.polling.claims_in_flight,
@@ -374,7 +401,7 @@ impl Config {
             database: self.database()?,
             slot: self.slot.clone(),
             publication: self.publication.clone(),
-            outbox: self.outbox.clone(),
+            outbox: self.outbox_table()?,
             slot_failover: self.slot_failover,
             checkpoint_table: self.checkpoint_table.clone(),
             gap_repair_margin: self.gap_repair_margin,

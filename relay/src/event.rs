@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use crate::lsn::Lsn;
+use crate::router::Field;
 
 /// One committed outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub struct Event {
     pub payload: String,
     /// The row's `headers` object, values rendered as text; empty when the column is absent or null.
     pub headers: Vec<(String, String)>,
+    /// The further columns the configuration reads (destination template, routing, format), by
+    /// name, as text; `None` for NULL.
+    pub columns: Vec<(String, Option<String>)>,
     pub created_at: Option<String>,
     /// Where the row was read, for the log lines.
     pub origin: Origin,
@@ -66,12 +70,35 @@ impl Event {
     /// Roughly what the event holds in memory: its payload, headers and identity.
     pub fn size(&self) -> usize {
         let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let columns: usize = self
+            .columns
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len))
+            .sum();
         self.payload.len()
             + headers
+            + columns
             + self.id.len()
             + self.aggregate_type.len()
             + self.aggregate_id.len()
             + self.event_type.len()
+    }
+
+    /// A further column's value, by name; `None` when NULL or not read.
+    pub fn column(&self, name: &str) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| value.as_deref())
+    }
+
+    /// The value a destination template's placeholder stands for.
+    pub fn field(&self, field: &Field) -> Option<&str> {
+        match field {
+            Field::AggregateType => Some(&self.aggregate_type),
+            Field::EventType => Some(&self.event_type),
+            Field::Column(name) => self.column(name),
+        }
     }
 
     /// A header the service put in the row, by name.
@@ -176,6 +203,7 @@ mod tests {
             event_type: "Changed".to_owned(),
             payload: "{}".to_owned(),
             headers: Vec::new(),
+            columns: Vec::new(),
             created_at: None,
             origin,
             committed_at: SystemTime::UNIX_EPOCH,

@@ -16,6 +16,11 @@ pub struct OutboxTable {
     /// `schema.table`, or `table` in `public`.
     pub table: String,
     pub columns: Columns,
+    /// Further columns read from each row, by name: those the destination template, the routing
+    /// and the format name. Derived from those settings ([`crate::config::Config::outbox_table`]),
+    /// not set directly.
+    #[serde(skip)]
+    pub extra_columns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +46,7 @@ impl Default for OutboxTable {
         OutboxTable {
             table: "public.outbox".into(),
             columns: Columns::default(),
+            extra_columns: Vec::new(),
         }
     }
 }
@@ -146,7 +152,8 @@ impl OutboxTable {
             &c.payload,
         ];
         let missing: Vec<String> = required
-            .iter()
+            .into_iter()
+            .chain(&self.extra_columns)
             .filter(|n| find(n).is_none())
             .map(|n| n.to_string())
             .collect();
@@ -164,6 +171,11 @@ impl OutboxTable {
             payload: find(&c.payload).unwrap_or_default(),
             headers: find(&c.headers),
             created_at: find(&c.created_at),
+            extra: self
+                .extra_columns
+                .iter()
+                .map(|name| (name.clone(), find(name).unwrap_or_default()))
+                .collect(),
         })
     }
 }
@@ -210,6 +222,8 @@ pub struct RowLayout {
     payload: usize,
     headers: Option<usize>,
     created_at: Option<usize>,
+    /// The further columns, by name.
+    extra: Vec<(String, usize)>,
 }
 
 impl RowLayout {
@@ -257,6 +271,11 @@ impl RowLayout {
                 Vec::new()
             }),
         };
+        let columns = self
+            .extra
+            .iter()
+            .map(|(name, index)| (name.clone(), optional(Some(*index))))
+            .collect();
         let event = Event {
             id,
             aggregate_type,
@@ -264,6 +283,7 @@ impl RowLayout {
             event_type,
             payload,
             headers,
+            columns,
             created_at: optional(self.created_at),
             origin,
             committed_at,

@@ -18,7 +18,6 @@ use crate::lsn::Lsn;
 use crate::metrics::Metrics;
 use crate::pg::catalog::{self, CatalogError};
 use crate::pipeline::{self, PipelineError, Routing};
-use crate::router::Router;
 use crate::sink::{self, rabbitmq::Nacked};
 use crate::source::table::{RowFilter, TableReading, TableSource};
 use crate::source::SourceError;
@@ -61,13 +60,10 @@ pub async fn run(
     dry_run: bool,
     shutdown: &CancellationToken,
 ) -> Result<Replayed, ReplayError> {
-    let router = Router::new(&config.destination).map_err(|e| ConfigError::Invalid {
-        key: "destination",
-        reason: e.to_string(),
-    })?;
+    let router = config.router()?;
     let encoder = encode::from_config(config);
     let client = catalog::connect(&config.database()?).await?;
-    let reading = TableReading::prepare(&client, &config.outbox, filter).await?;
+    let reading = TableReading::prepare(&client, &config.outbox_table()?, filter).await?;
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await

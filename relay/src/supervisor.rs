@@ -19,7 +19,6 @@ use crate::lsn::Lsn;
 use crate::metrics::{FailureKind, Metrics};
 use crate::pg::catalog::{self, CatalogError};
 use crate::pipeline::{self, PipelineError, Routing};
-use crate::router::Router;
 use crate::sink::{self, rabbitmq::Nacked, SinkError};
 use crate::slot_monitor;
 use crate::source::logical::{LogicalSettings, LogicalSource};
@@ -200,10 +199,7 @@ async fn sessions(
     shutdown: &CancellationToken,
     recorder: Option<Recorder>,
 ) -> Result<bool, RelayError> {
-    let router = Router::new(&config.destination).map_err(|e| ConfigError::Invalid {
-        key: "destination",
-        reason: e.to_string(),
-    })?;
+    let router = config.router()?;
     let encoder = encode::from_config(config);
     let polling = matches!(phase, Phase::Polling(_));
     let mode = if polling {

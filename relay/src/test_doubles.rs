@@ -29,6 +29,7 @@ pub fn event(id: &str, aggregate: &str, lsn: u64) -> Event {
         event_type: "created".to_owned(),
         payload: "{}".to_owned(),
         headers: Vec::new(),
+        columns: Vec::new(),
         created_at: None,
         origin: Origin::Commit(Lsn(lsn)),
         committed_at: SystemTime::now(),

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 
 use super::{Finding, Status};
 use crate::config::Config;
-use crate::router::Router;
+use crate::router::{Field, Router};
 use crate::sink::publish_check::{self, Permission, Targets};
 
 const ITEM: &str = "publish permission";
@@ -22,7 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The line for the configured sink; none for a sink that needs no permission.
 pub async fn check(config: &Config, client: Option<&Client>) -> Option<Finding> {
-    let router = match Router::new(&config.destination) {
+    let router = match config.router() {
         Ok(router) => router,
         Err(error) => {
             return Some(Finding::fail(
@@ -103,7 +103,7 @@ async fn destinations(
         }
     };
     if router.is_fixed() {
-        add(router.destination("", ""));
+        add(router.destination(|_| None));
         return (destinations, Listing::Complete);
     }
     let Some(client) = client else {
@@ -113,14 +113,21 @@ async fn destinations(
         );
     };
     let columns = &config.outbox.columns;
-    let event_type = if router.uses_event_type() {
-        escape_identifier(&columns.event_type)
-    } else {
-        "''".to_owned()
-    };
+    let fields = router.fields();
+    let list: Vec<String> = fields
+        .iter()
+        .map(|field| {
+            let column = match field {
+                Field::AggregateType => &columns.aggregate_type,
+                Field::EventType => &columns.event_type,
+                Field::Column(column) => column,
+            };
+            format!("{}::text", escape_identifier(column))
+        })
+        .collect();
     let query = format!(
-        "SELECT DISTINCT {}::text, {event_type}::text FROM {} LIMIT {}",
-        escape_identifier(&columns.aggregate_type),
+        "SELECT DISTINCT {} FROM {} LIMIT {}",
+        list.join(", "),
         config.outbox.quoted_name(),
         TYPES_LIMIT + 1
     );
@@ -139,7 +146,10 @@ async fn destinations(
         _ => Listing::Complete,
     };
     for row in rows.iter().take(TYPES_LIMIT) {
-        add(router.destination(row.get(0), row.get(1)));
+        add(router.destination(|field| {
+            let index = fields.iter().position(|f| f == field)?;
+            row.get::<_, Option<&str>>(index)
+        }));
     }
     (destinations, listing)
 }

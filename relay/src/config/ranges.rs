@@ -179,6 +179,16 @@ fn outbox(config: &Config) -> Result<(), ConfigError> {
     ] {
         identifier(key, name)?;
     }
+    if let Some(column) = &config.routing.destination_column {
+        identifier("routing.destination_column", column)?;
+    }
+    if let Some(column) = &config.routing.key_column {
+        identifier("routing.key_column", column)?;
+    }
+    not_empty("format.id_header", &config.format.id_header)?;
+    for column in config.router()?.columns() {
+        identifier("destination", &column)?;
+    }
     Ok(())
 }
 

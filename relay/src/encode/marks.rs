@@ -74,6 +74,7 @@ mod tests {
                 event_type: "Changed".to_owned(),
                 payload: payload.to_owned(),
                 headers: Vec::new(),
+                columns: Vec::new(),
                 created_at: None,
                 origin,
                 committed_at: std::time::SystemTime::UNIX_EPOCH,

@@ -11,8 +11,26 @@ mod native;
 
 pub use native::Native;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{Config, SinkKind};
 use crate::event::Routed;
+
+/// Names in the messages the relay writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormatConfig {
+    /// The header (Redis: field) carrying the event id, Debezium's `id`.
+    pub id_header: String,
+}
+
+impl Default for FormatConfig {
+    fn default() -> Self {
+        FormatConfig {
+            id_header: "id".into(),
+        }
+    }
+}
 
 /// One outbound message, as the sink hands it to its broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +102,11 @@ pub trait Encoder: Send + Sync {
 
 /// The encoder the configuration selects, laid out for its sink.
 pub fn from_config(config: &Config) -> Box<dyn Encoder> {
-    Box::new(Native::new(config.sink))
+    Box::new(Native::configured(
+        config.sink,
+        &config.routing,
+        &config.format,
+    ))
 }
 
 /// How a sink carries a message, which some formats lay out differently.

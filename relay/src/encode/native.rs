@@ -5,32 +5,95 @@
 use serde::{Serialize, Serializer};
 
 use super::marks::{self, is_reserved, POSITION_HEADER};
-use super::{Carrier, Encoder, HeaderValue, Message};
+use super::{Carrier, Encoder, FormatConfig, HeaderValue, Message};
 use crate::config::SinkKind;
 use crate::event::{Event, Routed};
+use crate::router::RoutingConfig;
 
 const CONTENT_TYPE: &str = "application/json";
 
 #[derive(Debug, Clone)]
 pub struct Native {
     carrier: Carrier,
+    routing: RoutingConfig,
+    id_header: String,
 }
 
 impl Native {
+    /// The default format with the default settings.
     pub fn new(sink: SinkKind) -> Native {
+        Native::configured(sink, &RoutingConfig::default(), &FormatConfig::default())
+    }
+
+    /// The default format keyed by `routing`, named by `format`.
+    pub fn configured(sink: SinkKind, routing: &RoutingConfig, format: &FormatConfig) -> Native {
         Native {
             carrier: Carrier::of(sink),
+            routing: routing.clone(),
+            id_header: format.id_header.clone(),
         }
+    }
+
+    /// The row's headers, less any named like a header the relay sets.
+    fn row_headers<'e>(&self, event: &'e Event) -> impl Iterator<Item = (&'e str, &'e str)> {
+        let id_header = self.id_header.clone();
+        event
+            .headers
+            .iter()
+            .filter(move |(k, _)| !is_reserved(k) && *k != id_header)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The event's identity, then the row's headers, then the relay's position and marks.
+    fn headers(&self, routed: &Routed) -> Vec<(String, HeaderValue)> {
+        let event = &routed.event;
+        let mut headers = vec![
+            (self.id_header.as_str(), event.id.as_str()),
+            ("type", event.event_type.as_str()),
+            ("aggregatetype", event.aggregate_type.as_str()),
+            ("aggregateid", event.aggregate_id.as_str()),
+        ];
+        if let Some(created_at) = &event.created_at {
+            headers.push(("created_at", created_at));
+        }
+        headers.extend(self.row_headers(event));
+        headers.push((POSITION_HEADER, routed.position()));
+        headers.extend(marks::marks(routed));
+        owned(headers)
+    }
+
+    /// Top-level fields are the relay's own: the row's headers stay inside one `headers` field.
+    fn fields(&self, routed: &Routed) -> Vec<(String, HeaderValue)> {
+        let event = &routed.event;
+        let row_headers: serde_json::Map<String, serde_json::Value> = self
+            .row_headers(event)
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+            .collect();
+        let row_headers = serde_json::Value::Object(row_headers).to_string();
+        let mut fields = vec![
+            (self.id_header.as_str(), event.id.as_str()),
+            ("aggregatetype", &event.aggregate_type),
+            ("aggregateid", &event.aggregate_id),
+            ("type", &event.event_type),
+            ("headers", &row_headers),
+            (POSITION_HEADER, routed.position()),
+        ];
+        if let Some(created_at) = &event.created_at {
+            fields.push(("created_at", created_at));
+        }
+        fields.extend(marks::marks(routed));
+        owned(fields)
     }
 }
 
 impl Encoder for Native {
     fn encode(&self, routed: Routed) -> Message {
         let headers = match self.carrier {
-            Carrier::Headers => headers(&routed),
-            Carrier::Fields => fields(&routed),
+            Carrier::Headers => self.headers(&routed),
+            Carrier::Fields => self.fields(&routed),
             Carrier::Document => Vec::new(),
         };
+        let key = self.routing.key(&routed.event);
         let value = match self.carrier {
             Carrier::Document => line(&routed),
             Carrier::Headers | Carrier::Fields if marks::payload_omitted(&routed) => Vec::new(),
@@ -38,7 +101,7 @@ impl Encoder for Native {
         };
         Message {
             destination: routed.destination,
-            key: Some(routed.event.aggregate_id.into_bytes()),
+            key,
             value: Some(value),
             headers,
             id: routed.event.id,
@@ -47,59 +110,6 @@ impl Encoder for Native {
             dead_letter: routed.dead_letter.is_some(),
         }
     }
-}
-
-/// The event's identity, then the row's headers, then the relay's position and marks.
-fn headers(routed: &Routed) -> Vec<(String, HeaderValue)> {
-    let event = &routed.event;
-    let mut headers = identity(event);
-    if let Some(created_at) = &event.created_at {
-        headers.push(("created_at", created_at));
-    }
-    headers.extend(row_headers(event));
-    headers.push((POSITION_HEADER, routed.position()));
-    headers.extend(marks::marks(routed));
-    owned(headers)
-}
-
-/// Top-level fields are the relay's own: the row's headers stay inside one `headers` field.
-fn fields(routed: &Routed) -> Vec<(String, HeaderValue)> {
-    let event = &routed.event;
-    let row_headers: serde_json::Map<String, serde_json::Value> = row_headers(event)
-        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
-        .collect();
-    let row_headers = serde_json::Value::Object(row_headers).to_string();
-    let mut fields = vec![
-        ("id", event.id.as_str()),
-        ("aggregatetype", &event.aggregate_type),
-        ("aggregateid", &event.aggregate_id),
-        ("type", &event.event_type),
-        ("headers", &row_headers),
-        (POSITION_HEADER, routed.position()),
-    ];
-    if let Some(created_at) = &event.created_at {
-        fields.push(("created_at", created_at));
-    }
-    fields.extend(marks::marks(routed));
-    owned(fields)
-}
-
-fn identity(event: &Event) -> Vec<(&'static str, &str)> {
-    vec![
-        ("id", event.id.as_str()),
-        ("type", event.event_type.as_str()),
-        ("aggregatetype", event.aggregate_type.as_str()),
-        ("aggregateid", event.aggregate_id.as_str()),
-    ]
-}
-
-/// The row's headers, less any named like a header the relay sets.
-fn row_headers(event: &Event) -> impl Iterator<Item = (&str, &str)> {
-    event
-        .headers
-        .iter()
-        .filter(|(k, _)| !is_reserved(k))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
 fn owned(headers: Vec<(&str, &str)>) -> Vec<(String, HeaderValue)> {
@@ -186,6 +196,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             created_at: created_at.map(str::to_owned),
+            columns: Vec::new(),
             origin: Origin::Sequence(1),
             committed_at: std::time::SystemTime::UNIX_EPOCH,
         }
@@ -275,6 +286,30 @@ mod tests {
                 ],
                 "{sink:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_id_header_and_the_key_follow_the_settings() {
+        let mut event = event(&[("eventId", "forged"), ("id", "forged")], "{}", None);
+        event.columns = vec![("customer".into(), Some("c-7".into()))];
+        let routing = RoutingConfig {
+            key_column: Some("customer".into()),
+            key_format: crate::router::KeyFormat::Json,
+            ..RoutingConfig::default()
+        };
+        let format = FormatConfig {
+            id_header: "eventId".into(),
+        };
+        for sink in [SinkKind::Kafka, SinkKind::Redis] {
+            let message = Native::configured(sink, &routing, &format)
+                .encode(Routed::new("d".to_owned(), event.clone()));
+            let headers = names(&message);
+            assert_eq!(headers[0], ("eventId", "e-1"), "{sink:?}");
+            assert!(!headers[1..]
+                .iter()
+                .any(|(n, _)| *n == "eventId" || *n == "id"));
+            assert_eq!(message.key.as_deref(), Some(&br#""c-7""#[..]));
         }
     }
 

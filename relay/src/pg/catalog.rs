@@ -108,8 +108,9 @@ pub async fn check_logical_replication(client: &Client) -> Result<(), CatalogErr
     Ok(())
 }
 
-/// Fails with the DDL hint when the outbox table does not exist. Any relation kind counts, so a
-/// partitioned outbox works, and no privilege on it is needed: the relay never reads the table.
+/// Fails with the DDL hint when the outbox table does not exist, or lacks a further column the
+/// configuration reads (a destination template's placeholder, `routing.*`), naming it. Any relation
+/// kind counts, so a partitioned outbox works, and no privilege on it is needed.
 pub async fn check_outbox_table(client: &Client, outbox: &OutboxTable) -> Result<(), CatalogError> {
     let exists: bool = client
         .query_one(
@@ -122,6 +123,27 @@ pub async fn check_outbox_table(client: &Client, outbox: &OutboxTable) -> Result
         return Err(CatalogError::misconfigured(
             format!("outbox table {} does not exist", outbox.table),
             "create it with the SQL printed by `outbox-relay ddl`, or point --table at the existing one",
+        ));
+    }
+    if outbox.extra_columns.is_empty() {
+        return Ok(());
+    }
+    let missing: Vec<String> = client
+        .query_one(
+            "SELECT coalesce(array_agg(wanted ORDER BY n), '{}')::text[] FROM unnest($2::text[]) WITH ORDINALITY AS w(wanted, n)
+             WHERE NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = $1::text::regclass
+                                 AND attname = wanted AND attnum > 0 AND NOT attisdropped)",
+            &[&outbox.quoted_name(), &outbox.extra_columns],
+        )
+        .await?
+        .get(0);
+    if !missing.is_empty() {
+        return Err(CatalogError::misconfigured(
+            format!(
+                "outbox table {} has no column(s) {missing:?}, which the configuration reads from each row (destination, routing)",
+                outbox.table
+            ),
+            "add the column(s) to the table, or change the setting that names them",
         ));
     }
     Ok(())

@@ -70,6 +70,7 @@ mod tests {
                 event_type: "OrderCreated".to_owned(),
                 payload: payload.to_owned(),
                 headers: Vec::new(),
+                columns: Vec::new(),
                 created_at: None,
                 origin: Origin::Commit(Lsn(1)),
                 committed_at: std::time::SystemTime::UNIX_EPOCH,

@@ -64,6 +64,7 @@ pub(crate) async fn ensure_publication(
         outbox,
         ..
     } = settings;
+    catalog::check_outbox_table(client, outbox).await?;
     let mut coverage = Coverage::read(client, coverage_query, publication, outbox).await?;
     coverage.table_problem(outbox)?;
     if !coverage.publication_exists() {

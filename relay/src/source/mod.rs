@@ -19,6 +19,8 @@ use crate::pg::pgoutput::DecodeError;
 use crate::pg::replication::ReplicationError;
 
 /// What a source yields, in the order events must reach the broker.
+// Events are nearly every change: boxing them would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Event(Event),

@@ -338,7 +338,8 @@ pub(super) struct TableColumns {
 }
 
 impl TableColumns {
-    /// The columns an event is read from: the required ones, and the optional ones the table has.
+    /// The columns an event is read from: the required ones, the optional ones the table has, and
+    /// the further ones the configuration reads (required too).
     pub(super) fn event_columns(&self, outbox: &OutboxTable) -> Vec<String> {
         let c = &outbox.columns;
         let optional = [&c.headers, &c.created_at]
@@ -353,6 +354,7 @@ impl TableColumns {
         ]
         .into_iter()
         .chain(optional)
+        .chain(&outbox.extra_columns)
         .cloned()
         .collect()
     }

@@ -263,12 +263,18 @@ fn relay_output(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 fn bad_configuration_exits_2_naming_the_key() {
     let url = "postgres://relay:hunter2@127.0.0.1:1/db";
     let (code, err) = relay_output(
-        &["run", "--database-url", url, "--destination", "t.{tenant}"],
+        &[
+            "run",
+            "--database-url",
+            url,
+            "--destination",
+            "t.{aggregatetype",
+        ],
         &[],
     );
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("`destination`") && err.contains("{tenant}"),
+        err.contains("`destination`") && err.contains("unclosed"),
         "{err}"
     );
 

@@ -10,6 +10,7 @@ mod check;
 mod check_publish;
 mod checkpoint;
 mod dead_letter;
+mod debezium_parity;
 mod e2e_kafka;
 mod e2e_rabbitmq;
 mod e2e_redis;

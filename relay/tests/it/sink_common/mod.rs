@@ -31,6 +31,7 @@ pub fn events(destinations: &[String], keys: usize, per_key: usize) -> Vec<Route
                     event_type: "OrderUpdated".to_owned(),
                     payload: format!(r#"{{"seq":{seq}}}"#),
                     headers: vec![("trace".to_owned(), format!("trace-{key}-{seq}"))],
+                    columns: Vec::new(),
                     created_at: None,
                     origin: Origin::Commit(Lsn(seq as u64 + 1)),
                     committed_at: std::time::SystemTime::now(),

@@ -1,0 +1,205 @@
+//! The Debezium Outbox Event Router options end to end, in logical and polling mode: routing by any
+//! column, a per-row destination column, a missing column named at start, the key from any column
+//! (JSON-quoted) and the event id's header name.
+
+use std::time::Duration;
+
+use harness::{Postgres, Process, Reader};
+
+use crate::support::{self, scenarios};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A database whose outbox has `tenant` and `destination` columns too.
+async fn database(polling: bool) -> Postgres {
+    let mut builder = Postgres::builder();
+    if polling {
+        builder = builder.setting("wal_level=replica");
+    }
+    let pg = builder.start().expect("PostgreSQL starts");
+    support::create_outbox(&pg).await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("ALTER TABLE outbox ADD COLUMN tenant text, ADD COLUMN destination text")
+        .await
+        .unwrap();
+    pg
+}
+
+fn config(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+fn relay(
+    pg: &Postgres,
+    redis: &str,
+    destination: &str,
+    config: &tempfile::NamedTempFile,
+) -> Process {
+    support::start_relay(
+        pg,
+        &[
+            "--config",
+            config.path().to_str().unwrap(),
+            "--sink",
+            "redis",
+            "--redis-url",
+            redis,
+            "--destination",
+            destination,
+        ],
+    )
+}
+
+async fn routes_by_any_column_and_by_a_rows_own_destination(polling: bool) {
+    let redis = harness::Redis::shared().unwrap();
+    let prefix = support::unique("route");
+    let pg = database(polling).await;
+    let config = config("[routing]\ndestination_column = \"destination\"\n");
+    let mut relay = relay(
+        &pg,
+        &redis,
+        &format!("{prefix}.{{tenant}}.{{aggregatetype}}"),
+        &config,
+    );
+    scenarios::wait_streaming(&relay);
+    let special = format!("{prefix}.special");
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, tenant, destination) VALUES
+               (gen_random_uuid(), 'order', 'o-1', 'Created', '{{}}', 'acme', NULL),
+               (gen_random_uuid(), 'order', 'o-2', 'Created', '{{}}', 'globex', ''),
+               (gen_random_uuid(), 'order', 'o-3', 'Created', '{{}}', 'acme', '{special}')"
+        ))
+        .await
+        .unwrap();
+    let streams = [
+        format!("{prefix}.acme.order"),
+        format!("{prefix}.globex.order"),
+        special,
+    ];
+    let mut reader = Reader::redis(&redis, &streams);
+    let received = reader.collect_until(DEADLINE, |r| r.len() >= 3).await;
+    let mut routed: Vec<(&str, &str)> = received
+        .iter()
+        .map(|m| (m.key.as_str(), m.destination.as_str()))
+        .collect();
+    routed.sort();
+    assert_eq!(
+        routed,
+        [
+            ("o-1", streams[0].as_str()),
+            ("o-2", streams[1].as_str()),
+            ("o-3", streams[2].as_str()),
+        ],
+        "{}",
+        relay.log()
+    );
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_any_column_and_by_a_rows_own_destination_in_logical_mode() {
+    routes_by_any_column_and_by_a_rows_own_destination(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_any_column_and_by_a_rows_own_destination_when_polling() {
+    routes_by_any_column_and_by_a_rows_own_destination(true).await;
+}
+
+async fn a_template_column_the_table_lacks_stops_the_relay_naming_it(polling: bool) {
+    let redis = harness::Redis::shared().unwrap();
+    let pg = database(polling).await;
+    let config = config("");
+    let mut relay = relay(&pg, &redis, "t.{region}.{aggregatetype}", &config);
+    let status = relay
+        .wait_timeout(DEADLINE)
+        .unwrap()
+        .unwrap_or_else(|| panic!("the relay stops by itself:\n{}", relay.log()));
+    assert!(!status.success());
+    let log = relay.log();
+    assert!(
+        log.contains(r#"has no column(s) ["region"]"#),
+        "the log names the column:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_column_the_table_lacks_stops_the_relay_in_logical_mode() {
+    a_template_column_the_table_lacks_stops_the_relay_naming_it(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_column_the_table_lacks_stops_the_relay_when_polling() {
+    a_template_column_the_table_lacks_stops_the_relay_naming_it(true).await;
+}
+
+/// Keyed by another column, JSON-quoted as Debezium's `JsonConverter` writes a string key, with
+/// the event id under a header name of the user's choosing.
+async fn keys_by_any_column_json_quoted_with_a_renamed_id_header(polling: bool) {
+    let kafka = harness::Kafka::start().unwrap();
+    let topic = support::unique("keyed");
+    let pg = database(polling).await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("ALTER TABLE outbox ADD COLUMN customer text")
+        .await
+        .unwrap();
+    let config = config(
+        "[routing]\nkey_column = \"customer\"\nkey_format = \"json\"\n[format]\nid_header = \"eventId\"\n",
+    );
+    let mut relay = support::start_relay(
+        &pg,
+        &[
+            "--config",
+            config.path().to_str().unwrap(),
+            "--sink",
+            "kafka",
+            "--kafka-brokers",
+            &kafka.brokers(),
+            "--destination",
+            &topic,
+        ],
+    );
+    scenarios::wait_streaming(&relay);
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers, customer) VALUES
+               ('6f1c2a4e-0000-4000-8000-000000000001', 'order', 'o-1', 'Created', '{}', '{\"id\": \"forged\"}', 'c-7')",
+        )
+        .await
+        .unwrap();
+    let mut reader = Reader::kafka(&kafka.brokers(), std::slice::from_ref(&topic));
+    let received = reader.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    let message = &received[0];
+    assert_eq!(message.key, r#""c-7""#, "{}", relay.log());
+    assert_eq!(
+        message.headers.get("eventId").map(String::as_str),
+        Some("6f1c2a4e-0000-4000-8000-000000000001")
+    );
+    assert_eq!(
+        message.headers.get("id"),
+        None,
+        "a row header cannot pose as the id"
+    );
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_by_any_column_json_quoted_with_a_renamed_id_header_in_logical_mode() {
+    keys_by_any_column_json_quoted_with_a_renamed_id_header(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_by_any_column_json_quoted_with_a_renamed_id_header_when_polling() {
+    keys_by_any_column_json_quoted_with_a_renamed_id_header(true).await;
+}
