@@ -114,6 +114,8 @@ pub fn event(
         event_type: document.event_type,
         payload: document.payload.get().to_owned(),
         headers,
+        // A document names no further columns: a template's `{column}` is empty for it.
+        columns: Vec::new(),
         created_at: document.created_at,
         origin,
         committed_at,
@@ -143,6 +145,7 @@ fn unreadable(lsn: Lsn, content: &Bytes, origin: Origin, committed_at: SystemTim
         event_type: identity.event_type.unwrap_or_default(),
         payload: content.iter().map(|&b| char::from(b)).collect::<String>(),
         headers: Vec::new(),
+        columns: Vec::new(),
         created_at: None,
         origin,
         committed_at,
@@ -185,6 +188,7 @@ mod tests {
                     ("correlation_id".into(), "c-1".into()),
                     ("n".into(), "2".into())
                 ],
+                columns: Vec::new(),
                 created_at: None,
                 origin: Origin::Commit(COMMIT),
                 committed_at: SystemTime::UNIX_EPOCH,
