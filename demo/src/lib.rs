@@ -4,7 +4,7 @@
 //! confirms an order over HTTP as the seed's curl commands do; waits for the invoice; runs the saga's
 //! paths (invoiced, cancelled after the void, rejected over the credit limit); prints what flowed; and
 //! stops everything again. [`run_timeout`] runs the saga's timeout path on a system of its own, for
-//! the test.
+//! the test, and [`run_uncorrelated`] a saga whose requests carry no correlation id.
 //!
 //! The `demo` binary (run by `scripts/demo.sh`) and the crate's integration test both call [`run`],
 //! so the test proves the command keeps working. Every step checks what it sees, so a run that
@@ -13,6 +13,7 @@
 
 mod api;
 mod chaos;
+mod correlation;
 mod report;
 mod saga;
 mod stack;
@@ -30,6 +31,7 @@ use tokio_postgres::NoTls;
 
 use api::{Api, CORRELATION_ID};
 pub use chaos::{run_chaos, ChaosOutcome};
+pub use correlation::{run_uncorrelated, CorrelationOutcome};
 pub use saga::SagaOutcome;
 use stack::Stack;
 pub use stack::{Binaries, BrokerKind};

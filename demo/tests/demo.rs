@@ -174,3 +174,65 @@ async fn saga_chaos_with_rabbitmq_ends_every_saga_once() {
 async fn saga_chaos_with_kafka_ends_every_saga_once() {
     chaos(BrokerKind::Kafka).await;
 }
+
+/// The log lines of `log` that carry `id` and say `message`, each also saying every one of `also`.
+fn lines_with<'a>(log: &'a str, id: &str, message: &str, also: &[&str]) -> Vec<&'a str> {
+    log.lines()
+        .filter(|line| line.contains(id) && line.contains(message))
+        .filter(|line| also.iter().all(|word| line.contains(word)))
+        .collect()
+}
+
+/// Requests without `X-Correlation-Id`: the id `POST /orders` generated is the order's own, the later
+/// requests about the order answer with it, and grepping it in both services' logs finds every step of
+/// the saga on each side: the command written, the reply consumed, the state it led to.
+#[tokio::test]
+async fn the_orders_own_correlation_id_follows_its_saga_through_both_services_logs() {
+    let binaries = Binaries::next_to_current_exe().unwrap();
+    let outcome = demo::run_uncorrelated(BrokerKind::Redis, &binaries)
+        .await
+        .unwrap();
+    let id = outcome.order_correlation_id.as_str();
+    assert_eq!(outcome.confirm_correlation_id, id);
+    assert_eq!(outcome.cancel_correlation_id, id);
+    let order_log = outcome.order_service_log.as_str();
+    let invoice_log = outcome.invoice_service_log.as_str();
+    for (log, message, also) in [
+        (order_log, "order placed", &[][..]),
+        (order_log, "saga effect written", &["IssueInvoice"][..]),
+        (
+            order_log,
+            "order confirmed; saga started",
+            &["INVOICING"][..],
+        ),
+        (invoice_log, "invoiced", &["OrderConfirmed"][..]),
+        (order_log, "reply taken", &["InvoiceIssued"][..]),
+        (
+            order_log,
+            "saga input taken",
+            &["InvoiceIssued", "INVOICED"][..],
+        ),
+        (
+            order_log,
+            "saga input taken",
+            &["CancelRequested", "VOIDING"][..],
+        ),
+        (order_log, "saga effect written", &["VoidInvoice"][..]),
+        (
+            invoice_log,
+            "cancellation request handled",
+            &["OrderCancellationRequested"][..],
+        ),
+        (order_log, "reply taken", &["InvoiceVoided"][..]),
+        (
+            order_log,
+            "saga input taken",
+            &["InvoiceVoided", "CANCELLED"][..],
+        ),
+    ] {
+        assert!(
+            !lines_with(log, id, message, also).is_empty(),
+            "no line with {id} says {message:?} and {also:?}:\n{log}"
+        );
+    }
+}

@@ -16,10 +16,15 @@ pub struct CorrelationId(String);
 impl CorrelationId {
     /// The caller's id if it is usable (1 to 128 visible ASCII characters), else a new UUID.
     pub fn from_header(value: Option<&[u8]>) -> CorrelationId {
+        Self::given(value).unwrap_or_else(Self::generate)
+    }
+
+    /// The caller's id if it is usable, else `None`.
+    pub fn given(value: Option<&[u8]>) -> Option<CorrelationId> {
         value
             .filter(|v| !v.is_empty() && v.len() <= MAX_LEN && v.iter().all(u8::is_ascii_graphic))
             .and_then(|v| std::str::from_utf8(v).ok())
-            .map_or_else(Self::generate, |v| CorrelationId(v.to_owned()))
+            .map(|v| CorrelationId(v.to_owned()))
     }
 
     pub fn generate() -> CorrelationId {

@@ -112,7 +112,7 @@ impl OrderService {
         let order = Order::place(Uuid::new_v4(), customer_id, lines, now())?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        orders::insert(&*tx, &order).await?;
+        orders::insert(&*tx, &order, correlation).await?;
         let event_id = outbox::append(&*tx, &events::order_created(&order), correlation).await?;
         tx.commit().await?;
         tracing::info!(order_id = %order.id(), %event_id, "order placed");
@@ -181,6 +181,12 @@ impl OrderService {
             return Err(DomainError::NotCancellable(taken.view.order.status()).into());
         }
         Ok(taken.view)
+    }
+
+    /// The correlation id order `id` was placed under, for a request about it that brings none.
+    pub async fn correlation_of(&self, id: Uuid) -> Result<Option<CorrelationId>, ServiceError> {
+        let client = self.pool.get().await?;
+        Ok(orders::correlation(&**client, id).await?)
     }
 
     pub async fn get(&self, id: Uuid) -> Result<OrderView, ServiceError> {
@@ -383,7 +389,9 @@ async fn perform(
                 outbox::append(client, &event, correlation).await?
             }
         };
-        tracing::debug!(order_id = %order.id(), %event_id, ?effect, "saga effect written");
+        // At info, with the saga's correlation id: the command or compensation the saga sent, which a
+        // sweeper's timeout or a reply's span would not name otherwise.
+        tracing::info!(order_id = %order.id(), %event_id, ?effect, correlation_id = %correlation, "saga effect written");
     }
     Ok(())
 }

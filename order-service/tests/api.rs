@@ -283,6 +283,13 @@ async fn a_missing_or_unusable_correlation_id_is_replaced_by_a_generated_one() {
         app.events_of(&id).await[0].header("correlation_id"),
         Some(generated.as_str())
     );
+    // A later request about the order without an id of its own continues under the order's.
+    let confirm = app.post(&format!("/orders/{id}/confirm")).await;
+    assert_eq!(confirm.headers()["x-correlation-id"], generated.as_str());
+    assert_eq!(
+        app.events_of(&id).await[1].header("correlation_id"),
+        Some(generated.as_str())
+    );
 
     for unusable in ["", "has space", &"x".repeat(129)] {
         let response = app

@@ -119,7 +119,11 @@ async fn every_log_line_of_a_request_carries_its_correlation_id() {
     assert_eq!(of("trace-create"), ["order placed", "request finished"]);
     assert_eq!(
         of("trace-confirm"),
-        ["order confirmed; saga started", "request finished"]
+        [
+            "saga effect written",
+            "order confirmed; saga started",
+            "request finished"
+        ]
     );
     assert_eq!(
         of("trace-confirm-again"),
@@ -139,7 +143,7 @@ async fn every_log_line_of_a_request_carries_its_correlation_id() {
         .iter()
         .filter(|line| line["fields"]["order_id"] == id)
         .collect();
-    assert_eq!(with_order.len(), 3);
+    assert_eq!(with_order.len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

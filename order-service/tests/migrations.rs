@@ -24,7 +24,10 @@ async fn schema_of(client: &tokio_postgres::Client) -> Vec<(String, String, Stri
 async fn running_twice_is_a_no_op() {
     let postgres = harness::Postgres::start().unwrap();
     let mut client = postgres.client().await.unwrap();
-    assert_eq!(store::migrate(&mut client).await.unwrap(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        store::migrate(&mut client).await.unwrap(),
+        [1, 2, 3, 4, 5, 6]
+    );
     let schema = schema_of(&client).await;
     assert!(schema.iter().any(|(table, ..)| table == "outbox"));
     assert!(schema.iter().any(|(table, ..)| table == "order_lines"));
@@ -45,7 +48,8 @@ async fn running_twice_is_a_no_op() {
             (2, "outbox".to_owned()),
             (3, "outbox_polling".to_owned()),
             (4, "saga".to_owned()),
-            (5, "processed_events".to_owned())
+            (5, "processed_events".to_owned()),
+            (6, "order_correlation".to_owned())
         ]
     );
 
@@ -56,7 +60,7 @@ async fn running_twice_is_a_no_op() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 5);
+    assert_eq!(count, 6);
 }
 
 #[tokio::test]
@@ -67,7 +71,7 @@ async fn concurrent_runs_apply_each_migration_once() {
     let (first, second) = tokio::join!(store::migrate(&mut a), store::migrate(&mut b));
     let mut applied = [first.unwrap(), second.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5]]);
+    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6]]);
 }
 
 #[tokio::test]
@@ -161,7 +165,7 @@ async fn the_saga_migration_widens_the_status_checks_and_keeps_the_rest() {
         .execute(insert, &[&"CONFIRMED", &true, &false])
         .await
         .unwrap();
-    assert_eq!(store::migrate(&mut client).await.unwrap(), [4, 5]);
+    assert_eq!(store::migrate(&mut client).await.unwrap(), [4, 5, 6]);
 
     for (status, confirmed, cancelled, allowed) in [
         ("INVOICED", true, false, true),

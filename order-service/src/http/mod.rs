@@ -35,7 +35,10 @@ pub fn router(service: OrderService) -> Router {
         .fallback(|| async { Problem::not_found("No such resource.") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(correlation::correlate))
+        .layer(middleware::from_fn_with_state(
+            service.clone(),
+            correlation::correlate,
+        ))
         .with_state(service)
 }
 

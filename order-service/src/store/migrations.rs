@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "processed_events",
         sql: include_str!("../../migrations/V5__processed_events.sql"),
     },
+    Migration {
+        version: 6,
+        name: "order_correlation",
+        sql: include_str!("../../migrations/V6__order_correlation.sql"),
+    },
 ];
 
 /// Serializes concurrent start-ups of several instances: an arbitrary constant, unique to this service.

@@ -7,13 +7,19 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::correlation::CorrelationId;
 use crate::domain::{Currency, Order, OrderLine, OrderSnapshot, OrderStatus, Quantity, UnitPrice};
 
-pub async fn insert(client: &impl GenericClient, order: &Order) -> Result<(), StoreError> {
+/// Saves a placed order with the correlation id it was placed under.
+pub async fn insert(
+    client: &impl GenericClient,
+    order: &Order,
+    correlation: &CorrelationId,
+) -> Result<(), StoreError> {
     client
         .execute(
             "INSERT INTO orders (id, customer_id, status, currency, version, created_at, confirmed_at, \
-             cancelled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             cancelled_at, correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
                 &order.id(),
                 &order.customer_id(),
@@ -23,6 +29,7 @@ pub async fn insert(client: &impl GenericClient, order: &Order) -> Result<(), St
                 &order.created_at(),
                 &order.confirmed_at(),
                 &order.cancelled_at(),
+                &correlation.as_str(),
             ],
         )
         .await?;
@@ -40,6 +47,20 @@ pub async fn insert(client: &impl GenericClient, order: &Order) -> Result<(), St
         )
         .await?;
     Ok(())
+}
+
+/// The correlation id the order was placed under; `None` for an unknown order or one placed before
+/// orders kept it.
+pub async fn correlation(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<CorrelationId>, StoreError> {
+    let row = client
+        .query_opt("SELECT correlation_id FROM orders WHERE id = $1", &[&id])
+        .await?;
+    Ok(row
+        .and_then(|row| row.get::<_, Option<String>>(0))
+        .map(|id| CorrelationId::from_header(Some(id.as_bytes()))))
 }
 
 pub async fn load(client: &impl GenericClient, id: Uuid) -> Result<Option<Order>, StoreError> {

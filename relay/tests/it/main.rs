@@ -11,6 +11,7 @@ mod check_publish;
 mod checkpoint;
 mod dead_letter;
 mod debezium_parity;
+mod deploy;
 mod e2e_kafka;
 mod e2e_rabbitmq;
 mod e2e_redis;
