@@ -31,6 +31,8 @@ pub struct RabbitMq {
     dist_port: u16,
     node: String,
     tls: Option<TlsListener>,
+    /// The management plugin's HTTP port, for a node from [`RabbitMq::start_with_management`].
+    management_port: Option<u16>,
 }
 
 impl RabbitMq {
@@ -58,7 +60,12 @@ impl RabbitMq {
 
     /// A private node with no plugins; `guest` may log in from loopback as on the shared broker.
     pub fn start() -> Result<RabbitMq> {
-        Self::start_with(false, false)
+        Self::start_with(false, false, false)
+    }
+
+    /// A private node with the management plugin, its HTTP API on [`RabbitMq::management_url`].
+    pub fn start_with_management() -> Result<RabbitMq> {
+        Self::start_with(false, false, true)
     }
 
     /// A private node that also listens for TLS on [`RabbitMq::tls_url`], with a certificate for
@@ -66,16 +73,20 @@ impl RabbitMq {
     /// no certificate. The plain port stays open so that tests can read what arrived without TLS. The
     /// TLS port also listens on [`crate::UNNAMED_HOST`], for host-name tests.
     pub fn start_with_tls() -> Result<RabbitMq> {
-        Self::start_with(true, false)
+        Self::start_with(true, false, false)
     }
 
     /// As [`RabbitMq::start_with_tls`], but TLS clients must present a certificate signed by the CA
     /// (they still log in with a password).
     pub fn start_with_mutual_tls() -> Result<RabbitMq> {
-        Self::start_with(true, true)
+        Self::start_with(true, true, false)
     }
 
-    fn start_with(tls: bool, client_certificates_required: bool) -> Result<RabbitMq> {
+    fn start_with(
+        tls: bool,
+        client_certificates_required: bool,
+        management: bool,
+    ) -> Result<RabbitMq> {
         static NODES: AtomicU32 = AtomicU32::new(0);
         let dir = tempfile::Builder::new()
             .prefix("outbox-rabbitmq-")
@@ -92,8 +103,22 @@ impl RabbitMq {
                 )
             })
             .transpose()?;
-        fs::write(dir.path().join("rabbitmq.conf"), config(port, tls.as_ref()))?;
-        fs::write(dir.path().join("enabled_plugins"), "[].\n")?;
+        let management_port = management
+            .then(|| free_port_other_than(&[port, dist_port]))
+            .transpose()?;
+        let mut conf = config(port, tls.as_ref());
+        if let Some(management_port) = management_port {
+            conf.push_str(&format!(
+                "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n"
+            ));
+        }
+        fs::write(dir.path().join("rabbitmq.conf"), conf)?;
+        let plugins = if management {
+            "[rabbitmq_management].\n"
+        } else {
+            "[].\n"
+        };
+        fs::write(dir.path().join("enabled_plugins"), plugins)?;
         // Replaces /etc/rabbitmq/rabbitmq-env.conf, which would set the machine node's name.
         fs::write(dir.path().join("rabbitmq-env.conf"), "")?;
         let node = format!(
@@ -109,6 +134,7 @@ impl RabbitMq {
             dist_port,
             node,
             tls,
+            management_port,
         };
         rabbitmq.wait_ready(log_start)?;
         Ok(rabbitmq)
@@ -120,6 +146,13 @@ impl RabbitMq {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `http://127.0.0.1:PORT` of the management API of a node from
+    /// [`RabbitMq::start_with_management`].
+    pub fn management_url(&self) -> Option<String> {
+        self.management_port
+            .map(|port| format!("http://127.0.0.1:{port}"))
     }
 
     /// `amqps://guest:guest@127.0.0.1:PORT/%2f` of a node from [`RabbitMq::start_with_tls`].

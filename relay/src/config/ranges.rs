@@ -235,7 +235,15 @@ fn sink(config: &Config) -> Result<(), ConfigError> {
                     reason: "must be at most 255 bytes (an AMQP short string)".into(),
                 });
             }
-            Ok(())
+            match &config.rabbitmq.management_url {
+                Some(url) if !url.starts_with("http://") || reqwest::Url::parse(url).is_err() => {
+                    Err(ConfigError::Invalid {
+                        key: "rabbitmq.management_url",
+                        reason: format!("not an http:// URL: {url:?}"),
+                    })
+                }
+                _ => Ok(()),
+            }
         }
         SinkKind::Redis => {
             let url = &config.redis.url;

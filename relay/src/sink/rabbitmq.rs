@@ -12,6 +12,7 @@
 //! URL's host that chains to the system roots or to `ca_file`, which lapin adds to them. A client
 //! certificate is sent when the broker asks for one and `client_cert_file` is set.
 
+mod bindings;
 pub mod nacked;
 pub use nacked::Nacked;
 pub mod publish_check;
@@ -73,6 +74,8 @@ pub struct RabbitMqConfig {
     pub client_cert_file: Option<PathBuf>,
     /// PEM private key of `client_cert_file`, unencrypted.
     pub client_key_file: Option<PathBuf>,
+    /// The management HTTP API `check` asks about queue bindings; unset, port 15672 on the URL's host.
+    pub management_url: Option<String>,
 }
 
 impl RabbitMqConfig {
@@ -471,6 +474,7 @@ impl Default for RabbitMqConfig {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
+            management_url: None,
         }
     }
 }

@@ -204,6 +204,7 @@ const KEYS: &[(&str, &str)] = &[
     ("kafka", "message_timeout"),
     ("rabbitmq", "url"),
     ("rabbitmq", "exchange"),
+    ("rabbitmq", "management_url"),
     ("redis", "url"),
     ("redis", "maxlen"),
     ("outbox", "table"),

@@ -456,3 +456,87 @@ async fn rabbitmq_vhost_of_the_url_is_checked_and_published_to() {
     let reader = harness::Reader::rabbitmq(&reader_url, "outbox", &target.destinations()).await;
     support::scenarios::delivers_everything_in_order(target, reader).await;
 }
+
+/// AMQP cannot tell whether a queue is bound, so check asks the management API: with no queue bound
+/// for a routed key it warns that those events would be dead-lettered, with a queue bound it says so,
+/// and with the API unreachable it says it cannot tell. The relay's own dead-letter queue counts for
+/// nothing: it is declared and bound by the relay itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_check_warns_when_no_queue_is_bound_for_a_routed_key() {
+    let pg = database_with_orders().await;
+    let rabbitmq = RabbitMq::start_with_management().unwrap();
+    let management = rabbitmq.management_url().unwrap();
+    let url = rabbitmq.url();
+    let run = |management_url: &str| {
+        let Output { stdout, status, .. } = Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+            .args(["check", "--database-url", &pg.url()])
+            .args(["--sink", "rabbitmq", "--rabbitmq-url", &url])
+            .env("OUTBOX_RELAY_RABBITMQ__MANAGEMENT_URL", management_url)
+            .output()
+            .unwrap();
+        (String::from_utf8(stdout).unwrap(), status.success())
+    };
+
+    let (report, ok) = run(&management);
+    assert!(ok, "a warning only: {report}");
+    assert!(
+        line(&report, "publish permission").contains(&format!(
+            "WARN  user guest may publish to exchange outbox with routing keys outbox.dlq, outbox.event.order \
+             (tx.select, basic.publish, tx.rollback); but no queue is bound to exchange outbox for routing keys \
+             outbox.event.order ({management}): each such event would be returned as unroutable and \
+             dead-lettered into queue outbox.dlq"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "  publish permission: start the consuming services first, or bind their queues for those keys, \
+             e.g. rabbitmqadmin declare binding source=outbox destination=<queue> routing_key=outbox.event.order"
+        ),
+        "{report}"
+    );
+
+    let connection = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            "invoice-service".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            "invoice-service".into(),
+            "outbox".into(),
+            "outbox.event.*".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let (report, ok) = run(&management);
+    assert!(ok, "{report}");
+    assert!(
+        line(&report, "publish permission").contains(&format!(
+            "ok    user guest may publish to exchange outbox with routing keys outbox.dlq, outbox.event.order \
+             (tx.select, basic.publish, tx.rollback); a queue is bound for each routed key ({management})"
+        )),
+        "{report}"
+    );
+
+    let closed = format!("http://127.0.0.1:{}", harness::free_port().unwrap());
+    let (report, ok) = run(&closed);
+    assert!(ok, "{report}");
+    let permission = line(&report, "publish permission");
+    assert!(
+        permission.split_whitespace().nth(2) == Some("ok")
+            && permission.contains(&format!(
+                "; cannot tell whether a queue is bound (management API not reachable at {closed}/: "
+            )),
+        "{report}"
+    );
+}

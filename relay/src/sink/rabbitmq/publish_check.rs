@@ -1,7 +1,9 @@
 //! Whether the RabbitMQ user may publish to the exchange with the relay's routing keys, asked without
 //! delivering: RabbitMQ checks write permission (and topic permission) when `basic.publish` arrives,
 //! before a transaction buffers the message, so `tx.select`, `basic.publish`, `tx.rollback` routes
-//! nothing while a refusal still closes the channel with ACCESS_REFUSED.
+//! nothing while a refusal still closes the channel with ACCESS_REFUSED. When publishing is granted,
+//! the management API tells whether a queue is bound for the routed keys ([`bindings`]): without one,
+//! every event would be returned as unroutable and dead-lettered.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use lapin::types::ShortString;
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, ErrorKind, Event};
 
+use super::bindings::{self, Bindings};
 use super::{RabbitMqConfig, NAME};
 use crate::sink::publish_check::{list, Permission, Targets};
 use crate::sink::SinkError;
@@ -29,9 +32,9 @@ pub async fn check(
     targets: &Targets<'_>,
 ) -> Result<Permission, SinkError> {
     let exchange = super::exchange_name(config)?;
-    let (user, vhost) = AMQPUri::from_str(&config.url)
-        .map(|uri| (uri.authority.userinfo.username, uri.vhost))
-        .map_err(|reason| super::connect_error(config, reason))?;
+    let uri =
+        AMQPUri::from_str(&config.url).map_err(|reason| super::connect_error(config, reason))?;
+    let (user, vhost) = (&uri.authority.userinfo.username, &uri.vhost);
     let mut refusals: Vec<(String, AMQPError)> = Vec::new();
     for destination in targets.destinations {
         if let Some(refusal) = try_publish(config, &exchange, destination).await? {
@@ -40,12 +43,11 @@ pub async fn check(
     }
     let how = "tx.select, basic.publish, tx.rollback";
     let Some((_, first)) = refusals.first() else {
-        return Ok(Permission::Granted {
-            detail: format!(
-                "user {user} may publish to exchange {exchange} with routing keys {} ({how})",
-                list(targets.destinations)
-            ),
-        });
+        let detail = format!(
+            "user {user} may publish to exchange {exchange} with routing keys {} ({how})",
+            list(targets.destinations)
+        );
+        return Ok(with_bindings(config, &uri, exchange.as_str(), targets, detail).await);
     };
     let refused: Vec<String> = refusals.iter().map(|(d, _)| d.clone()).collect();
     let detail = format!(
@@ -53,7 +55,7 @@ pub async fn check(
         list(&refused),
         first.get_message()
     );
-    let vhost = shell_quote(&vhost);
+    let vhost = shell_quote(vhost);
     let fix = if first.get_id() == NOT_FOUND {
         format!("start the relay once (it declares exchange {exchange}), or check rabbitmq.exchange and the vhost in rabbitmq.url")
     } else if first.get_message().as_str().contains("topic") {
@@ -76,6 +78,48 @@ pub async fn check(
         )
     };
     Ok(Permission::Refused { detail, fix })
+}
+
+/// The granted line, with whether a queue is bound for the routed keys. The dead-letter destination is
+/// left out: the relay declares and binds its queue itself.
+async fn with_bindings(
+    config: &RabbitMqConfig,
+    uri: &AMQPUri,
+    exchange: &str,
+    targets: &Targets<'_>,
+    detail: String,
+) -> Permission {
+    let routed: Vec<String> = targets
+        .destinations
+        .iter()
+        .filter(|d| *d != targets.dead_letter)
+        .cloned()
+        .collect();
+    if routed.is_empty() {
+        return Permission::Granted { detail };
+    }
+    let management_url = config.management_url.as_deref();
+    match bindings::check(uri, management_url, exchange, &routed).await {
+        Bindings::Bound { api } => Permission::Granted {
+            detail: format!("{detail}; a queue is bound for each routed key ({api})"),
+        },
+        Bindings::Unknown { reason } => Permission::Granted {
+            detail: format!("{detail}; cannot tell whether a queue is bound ({reason})"),
+        },
+        Bindings::Unbound { api, keys } => Permission::Unverified {
+            detail: format!(
+                "{detail}; but no queue is bound to exchange {exchange} for routing keys {} ({api}): \
+                 each such event would be returned as unroutable and dead-lettered into queue {}",
+                list(&keys),
+                targets.dead_letter
+            ),
+            fix: format!(
+                "start the consuming services first, or bind their queues for those keys, e.g. \
+                 rabbitmqadmin declare binding source={exchange} destination=<queue> routing_key={}",
+                keys[0]
+            ),
+        },
+    }
 }
 
 /// Publishes to `destination` inside a transaction and rolls it back; the broker's refusal, if any.
