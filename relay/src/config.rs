@@ -374,7 +374,13 @@ impl Config {
     pub fn outbox_table(&self) -> Result<OutboxTable, ConfigError> {
         let mut outbox = self.outbox.clone();
         outbox.extra_columns = self.router()?.columns();
-        for column in self.routing.key_column.iter() {
+        let placed: Vec<String> = self
+            .format
+            .placements()?
+            .into_iter()
+            .map(|placement| placement.column)
+            .collect();
+        for column in self.routing.key_column.iter().chain(&placed) {
             if !outbox.extra_columns.contains(column) {
                 outbox.extra_columns.push(column.clone());
             }

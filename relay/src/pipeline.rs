@@ -233,11 +233,15 @@ impl Window<'_> {
             .collect();
         let cleanup_ids = std::mem::take(&mut self.batch_cleanup);
         self.metrics.observe_batch(events);
-        let messages = batch
-            .into_iter()
-            .map(|routed| self.encoder.encode(routed))
-            .collect();
-        let delivery = sink.publish(messages).await?;
+        let mut messages = Vec::with_capacity(events);
+        let mut refusals = Vec::new();
+        for routed in batch {
+            match self.encoder.encode(routed) {
+                Ok(message) => messages.push(message),
+                Err(refusal) => refusals.push(refusal),
+            }
+        }
+        let delivery = with_refusals(sink.publish(messages).await?, sink.name(), refusals);
         self.in_flight.push_back(InFlight {
             delivery,
             events,
@@ -511,6 +515,30 @@ async fn collect_refusals(
         }
     }
     refusals
+}
+
+/// The batch's delivery, failing with the events the encoder refused once the others are
+/// confirmed: they are dead-lettered as the broker's refusals are.
+fn with_refusals(delivery: Delivery, sink: &'static str, mut refused: Vec<Refusal>) -> Delivery {
+    if refused.is_empty() {
+        return delivery;
+    }
+    Box::pin(async move {
+        match delivery.await {
+            Ok(()) => Err(SinkError::Unacceptable {
+                sink,
+                refusals: refused,
+            }),
+            Err(SinkError::Unacceptable { sink, refusals }) => {
+                refused.extend(refusals);
+                Err(SinkError::Unacceptable {
+                    sink,
+                    refusals: refused,
+                })
+            }
+            Err(other) => Err(other),
+        }
+    })
 }
 
 async fn next_delivery(in_flight: &mut VecDeque<InFlight>) -> Result<(), SinkError> {

@@ -61,7 +61,7 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) -> Result<Replayed, ReplayError> {
     let router = config.router()?;
-    let encoder = encode::from_config(config);
+    let encoder = encode::from_config(config)?;
     let client = catalog::connect(&config.database()?).await?;
     let reading = TableReading::prepare(&client, &config.outbox_table()?, filter).await?;
     client

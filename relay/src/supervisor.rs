@@ -200,7 +200,7 @@ async fn sessions(
     recorder: Option<Recorder>,
 ) -> Result<bool, RelayError> {
     let router = config.router()?;
-    let encoder = encode::from_config(config);
+    let encoder = encode::from_config(config)?;
     let polling = matches!(phase, Phase::Polling(_));
     let mode = if polling {
         Mode::Polling

@@ -186,6 +186,9 @@ fn outbox(config: &Config) -> Result<(), ConfigError> {
         identifier("routing.key_column", column)?;
     }
     not_empty("format.id_header", &config.format.id_header)?;
+    for placement in config.format.placements()? {
+        identifier("format.additional_columns", &placement.column)?;
+    }
     for column in config.router()?.columns() {
         identifier("destination", &column)?;
     }

@@ -8,13 +8,16 @@
 
 pub mod marks;
 mod native;
+pub mod placement;
 
 pub use native::Native;
+pub use placement::{Place, Placement};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, SinkKind};
+use crate::config::{Config, ConfigError, SinkKind};
 use crate::event::Routed;
+use crate::sink::Refusal;
 
 /// Names in the messages the relay writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,12 +25,25 @@ use crate::event::Routed;
 pub struct FormatConfig {
     /// The header (Redis: field) carrying the event id, Debezium's `id`.
     pub id_header: String,
+    /// Further columns and where they go: `column:header[:alias]`, `column:envelope[:alias]`,
+    /// `column:partition` (Debezium's `table.fields.additional.placement`).
+    pub additional_columns: Vec<String>,
+}
+
+impl FormatConfig {
+    pub fn placements(&self) -> Result<Vec<Placement>, ConfigError> {
+        Placement::parse_all(&self.additional_columns).map_err(|e| ConfigError::Invalid {
+            key: "format.additional_columns",
+            reason: e.to_string(),
+        })
+    }
 }
 
 impl Default for FormatConfig {
     fn default() -> Self {
         FormatConfig {
             id_header: "id".into(),
+            additional_columns: Vec::new(),
         }
     }
 }
@@ -41,6 +57,8 @@ pub struct Message {
     pub key: Option<Vec<u8>>,
     /// The body; `None` is a Kafka tombstone.
     pub value: Option<Vec<u8>>,
+    /// The Kafka partition, when the format chooses it; else the partitioner picks it by key.
+    pub partition: Option<i32>,
     /// In order: Kafka record headers, AMQP headers, Redis stream fields.
     pub headers: Vec<(String, HeaderValue)>,
     /// The event's id: RabbitMQ's `message_id`, and how error reports name the message.
@@ -97,16 +115,21 @@ impl Message {
 pub trait Encoder: Send + Sync {
     /// The message for `routed`, a dead letter included (its marks are on `routed`): a dead letter
     /// is encoded again for the dead-letter destination each time it is sent.
-    fn encode(&self, routed: Routed) -> Message;
+    ///
+    /// An event the format cannot express (a partition column that holds no partition number) is
+    /// refused for good, and so dead-lettered like one the broker refused. A dead letter must
+    /// always encode.
+    fn encode(&self, routed: Routed) -> Result<Message, Refusal>;
 }
 
 /// The encoder the configuration selects, laid out for its sink.
-pub fn from_config(config: &Config) -> Box<dyn Encoder> {
-    Box::new(Native::configured(
+pub fn from_config(config: &Config) -> Result<Box<dyn Encoder>, ConfigError> {
+    Ok(Box::new(Native::configured(
         config.sink,
         &config.routing,
         &config.format,
-    ))
+        config.format.placements()?,
+    )))
 }
 
 /// How a sink carries a message, which some formats lay out differently.

@@ -5,10 +5,11 @@
 use serde::{Serialize, Serializer};
 
 use super::marks::{self, is_reserved, POSITION_HEADER};
-use super::{Carrier, Encoder, FormatConfig, HeaderValue, Message};
+use super::{Carrier, Encoder, FormatConfig, HeaderValue, Message, Place, Placement};
 use crate::config::SinkKind;
 use crate::event::{Event, Routed};
 use crate::router::RoutingConfig;
+use crate::sink::Refusal;
 
 const CONTENT_TYPE: &str = "application/json";
 
@@ -17,20 +18,98 @@ pub struct Native {
     carrier: Carrier,
     routing: RoutingConfig,
     id_header: String,
+    placements: Vec<Placement>,
 }
 
 impl Native {
     /// The default format with the default settings.
     pub fn new(sink: SinkKind) -> Native {
-        Native::configured(sink, &RoutingConfig::default(), &FormatConfig::default())
+        Native::configured(
+            sink,
+            &RoutingConfig::default(),
+            &FormatConfig::default(),
+            Vec::new(),
+        )
     }
 
-    /// The default format keyed by `routing`, named by `format`.
-    pub fn configured(sink: SinkKind, routing: &RoutingConfig, format: &FormatConfig) -> Native {
+    /// The default format keyed by `routing`, named by `format`, with further columns placed by
+    /// `placements` (parsed from `format.additional_columns`).
+    pub fn configured(
+        sink: SinkKind,
+        routing: &RoutingConfig,
+        format: &FormatConfig,
+        placements: Vec<Placement>,
+    ) -> Native {
         Native {
             carrier: Carrier::of(sink),
             routing: routing.clone(),
             id_header: format.id_header.clone(),
+            placements,
+        }
+    }
+
+    /// The further columns placed as headers (Redis: fields), by alias; a NULL one is left out.
+    fn placed_headers<'e>(&'e self, event: &'e Event) -> impl Iterator<Item = (&'e str, &'e str)> {
+        self.placements
+            .iter()
+            .filter_map(move |placement| match &placement.place {
+                Place::Header(alias) => Some((alias.as_str(), event.column(&placement.column)?)),
+                Place::Envelope(_) | Place::Partition => None,
+            })
+    }
+
+    /// The payload in an envelope `{"payload": …}` with the columns placed there (JSON strings,
+    /// or null); the payload as it is when no column is.
+    fn value(&self, event: Event) -> Vec<u8> {
+        let members: Vec<(&str, Option<&str>)> = self
+            .placements
+            .iter()
+            .filter_map(|placement| match &placement.place {
+                Place::Envelope(alias) => Some((alias.as_str(), event.column(&placement.column))),
+                Place::Header(_) | Place::Partition => None,
+            })
+            .collect();
+        if members.is_empty() {
+            return event.payload.into_bytes();
+        }
+        // The payload's JSON text as written, so numbers keep every digit; any other text as a string.
+        let payload = match crate::json_text::embeddable(&event.payload) {
+            Some(json) => json.get().to_owned(),
+            None => serde_json::Value::from(event.payload.as_str()).to_string(),
+        };
+        let mut envelope = format!("{{\"payload\":{payload}");
+        for (alias, value) in members {
+            envelope.push(',');
+            envelope.push_str(&serde_json::Value::from(alias).to_string());
+            envelope.push(':');
+            envelope.push_str(&serde_json::Value::from(value).to_string());
+        }
+        envelope.push('}');
+        envelope.into_bytes()
+    }
+
+    /// The Kafka partition a partition column names; none for a dead letter, whose topic is
+    /// another, nor for a NULL.
+    fn partition(&self, routed: &Routed) -> Result<Option<i32>, Refusal> {
+        let Some(placement) = self.placements.iter().find(|p| p.place == Place::Partition) else {
+            return Ok(None);
+        };
+        if routed.dead_letter.is_some() {
+            return Ok(None);
+        }
+        let Some(text) = routed.event.column(&placement.column) else {
+            return Ok(None);
+        };
+        match text.trim().parse::<i32>() {
+            Ok(partition) if partition >= 0 => Ok(Some(partition)),
+            _ => Err(Refusal {
+                event_id: routed.event.id.clone(),
+                destination: routed.destination.clone(),
+                reason: format!(
+                    "column {} holds {text:?}, not a partition number",
+                    placement.column
+                ),
+            }),
         }
     }
 
@@ -57,6 +136,7 @@ impl Native {
             headers.push(("created_at", created_at));
         }
         headers.extend(self.row_headers(event));
+        headers.extend(self.placed_headers(event));
         headers.push((POSITION_HEADER, routed.position()));
         headers.extend(marks::marks(routed));
         owned(headers)
@@ -81,34 +161,47 @@ impl Native {
         if let Some(created_at) = &event.created_at {
             fields.push(("created_at", created_at));
         }
+        fields.extend(self.placed_headers(event));
         fields.extend(marks::marks(routed));
         owned(fields)
     }
 }
 
 impl Encoder for Native {
-    fn encode(&self, routed: Routed) -> Message {
+    fn encode(&self, routed: Routed) -> Result<Message, Refusal> {
+        let partition = self.partition(&routed)?;
         let headers = match self.carrier {
             Carrier::Headers => self.headers(&routed),
             Carrier::Fields => self.fields(&routed),
             Carrier::Document => Vec::new(),
         };
         let key = self.routing.key(&routed.event);
-        let value = match self.carrier {
-            Carrier::Document => line(&routed),
-            Carrier::Headers | Carrier::Fields if marks::payload_omitted(&routed) => Vec::new(),
-            Carrier::Headers | Carrier::Fields => routed.event.payload.into_bytes(),
+        let dead_letter = routed.dead_letter.is_some();
+        let omitted = marks::payload_omitted(&routed);
+        let document = (self.carrier == Carrier::Document).then(|| line(&routed));
+        let Routed {
+            destination,
+            mut event,
+            ..
+        } = routed;
+        let id = std::mem::take(&mut event.id);
+        let message_type = std::mem::take(&mut event.event_type);
+        let value = match document {
+            Some(line) => line,
+            None if omitted => Vec::new(),
+            None => self.value(event),
         };
-        Message {
-            destination: routed.destination,
+        Ok(Message {
+            destination,
             key,
             value: Some(value),
+            partition,
             headers,
-            id: routed.event.id,
-            message_type: Some(routed.event.event_type),
+            id,
+            message_type: Some(message_type),
             content_type: Some(CONTENT_TYPE.to_owned()),
-            dead_letter: routed.dead_letter.is_some(),
-        }
+            dead_letter,
+        })
     }
 }
 
@@ -224,7 +317,7 @@ mod tests {
     #[test]
     fn headers_carry_identity_row_headers_and_position_and_no_row_can_pose_as_the_relay() {
         let routed = Routed::new("d".to_owned(), event(&FORGED, "{}", None));
-        let message = Native::new(SinkKind::Kafka).encode(routed);
+        let message = Native::new(SinkKind::Kafka).encode(routed).unwrap();
         assert_eq!(
             names(&message),
             vec![
@@ -250,7 +343,7 @@ mod tests {
             "d".to_owned(),
             event(&FORGED, "{}", Some("2026-11-25 12:00:00+00")),
         );
-        let message = Native::new(SinkKind::Redis).encode(routed);
+        let message = Native::new(SinkKind::Redis).encode(routed).unwrap();
         assert_eq!(
             names(&message),
             vec![
@@ -272,7 +365,7 @@ mod tests {
         for sink in [SinkKind::Kafka, SinkKind::Rabbitmq, SinkKind::Redis] {
             let routed = Routed::new("orders".to_owned(), event(&[], &large, None))
                 .dead_lettered("outbox.dlq", "too large");
-            let message = Native::new(sink).encode(routed);
+            let message = Native::new(sink).encode(routed).unwrap();
             assert_eq!(message.destination, "outbox.dlq");
             assert!(message.dead_letter);
             assert_eq!(message.value.as_deref(), Some(&b""[..]), "{sink:?}");
@@ -300,16 +393,84 @@ mod tests {
         };
         let format = FormatConfig {
             id_header: "eventId".into(),
+            ..FormatConfig::default()
         };
         for sink in [SinkKind::Kafka, SinkKind::Redis] {
-            let message = Native::configured(sink, &routing, &format)
-                .encode(Routed::new("d".to_owned(), event.clone()));
+            let message = Native::configured(sink, &routing, &format, Vec::new())
+                .encode(Routed::new("d".to_owned(), event.clone()))
+                .unwrap();
             let headers = names(&message);
             assert_eq!(headers[0], ("eventId", "e-1"), "{sink:?}");
             assert!(!headers[1..]
                 .iter()
                 .any(|(n, _)| *n == "eventId" || *n == "id"));
             assert_eq!(message.key.as_deref(), Some(&br#""c-7""#[..]));
+        }
+    }
+
+    fn placed(entries: &[&str]) -> Native {
+        let entries: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+        Native::configured(
+            SinkKind::Kafka,
+            &RoutingConfig::default(),
+            &FormatConfig::default(),
+            Placement::parse_all(&entries).unwrap(),
+        )
+    }
+
+    fn with_columns(payload: &str, columns: &[(&str, Option<&str>)]) -> Routed {
+        let mut event = event(&[], payload, None);
+        event.columns = columns
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+            .collect();
+        Routed::new("d".to_owned(), event)
+    }
+
+    #[test]
+    fn further_columns_go_to_headers_the_envelope_and_the_partition() {
+        let native = placed(&[
+            "tenant:header:x-tenant",
+            "v:envelope:version",
+            "p:partition",
+        ]);
+        let routed = with_columns(
+            r#"{"n": 12345678901234567890}"#,
+            &[("tenant", Some("acme")), ("v", Some("2")), ("p", Some("1"))],
+        );
+        let message = native.encode(routed.clone()).unwrap();
+        assert!(names(&message).contains(&("x-tenant", "acme")));
+        assert_eq!(
+            String::from_utf8(message.value.unwrap()).unwrap(),
+            r#"{"payload":{"n":12345678901234567890},"version":"2"}"#
+        );
+        assert_eq!(message.partition, Some(1));
+
+        let dead = native.encode(routed.dead_lettered("dlq", "why")).unwrap();
+        assert_eq!(dead.partition, None, "a dead letter goes to another topic");
+
+        let nulls = with_columns("not json", &[("tenant", None), ("v", None), ("p", None)]);
+        let message = native.encode(nulls).unwrap();
+        assert!(!names(&message).iter().any(|(n, _)| *n == "x-tenant"));
+        assert_eq!(
+            String::from_utf8(message.value.unwrap()).unwrap(),
+            r#"{"payload":"not json","version":null}"#
+        );
+        assert_eq!(message.partition, None);
+    }
+
+    #[test]
+    fn a_partition_column_without_a_partition_number_refuses_the_event() {
+        let native = placed(&["p:partition"]);
+        for bad in ["one", "-1", "1.5"] {
+            let refusal = native
+                .encode(with_columns("{}", &[("p", Some(bad))]))
+                .unwrap_err();
+            assert_eq!(refusal.event_id, "e-1");
+            assert!(
+                refusal.reason.contains("not a partition number"),
+                "{refusal}"
+            );
         }
     }
 
@@ -324,7 +485,8 @@ mod tests {
             event.id = id.to_owned();
             event.origin = Origin::Commit(Lsn(1));
             let message = Native::new(SinkKind::Stdout)
-                .encode(Routed::new("outbox.event.order".to_owned(), event));
+                .encode(Routed::new("outbox.event.order".to_owned(), event))
+                .unwrap();
             assert!(message.headers.is_empty());
             String::from_utf8(message.value.unwrap()).unwrap()
         };

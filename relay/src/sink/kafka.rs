@@ -249,6 +249,9 @@ impl KafkaSink {
         if let Some(value) = &message.value {
             record = record.payload(value);
         }
+        if let Some(partition) = message.partition {
+            record = record.partition(partition);
+        }
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => return Ok(delivery),
@@ -339,6 +342,8 @@ fn is_unacceptable(code: RDKafkaErrorCode) -> bool {
             | RDKafkaErrorCode::InvalidRecord
             | RDKafkaErrorCode::InvalidTopic
             | RDKafkaErrorCode::BadMessage
+            // A partition number the topic does not have (from a partition column).
+            | RDKafkaErrorCode::UnknownPartition
     )
 }
 

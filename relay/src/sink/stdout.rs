@@ -61,21 +61,23 @@ mod tests {
     use crate::lsn::Lsn;
 
     fn message(id: &str, payload: &str) -> Message {
-        Native::new(SinkKind::Stdout).encode(Routed::new(
-            "outbox.event.Order".to_owned(),
-            Event {
-                id: id.to_owned(),
-                aggregate_type: "Order".to_owned(),
-                aggregate_id: "o-1".to_owned(),
-                event_type: "OrderCreated".to_owned(),
-                payload: payload.to_owned(),
-                headers: Vec::new(),
-                columns: Vec::new(),
-                created_at: None,
-                origin: Origin::Commit(Lsn(1)),
-                committed_at: std::time::SystemTime::UNIX_EPOCH,
-            },
-        ))
+        Native::new(SinkKind::Stdout)
+            .encode(Routed::new(
+                "outbox.event.Order".to_owned(),
+                Event {
+                    id: id.to_owned(),
+                    aggregate_type: "Order".to_owned(),
+                    aggregate_id: "o-1".to_owned(),
+                    event_type: "OrderCreated".to_owned(),
+                    payload: payload.to_owned(),
+                    headers: Vec::new(),
+                    columns: Vec::new(),
+                    created_at: None,
+                    origin: Origin::Commit(Lsn(1)),
+                    committed_at: std::time::SystemTime::UNIX_EPOCH,
+                },
+            ))
+            .unwrap()
     }
 
     #[tokio::test]

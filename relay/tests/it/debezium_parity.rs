@@ -203,3 +203,135 @@ async fn keys_by_any_column_json_quoted_with_a_renamed_id_header_in_logical_mode
 async fn keys_by_any_column_json_quoted_with_a_renamed_id_header_when_polling() {
     keys_by_any_column_json_quoted_with_a_renamed_id_header(true).await;
 }
+
+/// A Kafka message as read: partition, key, value and headers.
+type Landed = (i32, String, String, Vec<(String, String)>);
+
+/// Reads every partition of `topic` until `count` keys arrived: partition, key, value and headers
+/// of each key's first message (a session that ends on a refusal sends its batch again).
+fn read_partitions(brokers: &str, topic: &str, count: usize) -> Vec<Landed> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", support::unique("placement-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut read = Vec::new();
+    while read.len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {count} arrived",
+            read.len()
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = message.unwrap();
+        let text =
+            |bytes: Option<&[u8]>| String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned();
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), text(h.value)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let key = text(message.key());
+        if !read.iter().any(|(_, k, _, _)| *k == key) {
+            read.push((message.partition(), key, text(message.payload()), headers));
+        }
+    }
+    read
+}
+
+/// `table.fields.additional.placement`: a column as a header, one in an envelope around the
+/// payload, one as the Kafka partition; a partition column without a number dead-letters its event.
+async fn places_further_columns_in_headers_the_envelope_and_the_partition(polling: bool) {
+    let kafka = harness::Kafka::start().unwrap();
+    let topic = support::unique("placed");
+    let dead_letters = support::unique("placed-dlq");
+    let pg = database(polling).await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("ALTER TABLE outbox ADD COLUMN version integer, ADD COLUMN part text")
+        .await
+        .unwrap();
+    let config = config(
+        "[format]\nadditional_columns = [\"tenant:header:x-tenant\", \"version:envelope\", \"part:partition\"]\n",
+    );
+    let mut relay = support::start_relay(
+        &pg,
+        &[
+            "--config",
+            config.path().to_str().unwrap(),
+            "--sink",
+            "kafka",
+            "--kafka-brokers",
+            &kafka.brokers(),
+            "--destination",
+            &topic,
+            "--dead-letter-destination",
+            &dead_letters,
+        ],
+    );
+    scenarios::wait_streaming(&relay);
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, tenant, version, part) VALUES
+               (gen_random_uuid(), 'order', 'o-1', 'Created', '{\"n\": 1}', 'acme', 2, '2'),
+               (gen_random_uuid(), 'order', 'o-2', 'Created', '{\"n\": 2}', NULL, NULL, '0'),
+               (gen_random_uuid(), 'order', 'o-3', 'Created', '{\"n\": 3}', 'acme', 1, 'oops')",
+        )
+        .await
+        .unwrap();
+    let mut parked = Reader::kafka(&kafka.brokers(), std::slice::from_ref(&dead_letters));
+    let dead = parked.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    assert_eq!(dead[0].key, "o-3", "{}", relay.log());
+    let reason = dead[0]
+        .headers
+        .get("dlq_reason")
+        .cloned()
+        .unwrap_or_default();
+    assert!(reason.contains("not a partition number"), "{reason}");
+
+    let mut read = read_partitions(&kafka.brokers(), &topic, 2);
+    read.sort_by(|a, b| a.1.cmp(&b.1));
+    let header = |headers: &[(String, String)]| {
+        headers
+            .iter()
+            .find(|(k, _)| k == "x-tenant")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!((read[0].0, read[0].1.as_str()), (2, "o-1"));
+    assert_eq!(read[0].2, r#"{"payload":{"n":1},"version":"2"}"#);
+    assert_eq!(header(&read[0].3).as_deref(), Some("acme"));
+    assert_eq!((read[1].0, read[1].1.as_str()), (0, "o-2"));
+    assert_eq!(read[1].2, r#"{"payload":{"n":2},"version":null}"#);
+    assert_eq!(header(&read[1].3), None);
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn places_further_columns_in_headers_the_envelope_and_the_partition_in_logical_mode() {
+    places_further_columns_in_headers_the_envelope_and_the_partition(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn places_further_columns_in_headers_the_envelope_and_the_partition_when_polling() {
+    places_further_columns_in_headers_the_envelope_and_the_partition(true).await;
+}

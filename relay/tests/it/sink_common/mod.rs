@@ -62,7 +62,11 @@ pub async fn publish_all(
         let batch = events
             .by_ref()
             .take(batch_size)
-            .map(|routed| encoder.encode(routed))
+            .map(|routed| {
+                encoder
+                    .encode(routed)
+                    .expect("the default format encodes any event")
+            })
             .collect();
         pending.push_back(sink.publish(batch).await?);
     }
