@@ -35,6 +35,9 @@ pub struct Columns {
     pub headers: String,
     /// Optional column.
     pub created_at: String,
+    /// Optional column: Debezium's span context, `key=value` lines (Java properties) such as
+    /// `traceparent=00-…`; its `traceparent` and `tracestate` are carried like the row's headers.
+    pub tracing_span_context: String,
     /// Polling only: an identity column that orders rows by insertion.
     pub sequence: String,
     /// Polling only: when the row was relayed; `NULL` until then.
@@ -61,6 +64,7 @@ impl Default for Columns {
             payload: "payload".into(),
             headers: "headers".into(),
             created_at: "created_at".into(),
+            tracing_span_context: "tracingspancontext".into(),
             sequence: "seq".into(),
             published_at: "published_at".into(),
         }
@@ -171,6 +175,7 @@ impl OutboxTable {
             payload: find(&c.payload).unwrap_or_default(),
             headers: find(&c.headers),
             created_at: find(&c.created_at),
+            tracing_span_context: find(&c.tracing_span_context),
             extra: self
                 .extra_columns
                 .iter()
@@ -188,6 +193,19 @@ fn text_of(bytes: &[u8]) -> String {
         Ok(text) => text.to_owned(),
         Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
     }
+}
+
+/// The W3C trace context in Debezium's span context column: Java properties text, one `key=value`
+/// (or `key: value`) per line, `#` comments. Headers of the same name in the row win.
+fn span_context(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#') && !line.starts_with('!'))
+        .filter_map(|line| line.split_once(['=', ':']))
+        .map(|(key, value)| (key.trim(), value.trim()))
+        .filter(|(key, _)| matches!(*key, "traceparent" | "tracestate"))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
 }
 
 /// `(schema, table)` of `schema.table`, or of `table` in `public`; unquoted.
@@ -222,6 +240,7 @@ pub struct RowLayout {
     payload: usize,
     headers: Option<usize>,
     created_at: Option<usize>,
+    tracing_span_context: Option<usize>,
     /// The further columns, by name.
     extra: Vec<(String, usize)>,
 }
@@ -264,13 +283,20 @@ impl RowLayout {
             Some(Value::Text(bytes)) => Some(text_of(bytes)),
             _ => None,
         };
-        let headers = match optional(self.headers) {
+        let mut headers = match optional(self.headers) {
             None => Vec::new(),
             Some(raw) => crate::json_text::object_members(&raw).unwrap_or_else(|| {
                 warnings.push("headers is not a JSON object; relayed without them".to_owned());
                 Vec::new()
             }),
         };
+        if let Some(context) = optional(self.tracing_span_context) {
+            for (key, value) in span_context(&context) {
+                if !headers.iter().any(|(k, _)| *k == key) {
+                    headers.push((key, value));
+                }
+            }
+        }
         let columns = self
             .extra
             .iter()
@@ -305,6 +331,58 @@ mod tests {
 
     fn text(s: &str) -> Value {
         Value::Text(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn debeziums_span_context_becomes_trace_headers_unless_the_row_has_them() {
+        let table = OutboxTable::default();
+        let names = [
+            "id",
+            "aggregatetype",
+            "aggregateid",
+            "type",
+            "payload",
+            "headers",
+            "tracingspancontext",
+        ];
+        let layout = table.layout(&columns(&names)).unwrap();
+        let context = "#Mon Dec 07 06:00:00 UTC 2026\ntraceparent=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\ntracestate: vendor=1\nother=x\n";
+        let row = |headers: &str| {
+            layout
+                .event(
+                    &[
+                        text("1"),
+                        text("order"),
+                        text("42"),
+                        text("T"),
+                        text("{}"),
+                        text(headers),
+                        text(context),
+                    ],
+                    Origin::Sequence(1),
+                    SystemTime::UNIX_EPOCH,
+                )
+                .0
+                .headers
+        };
+        assert_eq!(
+            row(r#"{"correlation_id":"c-1"}"#),
+            vec![
+                ("correlation_id".to_owned(), "c-1".to_owned()),
+                (
+                    "traceparent".to_owned(),
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned()
+                ),
+                ("tracestate".to_owned(), "vendor=1".to_owned()),
+            ]
+        );
+        assert_eq!(
+            row(r#"{"traceparent":"mine"}"#)[..2],
+            [
+                ("traceparent".to_owned(), "mine".to_owned()),
+                ("tracestate".to_owned(), "vendor=1".to_owned()),
+            ]
+        );
     }
 
     #[test]

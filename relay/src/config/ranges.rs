@@ -174,6 +174,10 @@ fn outbox(config: &Config) -> Result<(), ConfigError> {
         ("outbox.columns.payload", &c.payload),
         ("outbox.columns.headers", &c.headers),
         ("outbox.columns.created_at", &c.created_at),
+        (
+            "outbox.columns.tracing_span_context",
+            &c.tracing_span_context,
+        ),
         ("outbox.columns.sequence", &c.sequence),
         ("outbox.columns.published_at", &c.published_at),
     ] {

@@ -342,7 +342,7 @@ impl TableColumns {
     /// the further ones the configuration reads (required too).
     pub(super) fn event_columns(&self, outbox: &OutboxTable) -> Vec<String> {
         let c = &outbox.columns;
-        let optional = [&c.headers, &c.created_at]
+        let optional = [&c.headers, &c.created_at, &c.tracing_span_context]
             .into_iter()
             .filter(|n| self.names.contains(n));
         [

@@ -335,3 +335,48 @@ async fn places_further_columns_in_headers_the_envelope_and_the_partition_in_log
 async fn places_further_columns_in_headers_the_envelope_and_the_partition_when_polling() {
     places_further_columns_in_headers_the_envelope_and_the_partition(true).await;
 }
+
+/// Debezium's `tracingspancontext` column carries its `traceparent` like the row's headers do.
+async fn carries_debeziums_span_context_as_trace_headers(polling: bool) {
+    let redis = harness::Redis::shared().unwrap();
+    let stream = support::unique("traced");
+    let pg = database(polling).await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("ALTER TABLE outbox ADD COLUMN tracingspancontext text")
+        .await
+        .unwrap();
+    let config = config("");
+    let mut relay = relay(&pg, &redis, &stream, &config);
+    scenarios::wait_streaming(&relay);
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, tracingspancontext) VALUES
+               (gen_random_uuid(), 'order', 'o-1', 'Created', '{{}}', E'#Sun Dec 06 06:00:00 UTC 2026\\ntraceparent={traceparent}\\n')"
+        ))
+        .await
+        .unwrap();
+    let mut reader = Reader::redis(&redis, std::slice::from_ref(&stream));
+    let received = reader.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    assert_eq!(
+        received[0].headers.get("traceparent").map(String::as_str),
+        Some(traceparent),
+        "{}",
+        relay.log()
+    );
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carries_debeziums_span_context_as_trace_headers_in_logical_mode() {
+    carries_debeziums_span_context_as_trace_headers(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carries_debeziums_span_context_as_trace_headers_when_polling() {
+    carries_debeziums_span_context_as_trace_headers(true).await;
+}
