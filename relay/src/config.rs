@@ -380,7 +380,16 @@ impl Config {
             .into_iter()
             .map(|placement| placement.column)
             .collect();
-        for column in self.routing.key_column.iter().chain(&placed) {
+        // Read again as a further column, so that a NULL tells from the JSON `null`.
+        let payload =
+            (self.format.tombstone_on_null_payload).then(|| self.outbox.columns.payload.clone());
+        for column in self
+            .routing
+            .key_column
+            .iter()
+            .chain(&placed)
+            .chain(&payload)
+        {
             if !outbox.extra_columns.contains(column) {
                 outbox.extra_columns.push(column.clone());
             }

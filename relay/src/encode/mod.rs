@@ -28,6 +28,21 @@ pub struct FormatConfig {
     /// Further columns and where they go: `column:header[:alias]`, `column:envelope[:alias]`,
     /// `column:partition` (Debezium's `table.fields.additional.placement`).
     pub additional_columns: Vec<String>,
+    /// `raw`: the payload column's text as the value; `json_string`: that text as one JSON string,
+    /// as Debezium's `JsonConverter` writes a payload it does not expand
+    /// (`table.expand.json.payload = false`).
+    pub payload_encoding: PayloadEncoding,
+    /// A NULL payload sends a Kafka tombstone (a record with a null value; RabbitMQ: an empty
+    /// body), Debezium's `route.tombstone.on.empty.payload`. Redis and stdout are unchanged.
+    pub tombstone_on_null_payload: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadEncoding {
+    #[default]
+    Raw,
+    JsonString,
 }
 
 impl FormatConfig {
@@ -44,6 +59,8 @@ impl Default for FormatConfig {
         FormatConfig {
             id_header: "id".into(),
             additional_columns: Vec::new(),
+            payload_encoding: PayloadEncoding::Raw,
+            tombstone_on_null_payload: false,
         }
     }
 }
@@ -124,12 +141,20 @@ pub trait Encoder: Send + Sync {
 
 /// The encoder the configuration selects, laid out for its sink.
 pub fn from_config(config: &Config) -> Result<Box<dyn Encoder>, ConfigError> {
-    Ok(Box::new(Native::configured(
+    let native = Native::configured(
         config.sink,
         &config.routing,
         &config.format,
         config.format.placements()?,
-    )))
+    );
+    Ok(Box::new(
+        native.with_tombstones(
+            config
+                .format
+                .tombstone_on_null_payload
+                .then(|| config.outbox.columns.payload.clone()),
+        ),
+    ))
 }
 
 /// How a sink carries a message, which some formats lay out differently.

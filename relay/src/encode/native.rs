@@ -5,7 +5,9 @@
 use serde::{Serialize, Serializer};
 
 use super::marks::{self, is_reserved, POSITION_HEADER};
-use super::{Carrier, Encoder, FormatConfig, HeaderValue, Message, Place, Placement};
+use super::{
+    Carrier, Encoder, FormatConfig, HeaderValue, Message, PayloadEncoding, Place, Placement,
+};
 use crate::config::SinkKind;
 use crate::event::{Event, Routed};
 use crate::router::RoutingConfig;
@@ -19,6 +21,9 @@ pub struct Native {
     routing: RoutingConfig,
     id_header: String,
     placements: Vec<Placement>,
+    payload_encoding: PayloadEncoding,
+    /// The payload column, read as a further column, when a NULL in it sends a tombstone.
+    tombstone_column: Option<String>,
 }
 
 impl Native {
@@ -45,7 +50,27 @@ impl Native {
             routing: routing.clone(),
             id_header: format.id_header.clone(),
             placements,
+            payload_encoding: format.payload_encoding,
+            tombstone_column: None,
         }
+    }
+
+    /// Sends a tombstone (Kafka) for a NULL in `payload_column`, which the layout reads as a
+    /// further column.
+    pub fn with_tombstones(mut self, payload_column: Option<String>) -> Native {
+        self.tombstone_column = payload_column;
+        self
+    }
+
+    /// Whether `event` is a tombstone: its payload column was read and is NULL, and tombstones
+    /// are asked for. (An event from a message has no columns: never a tombstone.)
+    fn is_tombstone(&self, event: &Event) -> bool {
+        self.tombstone_column.as_ref().is_some_and(|column| {
+            event
+                .columns
+                .iter()
+                .any(|(name, value)| name == column && value.is_none())
+        })
     }
 
     /// The further columns placed as headers (Redis: fields), by alias; a NULL one is left out.
@@ -69,13 +94,20 @@ impl Native {
                 Place::Header(_) | Place::Partition => None,
             })
             .collect();
+        let as_string = || serde_json::Value::from(event.payload.as_str()).to_string();
         if members.is_empty() {
-            return event.payload.into_bytes();
+            return match self.payload_encoding {
+                PayloadEncoding::Raw => event.payload.into_bytes(),
+                PayloadEncoding::JsonString => as_string().into_bytes(),
+            };
         }
         // The payload's JSON text as written, so numbers keep every digit; any other text as a string.
-        let payload = match crate::json_text::embeddable(&event.payload) {
-            Some(json) => json.get().to_owned(),
-            None => serde_json::Value::from(event.payload.as_str()).to_string(),
+        let payload = match (
+            self.payload_encoding,
+            crate::json_text::embeddable(&event.payload),
+        ) {
+            (PayloadEncoding::Raw, Some(json)) => json.get().to_owned(),
+            _ => as_string(),
         };
         let mut envelope = format!("{{\"payload\":{payload}");
         for (alias, value) in members {
@@ -187,14 +219,15 @@ impl Encoder for Native {
         let id = std::mem::take(&mut event.id);
         let message_type = std::mem::take(&mut event.event_type);
         let value = match document {
-            Some(line) => line,
-            None if omitted => Vec::new(),
-            None => self.value(event),
+            Some(line) => Some(line),
+            None if omitted => Some(Vec::new()),
+            None if self.carrier == Carrier::Headers && self.is_tombstone(&event) => None,
+            None => Some(self.value(event)),
         };
         Ok(Message {
             destination,
             key,
-            value: Some(value),
+            value,
             partition,
             headers,
             id,
@@ -472,6 +505,41 @@ mod tests {
                 "{refusal}"
             );
         }
+    }
+
+    #[test]
+    fn a_null_payload_is_a_tombstone_when_asked_and_payloads_may_be_json_strings() {
+        let format = FormatConfig {
+            payload_encoding: PayloadEncoding::JsonString,
+            ..FormatConfig::default()
+        };
+        let native = |sink| {
+            Native::configured(sink, &RoutingConfig::default(), &format, Vec::new())
+                .with_tombstones(Some("payload".into()))
+        };
+        let null = with_columns("null", &[("payload", None)]);
+        assert_eq!(
+            native(SinkKind::Kafka).encode(null.clone()).unwrap().value,
+            None
+        );
+        assert_eq!(
+            native(SinkKind::Redis)
+                .encode(null)
+                .unwrap()
+                .value
+                .as_deref(),
+            Some(&br#""null""#[..]),
+            "Redis streams have no tombstones"
+        );
+        let json = with_columns(r#"{"a": 1}"#, &[("payload", Some(r#"{"a": 1}"#))]);
+        assert_eq!(
+            native(SinkKind::Kafka)
+                .encode(json)
+                .unwrap()
+                .value
+                .as_deref(),
+            Some(&br#""{\"a\": 1}""#[..])
+        );
     }
 
     #[test]

@@ -204,8 +204,8 @@ async fn keys_by_any_column_json_quoted_with_a_renamed_id_header_when_polling() 
     keys_by_any_column_json_quoted_with_a_renamed_id_header(true).await;
 }
 
-/// A Kafka message as read: partition, key, value and headers.
-type Landed = (i32, String, String, Vec<(String, String)>);
+/// A Kafka message as read: partition, key, value (`None`: a tombstone) and headers.
+type Landed = (i32, String, Option<String>, Vec<(String, String)>);
 
 /// Reads every partition of `topic` until `count` keys arrived: partition, key, value and headers
 /// of each key's first message (a session that ends on a refusal sends its batch again).
@@ -250,7 +250,14 @@ fn read_partitions(brokers: &str, topic: &str, count: usize) -> Vec<Landed> {
             .unwrap_or_default();
         let key = text(message.key());
         if !read.iter().any(|(_, k, _, _)| *k == key) {
-            read.push((message.partition(), key, text(message.payload()), headers));
+            read.push((
+                message.partition(),
+                key,
+                message
+                    .payload()
+                    .map(|v| String::from_utf8_lossy(v).into_owned()),
+                headers,
+            ));
         }
     }
     read
@@ -318,10 +325,16 @@ async fn places_further_columns_in_headers_the_envelope_and_the_partition(pollin
             .map(|(_, v)| v.clone())
     };
     assert_eq!((read[0].0, read[0].1.as_str()), (2, "o-1"));
-    assert_eq!(read[0].2, r#"{"payload":{"n":1},"version":"2"}"#);
+    assert_eq!(
+        read[0].2.as_deref(),
+        Some(r#"{"payload":{"n":1},"version":"2"}"#)
+    );
     assert_eq!(header(&read[0].3).as_deref(), Some("acme"));
     assert_eq!((read[1].0, read[1].1.as_str()), (0, "o-2"));
-    assert_eq!(read[1].2, r#"{"payload":{"n":2},"version":null}"#);
+    assert_eq!(
+        read[1].2.as_deref(),
+        Some(r#"{"payload":{"n":2},"version":null}"#)
+    );
     assert_eq!(header(&read[1].3), None);
     support::stop_relay(&mut relay);
 }
@@ -379,4 +392,59 @@ async fn carries_debeziums_span_context_as_trace_headers_in_logical_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn carries_debeziums_span_context_as_trace_headers_when_polling() {
     carries_debeziums_span_context_as_trace_headers(true).await;
+}
+
+/// `route.tombstone.on.empty.payload` and an unexpanded payload: a NULL payload is a Kafka
+/// tombstone, any other is sent as one JSON string.
+async fn sends_tombstones_for_null_payloads_and_payloads_as_json_strings(polling: bool) {
+    let kafka = harness::Kafka::start().unwrap();
+    let topic = support::unique("tombstones");
+    let pg = database(polling).await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute("ALTER TABLE outbox ALTER COLUMN payload DROP NOT NULL")
+        .await
+        .unwrap();
+    let config =
+        config("[format]\ntombstone_on_null_payload = true\npayload_encoding = \"json_string\"\n");
+    let mut relay = support::start_relay(
+        &pg,
+        &[
+            "--config",
+            config.path().to_str().unwrap(),
+            "--sink",
+            "kafka",
+            "--kafka-brokers",
+            &kafka.brokers(),
+            "--destination",
+            &topic,
+        ],
+    );
+    scenarios::wait_streaming(&relay);
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES
+               (gen_random_uuid(), 'order', 'o-1', 'Deleted', NULL),
+               (gen_random_uuid(), 'order', 'o-2', 'Created', '{\"a\": 1}')",
+        )
+        .await
+        .unwrap();
+    let mut read = read_partitions(&kafka.brokers(), &topic, 2);
+    read.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(read[0].2, None, "a tombstone: {}", relay.log());
+    assert_eq!(read[1].2.as_deref(), Some(r#""{\"a\": 1}""#));
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_tombstones_for_null_payloads_and_payloads_as_json_strings_in_logical_mode() {
+    sends_tombstones_for_null_payloads_and_payloads_as_json_strings(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_tombstones_for_null_payloads_and_payloads_as_json_strings_when_polling() {
+    sends_tombstones_for_null_payloads_and_payloads_as_json_strings(true).await;
 }
