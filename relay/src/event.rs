@@ -24,6 +24,8 @@ pub struct Event {
     pub created_at: Option<String>,
     /// Where the row was read, for the log lines.
     pub origin: Origin,
+    /// The id (xid) of the transaction that wrote it, from logical replication's Begin message.
+    pub transaction_id: Option<u32>,
     /// When that transaction committed: relay lag and commit-to-ack latency count from here.
     pub committed_at: SystemTime,
 }
@@ -133,6 +135,8 @@ pub struct Routed {
     pub dead_letter: Option<DeadLetter>,
     /// The event's place in the outbox, as [`Routed::position`] spells it.
     position: String,
+    /// Its index among its transaction's events (logical replication).
+    index: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +154,7 @@ impl Routed {
             event,
             dead_letter: None,
             position,
+            index: None,
         }
     }
 
@@ -157,7 +162,13 @@ impl Routed {
     /// pipeline counts since the source always resumes at a transaction's start.
     pub fn with_index(mut self, index: u32) -> Routed {
         self.position = position(self.event.origin, index);
+        self.index = self.event.origin.lsn().map(|_| index);
         self
+    }
+
+    /// Its index among its transaction's events, in logical replication.
+    pub fn index(&self) -> Option<u32> {
+        self.index
     }
 
     /// Where the event stands in the outbox: commit LSN and index within the transaction, or the
@@ -206,6 +217,7 @@ mod tests {
             columns: Vec::new(),
             created_at: None,
             origin,
+            transaction_id: None,
             committed_at: SystemTime::UNIX_EPOCH,
         }
     }

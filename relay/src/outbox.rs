@@ -312,6 +312,7 @@ impl RowLayout {
             columns,
             created_at: optional(self.created_at),
             origin,
+            transaction_id: None,
             committed_at,
         };
         (event, warnings)

@@ -203,6 +203,7 @@ mod tests {
             columns: Vec::new(),
             created_at: None,
             origin: Origin::Commit(Lsn(1)),
+            transaction_id: None,
             committed_at: std::time::SystemTime::UNIX_EPOCH,
         }
     }

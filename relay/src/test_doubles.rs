@@ -32,6 +32,7 @@ pub fn event(id: &str, aggregate: &str, lsn: u64) -> Event {
         columns: Vec::new(),
         created_at: None,
         origin: Origin::Commit(Lsn(lsn)),
+        transaction_id: None,
         committed_at: SystemTime::now(),
     }
 }

@@ -77,6 +77,7 @@ mod tests {
                 columns: Vec::new(),
                 created_at: None,
                 origin,
+                transaction_id: None,
                 committed_at: std::time::SystemTime::UNIX_EPOCH,
             },
         )

@@ -35,6 +35,47 @@ pub struct FormatConfig {
     /// A NULL payload sends a Kafka tombstone (a record with a null value; RabbitMQ: an empty
     /// body), Debezium's `route.tombstone.on.empty.payload`. Redis and stdout are unchanged.
     pub tombstone_on_null_payload: bool,
+    /// Headers (Redis: fields) about the event's transaction, each named as its value here; given
+    /// in logical replication only, where there is a transaction to describe.
+    pub metadata_headers: Vec<Metadata>,
+}
+
+/// What a metadata header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metadata {
+    /// The transaction's commit LSN, as PostgreSQL prints it (`16/B374D848`).
+    CommitLsn,
+    /// The transaction's id (xid), in decimal.
+    TransactionId,
+    /// When the transaction committed, RFC 3339 in UTC with microseconds.
+    CommitTime,
+    /// The event's index among its transaction's events, from 0.
+    TransactionIndex,
+}
+
+impl Metadata {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metadata::CommitLsn => "commit_lsn",
+            Metadata::TransactionId => "transaction_id",
+            Metadata::CommitTime => "commit_time",
+            Metadata::TransactionIndex => "transaction_index",
+        }
+    }
+
+    /// Its value for `routed`, when it has one.
+    pub fn value(self, routed: &Routed) -> Option<String> {
+        let event = &routed.event;
+        let lsn = event.origin.lsn()?;
+        Some(match self {
+            Metadata::CommitLsn => lsn.to_string(),
+            Metadata::TransactionId => event.transaction_id?.to_string(),
+            Metadata::CommitTime => chrono::DateTime::<chrono::Utc>::from(event.committed_at)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            Metadata::TransactionIndex => routed.index()?.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +102,7 @@ impl Default for FormatConfig {
             additional_columns: Vec::new(),
             payload_encoding: PayloadEncoding::Raw,
             tombstone_on_null_payload: false,
+            metadata_headers: Vec::new(),
         }
     }
 }

@@ -6,7 +6,8 @@ use serde::{Serialize, Serializer};
 
 use super::marks::{self, is_reserved, POSITION_HEADER};
 use super::{
-    Carrier, Encoder, FormatConfig, HeaderValue, Message, PayloadEncoding, Place, Placement,
+    Carrier, Encoder, FormatConfig, HeaderValue, Message, Metadata, PayloadEncoding, Place,
+    Placement,
 };
 use crate::config::SinkKind;
 use crate::event::{Event, Routed};
@@ -22,6 +23,7 @@ pub struct Native {
     id_header: String,
     placements: Vec<Placement>,
     payload_encoding: PayloadEncoding,
+    metadata: Vec<Metadata>,
     /// The payload column, read as a further column, when a NULL in it sends a tombstone.
     tombstone_column: Option<String>,
 }
@@ -51,6 +53,7 @@ impl Native {
             id_header: format.id_header.clone(),
             placements,
             payload_encoding: format.payload_encoding,
+            metadata: format.metadata_headers.clone(),
             tombstone_column: None,
         }
     }
@@ -146,13 +149,24 @@ impl Native {
     }
 
     /// The row's headers, less any named like a header the relay sets.
-    fn row_headers<'e>(&self, event: &'e Event) -> impl Iterator<Item = (&'e str, &'e str)> {
-        let id_header = self.id_header.clone();
+    fn row_headers<'e>(&'e self, event: &'e Event) -> impl Iterator<Item = (&'e str, &'e str)> {
         event
             .headers
             .iter()
-            .filter(move |(k, _)| !is_reserved(k) && *k != id_header)
+            .filter(move |(k, _)| {
+                !is_reserved(k)
+                    && *k != self.id_header
+                    && !self.metadata.iter().any(|m| m.name() == k)
+            })
             .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The metadata headers asked for, that the event has values of.
+    fn metadata(&self, routed: &Routed) -> Vec<(String, HeaderValue)> {
+        self.metadata
+            .iter()
+            .filter_map(|m| Some((m.name().to_owned(), HeaderValue::Text(m.value(routed)?))))
+            .collect()
     }
 
     /// The event's identity, then the row's headers, then the relay's position and marks.
@@ -171,7 +185,9 @@ impl Native {
         headers.extend(self.placed_headers(event));
         headers.push((POSITION_HEADER, routed.position()));
         headers.extend(marks::marks(routed));
-        owned(headers)
+        let mut headers = owned(headers);
+        headers.extend(self.metadata(routed));
+        headers
     }
 
     /// Top-level fields are the relay's own: the row's headers stay inside one `headers` field.
@@ -195,7 +211,9 @@ impl Native {
         }
         fields.extend(self.placed_headers(event));
         fields.extend(marks::marks(routed));
-        owned(fields)
+        let mut fields = owned(fields);
+        fields.extend(self.metadata(routed));
+        fields
     }
 }
 
@@ -324,6 +342,7 @@ mod tests {
             created_at: created_at.map(str::to_owned),
             columns: Vec::new(),
             origin: Origin::Sequence(1),
+            transaction_id: None,
             committed_at: std::time::SystemTime::UNIX_EPOCH,
         }
     }
@@ -540,6 +559,53 @@ mod tests {
                 .as_deref(),
             Some(&br#""{\"a\": 1}""#[..])
         );
+    }
+
+    #[test]
+    fn metadata_headers_describe_the_transaction_in_logical_replication() {
+        let format = FormatConfig {
+            metadata_headers: vec![
+                Metadata::CommitLsn,
+                Metadata::TransactionId,
+                Metadata::CommitTime,
+                Metadata::TransactionIndex,
+            ],
+            ..FormatConfig::default()
+        };
+        let native = Native::configured(
+            SinkKind::Kafka,
+            &RoutingConfig::default(),
+            &format,
+            Vec::new(),
+        );
+        let mut streamed = event(&[("commit_lsn", "forged")], "{}", None);
+        streamed.origin = Origin::Commit(Lsn(0x16_B374_D848));
+        streamed.transaction_id = Some(755);
+        streamed.committed_at = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_micros(1_765_000_000_123_456);
+        let message = native
+            .encode(Routed::new("d".to_owned(), streamed).with_index(3))
+            .unwrap();
+        let headers = names(&message);
+        assert_eq!(
+            headers[headers.len() - 4..],
+            [
+                ("commit_lsn", "16/B374D848"),
+                ("transaction_id", "755"),
+                ("commit_time", "2025-12-06T05:46:40.123456Z"),
+                ("transaction_index", "3"),
+            ]
+        );
+        assert_eq!(
+            headers.iter().filter(|(n, _)| *n == "commit_lsn").count(),
+            1
+        );
+        let polled = native
+            .encode(Routed::new("d".to_owned(), event(&[], "{}", None)))
+            .unwrap();
+        assert!(!names(&polled)
+            .iter()
+            .any(|(n, _)| n.starts_with("commit_") || n.starts_with("transaction_")));
     }
 
     #[test]

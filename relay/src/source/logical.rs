@@ -107,6 +107,8 @@ pub struct LogicalSource {
     remapping: Option<(Relation, MissingColumns)>,
     /// Commit LSN and time of the transaction being received, between its Begin and Commit.
     open_transaction: Option<(Lsn, SystemTime)>,
+    /// The xid of that transaction, for the events' `transaction_id`.
+    open_xid: Option<u32>,
     last_position: Lsn,
     /// The outbox's oid when the publication was last found to stream it.
     oid: Option<u32>,
@@ -226,6 +228,7 @@ impl LogicalSource {
             layouts: HashMap::new(),
             remapping: None,
             open_transaction: None,
+            open_xid: None,
             last_position: confirmed,
             oid: coverage.oid,
             verified_through: confirmed,
@@ -258,10 +261,11 @@ impl LogicalSource {
                 LogicalMessage::Begin {
                     final_lsn,
                     commit_time,
-                    ..
+                    xid,
                 } => {
                     self.open_transaction =
                         Some((final_lsn, pgoutput::to_system_time(commit_time)));
+                    self.open_xid = Some(xid);
                     Ok(Step::Nothing)
                 }
                 LogicalMessage::Commit { end_lsn, .. } => {
@@ -305,8 +309,9 @@ impl LogicalSource {
                     let (commit_lsn, committed_at) = self.open_transaction.ok_or_else(|| {
                         ReplicationError::Protocol("Insert outside a transaction".into())
                     })?;
-                    let (event, warnings) =
+                    let (mut event, warnings) =
                         layout.event(&values, Origin::Commit(commit_lsn), committed_at);
+                    event.transaction_id = self.open_xid;
                     for warning in warnings {
                         tracing::warn!(event_id = %event.id, lsn = %commit_lsn, "{warning}");
                     }
@@ -329,8 +334,11 @@ impl LogicalSource {
                     }
                     Ok(Step::Change(
                         match message::event(transactional, lsn, &content, self.open_transaction) {
-                            Ok(event) => Change::Message {
-                                event,
+                            Ok(mut event) => Change::Message {
+                                event: {
+                                    event.transaction_id = self.open_xid.filter(|_| transactional);
+                                    event
+                                },
                                 rejected: None,
                             },
                             Err(rejected) => Change::Message {

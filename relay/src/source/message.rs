@@ -118,6 +118,7 @@ pub fn event(
         columns: Vec::new(),
         created_at: document.created_at,
         origin,
+        transaction_id: None,
         committed_at,
     })
 }
@@ -148,6 +149,7 @@ fn unreadable(lsn: Lsn, content: &Bytes, origin: Origin, committed_at: SystemTim
         columns: Vec::new(),
         created_at: None,
         origin,
+        transaction_id: None,
         committed_at,
     }
 }
@@ -191,6 +193,7 @@ mod tests {
                 columns: Vec::new(),
                 created_at: None,
                 origin: Origin::Commit(COMMIT),
+                transaction_id: None,
                 committed_at: SystemTime::UNIX_EPOCH,
             }
         );

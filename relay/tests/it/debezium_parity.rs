@@ -448,3 +448,69 @@ async fn sends_tombstones_for_null_payloads_and_payloads_as_json_strings_in_logi
 async fn sends_tombstones_for_null_payloads_and_payloads_as_json_strings_when_polling() {
     sends_tombstones_for_null_payloads_and_payloads_as_json_strings(true).await;
 }
+
+/// Metadata headers describe each event's transaction in logical replication; polling has no
+/// transaction to describe and sends none.
+async fn describes_the_transaction_in_metadata_headers(polling: bool) {
+    let redis = harness::Redis::shared().unwrap();
+    let stream = support::unique("metadata");
+    let pg = database(polling).await;
+    let config = config(
+        "[format]\nmetadata_headers = [\"commit_lsn\", \"transaction_id\", \"commit_time\", \"transaction_index\"]\n",
+    );
+    let mut relay = relay(&pg, &redis, &stream, &config);
+    scenarios::wait_streaming(&relay);
+    let mut client = pg.client().await.unwrap();
+    let transaction = client.transaction().await.unwrap();
+    transaction
+        .batch_execute(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES
+               (gen_random_uuid(), 'order', 'o-1', 'Created', '{}'),
+               (gen_random_uuid(), 'order', 'o-1', 'Confirmed', '{}')",
+        )
+        .await
+        .unwrap();
+    let xid: String = transaction
+        .query_one("SELECT pg_current_xact_id()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    transaction.commit().await.unwrap();
+    let mut reader = Reader::redis(&redis, std::slice::from_ref(&stream));
+    let received = reader.collect_until(DEADLINE, |r| r.len() >= 2).await;
+    let header = |i: usize, name: &str| received[i].headers.get(name).cloned();
+    if polling {
+        for name in [
+            "commit_lsn",
+            "transaction_id",
+            "commit_time",
+            "transaction_index",
+        ] {
+            assert_eq!(header(0, name), None, "{name}");
+        }
+    } else {
+        assert_eq!(
+            header(0, "transaction_id"),
+            Some(xid.clone()),
+            "{}",
+            relay.log()
+        );
+        assert_eq!(header(1, "transaction_id"), Some(xid));
+        assert!(header(0, "commit_lsn").is_some_and(|lsn| lsn.contains('/')));
+        assert_eq!(header(0, "commit_lsn"), header(1, "commit_lsn"));
+        assert!(header(0, "commit_time").is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(header(0, "transaction_index").as_deref(), Some("0"));
+        assert_eq!(header(1, "transaction_index").as_deref(), Some("1"));
+    }
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describes_the_transaction_in_metadata_headers_in_logical_mode() {
+    describes_the_transaction_in_metadata_headers(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_no_metadata_headers_when_polling() {
+    describes_the_transaction_in_metadata_headers(true).await;
+}

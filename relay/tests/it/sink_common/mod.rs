@@ -34,6 +34,7 @@ pub fn events(destinations: &[String], keys: usize, per_key: usize) -> Vec<Route
                     columns: Vec::new(),
                     created_at: None,
                     origin: Origin::Commit(Lsn(seq as u64 + 1)),
+                    transaction_id: None,
                     committed_at: std::time::SystemTime::now(),
                 },
             )
