@@ -514,3 +514,56 @@ async fn describes_the_transaction_in_metadata_headers_in_logical_mode() {
 async fn sends_no_metadata_headers_when_polling() {
     describes_the_transaction_in_metadata_headers(true).await;
 }
+
+/// A `json` or `text` payload column is sent as written, byte for byte: its spacing and member
+/// order are not normalized as `jsonb` would.
+async fn passes_json_and_text_payloads_as_written(polling: bool, column_type: &str) {
+    let redis = harness::Redis::shared().unwrap();
+    let stream = support::unique("verbatim");
+    let pg = database(polling).await;
+    pg.client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "ALTER TABLE outbox ALTER COLUMN payload TYPE {column_type} USING payload::text::{column_type}"
+        ))
+        .await
+        .unwrap();
+    let config = config("");
+    let mut relay = relay(&pg, &redis, &stream, &config);
+    scenarios::wait_streaming(&relay);
+    let written = "{\"b\": 1,   \"a\": [1.10, 2e3],\n \"b\": 2}";
+    pg.client()
+        .await
+        .unwrap()
+        .execute(
+            &format!(
+                "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES
+                   (gen_random_uuid(), 'order', 'o-1', 'Created', $1::text::{column_type})"
+            ),
+            &[&written],
+        )
+        .await
+        .unwrap();
+    let mut reader = Reader::redis(&redis, std::slice::from_ref(&stream));
+    let received = reader.collect_until(DEADLINE, |r| !r.is_empty()).await;
+    assert_eq!(
+        received[0].payload,
+        written,
+        "{column_type}: {}",
+        relay.log()
+    );
+    support::stop_relay(&mut relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_json_and_text_payloads_as_written_in_logical_mode() {
+    passes_json_and_text_payloads_as_written(false, "json").await;
+    passes_json_and_text_payloads_as_written(false, "text").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_json_and_text_payloads_as_written_when_polling() {
+    passes_json_and_text_payloads_as_written(true, "json").await;
+    passes_json_and_text_payloads_as_written(true, "text").await;
+}
